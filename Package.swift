@@ -1,0 +1,76 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// One module per concern, in the order data flows (see README "Layout"):
+// Micrograph <- Preprocessing <- Catalog <- Experiments; Mirrors <- Catalog;
+// Segmentation and Synthesis depend only on Micrograph. The `hrtem` executable is thin.
+let package = Package(
+    name: "hrtem",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "hrtem", targets: ["hrtem"]),
+        .library(name: "Micrograph", targets: ["Micrograph"]),
+        .library(name: "Preprocessing", targets: ["Preprocessing"]),
+        .library(name: "Catalog", targets: ["Catalog"]),
+        .library(name: "Mirrors", targets: ["Mirrors"]),
+        .library(name: "Segmentation", targets: ["Segmentation"]),
+        .library(name: "Synthesis", targets: ["Synthesis"]),
+        .library(name: "Experiments", targets: ["Experiments"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+    ],
+    targets: [
+        // System libraries: a module map plus a shim of typed wrappers for variadic C calls.
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CTIFF", path: "Sources/CTIFF", pkgConfig: "libtiff-4",
+                       providers: [.apt(["libtiff-dev"])]),
+        .systemLibrary(name: "CPNG", path: "Sources/CPNG", pkgConfig: "libpng",
+                       providers: [.apt(["libpng-dev"])]),
+        .systemLibrary(name: "CCurl", path: "Sources/CCurl", pkgConfig: "libcurl",
+                       providers: [.apt(["libcurl4-openssl-dev"])]),
+        .systemLibrary(name: "CCrypto", path: "Sources/CCrypto", pkgConfig: "libcrypto",
+                       providers: [.apt(["libssl-dev"])]),
+
+        .target(name: "Micrograph", dependencies: ["CTIFF", "CPNG", "CCrypto"],
+                swiftSettings: optimized),
+        .target(name: "Preprocessing", dependencies: ["Micrograph"], swiftSettings: optimized),
+        .target(name: "Mirrors", dependencies: ["Micrograph", "CCurl"], swiftSettings: optimized),
+        .target(name: "Catalog",
+                dependencies: ["Micrograph", "Preprocessing", "Mirrors",
+                               .product(name: "GRDB", package: "GRDB.swift")],
+                swiftSettings: optimized),
+        .target(name: "Segmentation", dependencies: ["Micrograph", "CBLAS"], swiftSettings: optimized),
+        .target(name: "Synthesis", dependencies: ["Micrograph"], swiftSettings: optimized),
+        .target(name: "Experiments",
+                dependencies: ["Catalog", "Segmentation", "Preprocessing", "Micrograph"],
+                swiftSettings: optimized),
+        .executableTarget(
+            name: "hrtem",
+            dependencies: ["Micrograph", "Preprocessing", "Catalog", "Mirrors", "Segmentation",
+                           "Synthesis", "Experiments",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: optimized),
+
+        // Shared by the test targets only: locating ../shared/reference, temporary folders,
+        // running the built `hrtem` binary.
+        .target(name: "TestSupport", dependencies: ["Micrograph"], path: "Sources/TestSupport"),
+
+        .testTarget(name: "MicrographTests", dependencies: ["Micrograph", "TestSupport"]),
+        .testTarget(name: "PreprocessingTests", dependencies: ["Preprocessing", "Micrograph", "TestSupport"]),
+        .testTarget(name: "CatalogTests", dependencies: ["Catalog", "Micrograph", "TestSupport"]),
+        .testTarget(name: "MirrorsTests", dependencies: ["Mirrors", "Micrograph", "TestSupport"]),
+        .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "Micrograph", "TestSupport"]),
+        .testTarget(name: "SynthesisTests",
+                    dependencies: ["Synthesis", "Preprocessing", "Micrograph", "TestSupport"]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Catalog", "TestSupport"]),
+        .testTarget(name: "HrtemCLITests", dependencies: ["TestSupport", "Micrograph"]),
+    ],
+    swiftLanguageModes: [.v5]
+)
+
+/// Numeric kernels are unusable without optimization; `-Ounchecked` is not used so that
+/// bounds checks still turn memory bugs into traps rather than silent corruption.
+var optimized: [SwiftSetting] { [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))] }

@@ -1,0 +1,4 @@
+#ifndef HRTEM_CBLAS_SHIM_H
+#define HRTEM_CBLAS_SHIM_H
+#include <cblas.h>
+#endif

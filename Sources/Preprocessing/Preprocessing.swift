@@ -1,0 +1,6 @@
+import Micrograph
+
+/// The Preprocessing module; see README "Layout".
+public enum PreprocessingModule {
+    public static let name = "Preprocessing"
+}

@@ -1,0 +1,83 @@
+import Foundation
+
+/// The package root, found from this file's location (Sources/TestSupport/TestSupport.swift).
+public let packageRoot: URL = URL(fileURLWithPath: #filePath)
+    .deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+/// `../shared/reference` beside the project, or nil when it is absent (tests then skip with a
+/// message that says so; the files are never copied into the repository).
+public var referenceFolder: URL? {
+    let url = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/reference")
+    return FileManager.default.fileExists(atPath: url.path) ? url : nil
+}
+
+/// The message a test skips with when `../shared/reference` is absent.
+public let referenceMissingMessage = "../shared/reference is absent: reference-data checks skipped"
+
+/// A fresh empty folder under the system temporary folder; removed by `removeTemporaryFolder`.
+public func makeTemporaryFolder(_ label: String = "hrtem-test") throws -> URL {
+    let url = FileManager.default.temporaryDirectory
+        .appendingPathComponent("\(label)-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString.prefix(8))")
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    return url
+}
+
+/// The folder that holds the built products (the test bundle sits beside the `hrtem` binary).
+public var productsFolder: URL {
+    #if os(macOS)
+    for bundle in Bundle.allBundles where bundle.bundlePath.hasSuffix(".xctest") {
+        return bundle.bundleURL.deletingLastPathComponent()
+    }
+    fatalError("couldn't find the products directory")
+    #else
+    return Bundle.main.bundleURL
+    #endif
+}
+
+/// What a run of the built `hrtem` binary printed and how it exited.
+public struct CommandResult {
+    public var status: Int32
+    public var standardOutput: String
+    public var standardError: String
+}
+
+/// Runs the built `hrtem` binary with `arguments`, in `directory`, with extra environment.
+public func runHrtem(_ arguments: [String], in directory: URL? = nil,
+                     environment: [String: String] = [:]) throws -> CommandResult {
+    try runProcess(productsFolder.appendingPathComponent("hrtem"), arguments, in: directory, environment: environment)
+}
+
+/// Runs any program and collects its output (both pipes drained concurrently, so a chatty
+/// program cannot block on a full pipe).
+public func runProcess(_ executable: URL, _ arguments: [String], in directory: URL? = nil,
+                       environment: [String: String] = [:]) throws -> CommandResult {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    if let directory { process.currentDirectoryURL = directory }
+    var env = ProcessInfo.processInfo.environment
+    for (key, value) in environment { env[key] = value }
+    process.environment = env
+    let outPipe = Pipe(), errPipe = Pipe()
+    process.standardOutput = outPipe
+    process.standardError = errPipe
+    try process.run()
+    var outData = Data(), errData = Data()
+    let group = DispatchGroup()
+    group.enter()
+    DispatchQueue.global().async { outData = outPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    errData = errPipe.fileHandleForReading.readDataToEndOfFile()
+    group.wait()
+    process.waitUntilExit()
+    return CommandResult(status: process.terminationStatus,
+                         standardOutput: String(decoding: outData, as: UTF8.self),
+                         standardError: String(decoding: errData, as: UTF8.self))
+}
+
+/// Whether `python3 -c "import <module>"` succeeds here (used to skip peer comparisons).
+public func pythonCanImport(_ module: String, python: String = "python3") -> Bool {
+    guard let result = try? runProcess(URL(fileURLWithPath: "/usr/bin/env"), [python, "-c", "import \(module)"]) else {
+        return false
+    }
+    return result.status == 0
+}

@@ -1,0 +1,27 @@
+import ArgumentParser
+import Catalog
+import Micrograph
+
+@main
+struct HRTEM: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "hrtem",
+        abstract: "Catalog, fetch, preprocess and train on HRTEM data; measure how segmentation generalizes.",
+        discussion: """
+        Data lives in a data folder: --data DIR, else $HRTEM_HOME, else ./hrtem-data.
+        Start with `hrtem import-metadata`, `hrtem ingest` or `hrtem synth`; see README.md for a tour.
+        """,
+        version: hrtemVersion,
+        // Each issue's commands are added here, one line each, in the order of the data flow.
+        subcommands: [
+        ]
+    )
+}
+
+/// The options every command that touches the catalog takes.
+struct DataOptions: ParsableArguments {
+    @Option(name: .customLong("data"), help: "Data folder (default: $HRTEM_HOME or ./hrtem-data).")
+    var dataPath: String?
+
+    var folder: DataFolder { DataFolder.resolve(explicit: dataPath) }
+}

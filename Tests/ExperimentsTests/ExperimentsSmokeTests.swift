@@ -1,0 +1,6 @@
+import Experiments
+import XCTest
+
+final class ExperimentsSmokeTests: XCTestCase {
+    func testModuleLinks() { XCTAssertEqual(ExperimentsModule.name, "Experiments") }
+}

@@ -1,0 +1,6 @@
+import Mirrors
+import XCTest
+
+final class MirrorsSmokeTests: XCTestCase {
+    func testModuleLinks() { XCTAssertEqual(MirrorsModule.name, "Mirrors") }
+}

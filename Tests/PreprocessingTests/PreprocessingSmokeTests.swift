@@ -1,0 +1,6 @@
+import Preprocessing
+import XCTest
+
+final class PreprocessingSmokeTests: XCTestCase {
+    func testModuleLinks() { XCTAssertEqual(PreprocessingModule.name, "Preprocessing") }
+}

@@ -1,0 +1,6 @@
+import Segmentation
+import XCTest
+
+final class SegmentationSmokeTests: XCTestCase {
+    func testModuleLinks() { XCTAssertEqual(SegmentationModule.name, "Segmentation") }
+}
