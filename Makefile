@@ -8,7 +8,7 @@ APT_PACKAGES := libsqlite3-dev libtiff-dev libcurl4-openssl-dev libopenblas-dev 
 BUILD_FLAGS := -c release -Xswiftc -enable-testing
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test demo bench clean
+.PHONY: deps build test demo bench peers clean
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -22,12 +22,26 @@ deps:
 build: deps
 	$(SWIFT) build $(BUILD_FLAGS) --product hrtem
 
-test: deps
+# Python peers (NumPy, scikit-image, ncempy, h5py) for parity tests and benchmarks; best effort:
+# tests that need a peer skip with a message when it is missing.
+peers:
+	@[ -x .venv/bin/python3 ] || python3 -m venv --system-site-packages .venv || true
+	@.venv/bin/python3 -m pip install -q -r Benchmarks/peers/requirements.txt 2>&1 | tail -2 || echo "peers: install failed; peer checks will skip"
+
+test: deps peers
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build --disable-swift-testing
 
 demo: build
 	./scripts/demo.sh
+
+BENCHMARKS := catalog formats mirrors preprocessing synthesis trainer
+bench: deps peers
+	@for b in $(BENCHMARKS); do $(MAKE) --no-print-directory bench-$$b || exit 1; done
+
+bench-%: deps
+	$(SWIFT) build -c release --product bench-$*
+	HRTEM_PYTHON=$(CURDIR)/.venv/bin/python3 .build/release/bench-$*
 
 clean:
 	rm -rf .build demo-output

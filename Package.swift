@@ -54,6 +54,21 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: optimized),
 
+        // Benchmark programs: each prints hrtem's figure and the peer's side by side
+        // (`make bench`, or `make bench-NAME`). Peer scripts live in Benchmarks/peers/.
+        .executableTarget(name: "bench-catalog", dependencies: ["Catalog", "Micrograph"],
+                          path: "Benchmarks/catalog", swiftSettings: optimized),
+        .executableTarget(name: "bench-formats", dependencies: ["Micrograph", "Catalog"],
+                          path: "Benchmarks/formats", swiftSettings: optimized),
+        .executableTarget(name: "bench-mirrors", dependencies: ["Mirrors", "Micrograph"],
+                          path: "Benchmarks/mirrors", swiftSettings: optimized),
+        .executableTarget(name: "bench-preprocessing", dependencies: ["Preprocessing", "Catalog", "Micrograph"],
+                          path: "Benchmarks/preprocessing", swiftSettings: optimized),
+        .executableTarget(name: "bench-synthesis", dependencies: ["Synthesis", "Micrograph"],
+                          path: "Benchmarks/synthesis", swiftSettings: optimized),
+        .executableTarget(name: "bench-trainer", dependencies: ["Segmentation", "Micrograph"],
+                          path: "Benchmarks/trainer", swiftSettings: optimized),
+
         // Shared by the test targets only: locating ../shared/reference, temporary folders,
         // running the built `hrtem` binary.
         .target(name: "TestSupport", dependencies: ["Micrograph"], path: "Sources/TestSupport"),

@@ -75,9 +75,18 @@ public func runProcess(_ executable: URL, _ arguments: [String], in directory: U
 }
 
 /// Whether `python3 -c "import <module>"` succeeds here (used to skip peer comparisons).
-public func pythonCanImport(_ module: String, python: String = "python3") -> Bool {
+public func pythonCanImport(_ module: String, python: String = peerPython) -> Bool {
     guard let result = try? runProcess(URL(fileURLWithPath: "/usr/bin/env"), [python, "-c", "import \(module)"]) else {
         return false
     }
     return result.status == 0
+}
+
+/// The Python that runs peer scripts (NumPy, scikit-image, ncempy, PyTorch): `$HRTEM_PYTHON`,
+/// else the project's `.venv` made by `make peers`, else `python3` on the PATH.
+public var peerPython: String {
+    if let explicit = ProcessInfo.processInfo.environment["HRTEM_PYTHON"], !explicit.isEmpty { return explicit }
+    let venv = packageRoot.appendingPathComponent(".venv/bin/python3")
+    if FileManager.default.isExecutableFile(atPath: venv.path) { return venv.path }
+    return "python3"
 }

@@ -1,0 +1,1 @@
+print("bench-catalog: not written yet")

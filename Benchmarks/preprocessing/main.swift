@@ -1,0 +1,1 @@
+print("bench-preprocessing: not written yet")
