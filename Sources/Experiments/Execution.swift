@@ -136,10 +136,16 @@ public func copyResults(of plan: MatrixPlan, from source: ResultStore, into dest
 public struct SimulatedExecutor: UnitExecutor {
     /// Folder where placeholder model folders (a JSON card only) are written, or nil for none.
     public var modelsFolder: URL?
+    /// Seconds each unit pretends to work (lets tests interrupt a run mid-way).
+    public var secondsPerUnit: Double
 
-    public init(modelsFolder: URL? = nil) { self.modelsFolder = modelsFolder }
+    public init(modelsFolder: URL? = nil, secondsPerUnit: Double = 0) {
+        self.modelsFolder = modelsFolder
+        self.secondsPerUnit = secondsPerUnit
+    }
 
     public func train(_ unit: TrainUnit) throws -> ModelRef {
+        if secondsPerUnit > 0 { Thread.sleep(forTimeInterval: secondsPerUnit) }
         var folder = ""
         if let modelsFolder {
             let url = modelsFolder.appendingPathComponent(unit.id)
@@ -154,6 +160,7 @@ public struct SimulatedExecutor: UnitExecutor {
     }
 
     public func evaluate(_ unit: EvaluateUnit, model: ModelRef) throws -> EvaluationMetrics {
+        if secondsPerUnit > 0 { Thread.sleep(forTimeInterval: secondsPerUnit) }
         let jitter = SimulatedExecutor.unitInterval(unit.id) - 0.5
         let same = unit.trainDatasetID == unit.testDataset.id
         // Off the diagonal: a pair-specific drop, stable for the pair whatever the fold.

@@ -166,7 +166,7 @@ public enum MatrixReport {
         var lines = [dataset.name]
         if let variant { lines.append(variant) }
         lines += dataset.metadata.map { "\($0.key): \($0.value)" }
-        lines.append("v \(dataset.id.prefix(12))")
+        lines.append("version \(dataset.id.prefix(12))")
         return lines
     }
 
@@ -241,7 +241,7 @@ public enum MatrixReport {
         let gridWidth = cellWidth * Double(columns.count)
         let gridHeight = cellHeight * Double(rows.count)
         let legendWidth = legend ? 110.0 : 0
-        let width = left + gridWidth + legendWidth + 20
+        let width = max(left + gridWidth + legendWidth + 20, Double(max(title.count * 9, subtitle.count * 6)) + 24)
         let height = top + max(gridHeight, legend ? 180 : 0) + 30
 
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(coordinate(width))\" height=\"\(coordinate(height))\" viewBox=\"0 0 \(coordinate(width)) \(coordinate(height))\" font-family=\"Helvetica, Arial, sans-serif\" role=\"img\">\n"
@@ -427,5 +427,33 @@ public enum MatrixReport {
             out += "<pre>\(escapeMarkup("hrtem matrix run-unit --plan \(quoted) --unit 0\nhrtem matrix collect --plan \(quoted)"))</pre>\n"
         }
         return out
+    }
+}
+
+extension MatrixReport {
+    /// The matrix as a plain-text table (hard Dice mean ± std), for a terminal or a note.
+    public static func textTable(_ results: MatrixResults) -> String {
+        let plan = results.plan
+        let rows = rows(plan)
+        let columns = columns(plan)
+        let rowNames = rows.map { $0.dataset.name + ($0.variantLabel.map { " [\($0)]" } ?? "") }
+        let first = max(("trained on \\ tested on").count, rowNames.map(\.count).max() ?? 0)
+        var widths = columns.map { max($0.name.count, 15) }
+        var text = "trained on \\ tested on".padding(toLength: first, withPad: " ", startingAt: 0)
+        for (index, column) in columns.enumerated() {
+            widths[index] = max(widths[index], column.name.count)
+            text += "  " + column.name.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+        }
+        text += "\n"
+        for (rowIndex, row) in rows.enumerated() {
+            text += rowNames[rowIndex].padding(toLength: first, withPad: " ", startingAt: 0)
+            for (index, column) in columns.enumerated() {
+                let cell = results.cell(train: row.datasetID, test: column.id, variant: row.variantIndex)
+                let value = cell?.hardDice.map { "\(fixed($0.mean)) ± \(fixed($0.std))" } ?? "pending"
+                text += "  " + value.padding(toLength: widths[index], withPad: " ", startingAt: 0)
+            }
+            text += "\n"
+        }
+        return text
     }
 }
