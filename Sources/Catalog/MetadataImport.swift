@@ -212,8 +212,12 @@ public enum MetadataImporter {
     private static func metadataDifferences(from old: FrameRecord, to new: FrameRecord)
         -> [(name: String, old: String, new: String)] {
         var result: [(name: String, old: String, new: String)] = []
-        func compare<T: Equatable>(_ name: String, _ a: T?, _ b: T?) {
-            if a != b { result.append((name, a.map { "\($0)" } ?? "(none)", b.map { "\($0)" } ?? "(none)")) }
+        func compare(_ name: String, _ a: String?, _ b: String?) {
+            if a != b { result.append((name, a ?? "(none)", b ?? "(none)")) }
+        }
+        func compare(_ name: String, _ a: Double?, _ b: Double?) {
+            if a != b { result.append((name, a.map { FrameListing.number($0) } ?? "(none)",
+                                       b.map { FrameListing.number($0) } ?? "(none)")) }
         }
         compare("material", old.material, new.material)
         compare("size", old.particleSizeNm, new.particleSizeNm)

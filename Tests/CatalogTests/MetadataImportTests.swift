@@ -68,7 +68,7 @@ final class MetadataImportTests: XCTestCase {
                                                       source: "Dataset_metadata.csv", into: store)
         XCTAssertEqual(changed.changed.map(\.line), [3, 6])
         XCTAssertEqual(changed.changed[0].fields.map(\.name), ["dose"])
-        XCTAssertEqual(changed.changed[0].fields[0].new, "421.0")
+        XCTAssertEqual(changed.changed[0].fields[0].new, "421")
         XCTAssertEqual(changed.changed[1].fields.map(\.name), ["shape"])
         XCTAssertEqual(changed.unchanged, 405)
         XCTAssertEqual(try store.frame(id: before[1].id!)?.dose, 421)
