@@ -43,13 +43,15 @@ public struct FrameQuery: Equatable, Sendable, CustomStringConvertible {
     /// arguments. Use as `SELECT ... FROM frames WHERE <sql>`.
     public struct Compiled: Sendable {
         public var sql: String
-        public var arguments: StatementArguments
+        /// The values bound to the `?` placeholders, in order.
+        public var values: [DatabaseValue]
+        public var arguments: StatementArguments { StatementArguments(values) }
     }
 
     public func compile() throws -> Compiled {
         var values: [DatabaseValue] = []
         let sql = expression.sql(into: &values)
-        return Compiled(sql: sql, arguments: StatementArguments(values))
+        return Compiled(sql: sql, values: values)
     }
 }
 
