@@ -12,7 +12,8 @@ Where the study leaves an arithmetic order open, this script fixes one and hrtem
   * the 8-neighbour mean is a float64 sum in row-major neighbour order, divided by 8, stored
     as float32;
   * a border outlier gets the mean of the whole frame at that moment (exact sum, math.fsum),
-    stored as float32.
+    stored as float32;
+  * the frame is converted to float64 before the flat-field downscale.
 
 Commands:
   parity FRAME.npy LABEL.npy OUTDIR [--patch P] [--stride S] [--min-particle-pixels M]
@@ -80,7 +81,9 @@ def basis_images(height, width):
 
 
 def fit_flat_field(img, iterations=2, scale=0.25):
-    small = rescale(img, scale, anti_aliasing=True, order=1)
+    # float64 before the downscale: scikit-image keeps float32 input in float32, which would move
+    # the rescaled values by ~1e-6 for no reason the study cared about
+    small = rescale(img.astype(np.float64), scale, anti_aliasing=True, order=1)
     basis = basis_images(*img.shape)
     small_basis = [rescale(b, scale, anti_aliasing=True, order=1) for b in basis]
     x = np.stack([b.ravel() for b in small_basis], axis=1).astype(np.float64)
