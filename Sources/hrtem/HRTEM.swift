@@ -17,6 +17,8 @@ struct HRTEM: ParsableCommand {
             ImportMetadataCommand.self,
             QueryCommand.self,
             SummaryCommand.self,
+            MatrixCommand.self,
+            SweepCommand.self,
         ]
     )
 }
