@@ -276,7 +276,7 @@ public struct MatrixPlan: Codable, Hashable, Sendable {
         self.trainUnits = trainUnits
         self.evaluationUnits = evaluationUnits
         self.commandLine = commandLine
-        self.hrtemVersion = Micrograph.hrtemVersion
+        self.hrtemVersion = hrtemBuildVersion
         self.id = String(stableHash(([kind.rawValue] + trainUnits.map(\.id) + evaluationUnits.map(\.id)).joined(separator: "\n")).prefix(16))
     }
 
