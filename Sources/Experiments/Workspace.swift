@@ -1,5 +1,6 @@
 import Catalog
 import Foundation
+import GRDB
 import Micrograph
 
 /// Experiments inside a data folder: where plans, results and reports live, which executor runs
@@ -125,8 +126,42 @@ public enum DatasetResolution {
         for url in candidates where isDirectory(url) && isVersionFolder(url) {
             return try versionFolder(url)
         }
+        if let registered = try catalogVersion(trimmed, in: dataFolder) { return registered }
         if let byName = try latestVersionFolder(named: trimmed, in: dataFolder) { return try versionFolder(byName) }
         throw ExperimentError("dataset \"\(trimmed)\": no version folder found (looked for a folder with recipe.json or MANIFEST at \(trimmed) and under \(dataFolder.datasetsFolder.path)); build it with `hrtem dataset build \(trimmed)`")
+    }
+
+    /// A version registered in the catalog (`dataset_versions` joined to `recipes` by name):
+    /// NAME is its newest version, NAME@PREFIX the one version whose id starts with PREFIX.
+    static func catalogVersion(_ spec: String, in dataFolder: DataFolder) throws -> DatasetVersionRef? {
+        guard FileManager.default.fileExists(atPath: dataFolder.catalogFile.path) else { return nil }
+        let parts = spec.split(separator: "@", maxSplits: 1).map(String.init)
+        let catalog = try CatalogStore(folder: dataFolder)
+        var rows = try catalog.dbQueue.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT dv.version_id AS version_id, dv.folder AS folder, dv.patch_count AS patch_count
+                FROM dataset_versions dv JOIN recipes r ON r.id = dv.recipe_id
+                WHERE r.name = ? ORDER BY dv.id DESC
+                """, arguments: [parts[0]])
+        }
+        if parts.count == 2 {
+            rows = rows.filter { ($0["version_id"] as String? ?? "").hasPrefix(parts[1]) }
+            if rows.count > 1 { throw ExperimentError("dataset \(spec): more than one version starts with \(parts[1])") }
+        }
+        guard let row = rows.first, let versionID: String = row["version_id"], let folderPath: String = row["folder"] else {
+            return nil
+        }
+        let folder = folderPath.hasPrefix("/") ? URL(fileURLWithPath: folderPath) : dataFolder.url.appendingPathComponent(folderPath)
+        guard isDirectory(folder) else {
+            throw ExperimentError("dataset \(spec): version \(versionID) is registered at \(folder.path), which does not exist")
+        }
+        var dataset = try versionFolder(folder)
+        dataset.id = versionID
+        dataset.name = parts[0]
+        if let patches: Int = row["patch_count"], !dataset.metadata.contains(where: { $0.key == "patches" }) {
+            dataset.metadata.append(MetadataEntry("patches", String(patches)))
+        }
+        return dataset
     }
 
     static func isDirectory(_ url: URL) -> Bool {
@@ -185,9 +220,40 @@ public enum DatasetResolution {
             }
         }
         if foldCount == nil, let k = (recipe["folds"] as? Int) { foldCount = k }
-        var metadata: [MetadataEntry] = []
+        var metadata = frameSummary(recipe)
         for key in ["query", "where"] { if let value = recipe[key] as? String { metadata.append(MetadataEntry("query", value)); break } }
-        if let patches = recipe["patchCount"] as? Int { metadata.append(MetadataEntry("patches", String(patches))) }
+        if let patches = (recipe["patchCount"] ?? recipe["patch_count"]) as? Int { metadata.append(MetadataEntry("patches", String(patches))) }
         return DatasetVersionRef(id: id, name: name, folder: folder.path, foldCount: foldCount, metadata: metadata)
+    }
+}
+
+extension DatasetResolution {
+    /// The key facts of a version's frames for the report's axes: the distinct values of
+    /// material, particle size, dose and pixel scale over the frames its recipe lists
+    /// (`frames`: objects with those keys, in camelCase or snake_case).
+    static func frameSummary(_ recipe: [String: Any]) -> [MetadataEntry] {
+        guard let frames = (recipe["frames"] ?? recipe["inputs"]) as? [[String: Any]], !frames.isEmpty else { return [] }
+        let facts: [(label: String, keys: [String], unit: String)] = [
+            ("material", ["material"], ""), ("size", ["size", "particleSize", "particle_size"], " nm"),
+            ("dose", ["dose"], " e/Å²"), ("pixel scale", ["pixelScale", "pixel_scale"], " nm/px"),
+        ]
+        var entries: [MetadataEntry] = []
+        for fact in facts {
+            var values: [String] = []
+            for frame in frames {
+                guard let raw = fact.keys.lazy.compactMap({ frame[$0] }).first else { continue }
+                let text: String
+                if let number = raw as? Double { text = number == number.rounded() && abs(number) < 1e9 ? String(Int(number)) : "\(number)" }
+                else if let number = raw as? Int { text = String(number) }
+                else if let string = raw as? String { text = string }
+                else { continue }
+                if !values.contains(text) { values.append(text) }
+            }
+            guard !values.isEmpty else { continue }
+            let shown = values.count > 4 ? Array(values.prefix(4)) + ["…"] : values
+            entries.append(MetadataEntry(fact.label, shown.joined(separator: ", ") + fact.unit))
+        }
+        entries.append(MetadataEntry("frames", String(frames.count)))
+        return entries
     }
 }
