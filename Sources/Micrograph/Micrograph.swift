@@ -97,7 +97,7 @@ public struct MicrographHeader: Sendable {
 }
 
 /// A frame read whole: its header and its pixels exactly as stored, for bit-exact checks.
-public struct Micrograph: Sendable {
+public struct MicrographImage: Sendable {
     public var header: MicrographHeader
     /// The pixels as stored, converted to little-endian, C order, `shape == header.shape`.
     public var data: NPYArray
@@ -138,7 +138,7 @@ public func readMicrographHeader(bytes: Data, name: String) throws -> Micrograph
 }
 
 /// As `readMicrograph(at:)`, for bytes in memory; `name` is the file named in errors.
-public func readMicrograph(bytes: Data, name: String) throws -> Micrograph {
+public func readMicrograph(bytes: Data, name: String) throws -> MicrographImage {
     try readMicrograph(MappedFile(bytes: bytes, name: name))
 }
 
@@ -162,11 +162,11 @@ func readMicrographHeader(_ file: MappedFile) throws -> MicrographHeader {
 
 /// Reads a whole file: header and every pixel as stored (1-D, 2-D or 3-D).
 /// - Throws: `FormatError` naming the file and the byte offset of what is wrong.
-public func readMicrograph(at url: URL) throws -> Micrograph {
+public func readMicrograph(at url: URL) throws -> MicrographImage {
     try readMicrograph(MappedFile(url: url))
 }
 
-func readMicrograph(_ file: MappedFile) throws -> Micrograph {
+func readMicrograph(_ file: MappedFile) throws -> MicrographImage {
     let header = try readMicrographHeader(file)
     switch header.format {
     case .dm3, .dm4:
@@ -174,13 +174,13 @@ func readMicrograph(_ file: MappedFile) throws -> Micrograph {
         var bytes = [UInt8](repeating: 0, count: byteCount)
         try bytes.withUnsafeMutableBytes { try file.read(offset: header.dataOffset!, count: byteCount, into: $0.baseAddress!) }
         if header.byteOrder == .bigEndian { swapBytesInPlace(&bytes, elementSize: header.pixelType.byteCount) }
-        return Micrograph(header: header, data: NPYArray(shape: header.shape, pixelType: header.pixelType, bytes: bytes))
+        return MicrographImage(header: header, data: NPYArray(shape: header.shape, pixelType: header.pixelType, bytes: bytes))
     case .tiff:
         let bytes = try TIFFFile(bytes: file.bytes, file: file.name).readFirstPage(header: header)
-        return Micrograph(header: header, data: NPYArray(shape: header.shape, pixelType: header.pixelType, bytes: bytes))
+        return MicrographImage(header: header, data: NPYArray(shape: header.shape, pixelType: header.pixelType, bytes: bytes))
     case .png:
         let image = try decodePNG(file.bytes, file: file.name)
-        return Micrograph(header: header, data: image.npy)
+        return MicrographImage(header: header, data: image.npy)
     }
 }
 
