@@ -17,6 +17,8 @@ struct HRTEM: ParsableCommand {
             ImportMetadataCommand.self,
             QueryCommand.self,
             SummaryCommand.self,
+            IngestCommand.self,
+            ShowCommand.self,
             MatrixCommand.self,
             SweepCommand.self,
         ]
