@@ -19,6 +19,7 @@ struct HRTEM: ParsableCommand {
             SummaryCommand.self,
             IngestCommand.self,
             ShowCommand.self,
+            LabelboxCommand.self,
             MatrixCommand.self,
             SweepCommand.self,
         ]
