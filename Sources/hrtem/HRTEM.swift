@@ -17,6 +17,9 @@ struct HRTEM: ParsableCommand {
             ImportMetadataCommand.self,
             QueryCommand.self,
             SummaryCommand.self,
+            IngestCommand.self,
+            ShowCommand.self,
+            LabelboxCommand.self,
             MatrixCommand.self,
             SweepCommand.self,
         ]
