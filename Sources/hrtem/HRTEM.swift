@@ -17,6 +17,7 @@ struct HRTEM: ParsableCommand {
             ImportMetadataCommand.self,
             QueryCommand.self,
             SummaryCommand.self,
+            DatasetCommand.self,
             MatrixCommand.self,
             SweepCommand.self,
         ]
