@@ -20,6 +20,7 @@ struct HRTEM: ParsableCommand {
             IngestCommand.self,
             ShowCommand.self,
             LabelboxCommand.self,
+            DatasetCommand.self,
             MatrixCommand.self,
             SweepCommand.self,
         ]
