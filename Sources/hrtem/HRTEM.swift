@@ -18,6 +18,7 @@ struct HRTEM: ParsableCommand {
             QueryCommand.self,
             SummaryCommand.self,
             MirrorCommand.self,
+            FetchCommand.self,
             MatrixCommand.self,
             SweepCommand.self,
         ]
