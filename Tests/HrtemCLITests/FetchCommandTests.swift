@@ -124,4 +124,23 @@ final class FetchCommandTests: XCTestCase {
         // The catalog still holds the first download's digest, not the changed file's.
         XCTAssertEqual(try frames("material = \"Au\"", server).first?["sha256"] as? String, frame["sha256"] as? String)
     }
+
+    func testFetchFromAUserAddedMirror() throws {
+        let server = try CLILocalMirror(root: tree)
+        servers.append(server)
+        try Data(table.utf8).write(to: work.appendingPathComponent("table.csv"))
+        let env = ["HRTEM_HOME": dataFolder.path]
+        XCTAssertEqual(try runHrtem(["import-metadata", work.appendingPathComponent("table.csv").path], environment: env).status, 0)
+        let add = try runHrtem(["mirror", "add", "lab", server.baseURL, "--layout", "nersc"], environment: env)
+        XCTAssertEqual(add.status, 0, add.standardError)
+        let fetched = try runHrtem(["fetch", "--where", "file = \"\(auFile)\"", "--mirror", "lab", "--labels"], environment: env)
+        XCTAssertEqual(fetched.status, 0, fetched.standardError)
+        XCTAssertTrue(fetched.standardError.contains("fetched 2, skipped 0, failed 0"), fetched.standardError)
+        let dryad = try runHrtem(["fetch", "--where", "file = \"\(auFile)\"", "--mirror", "dryad"], environment: env)
+        XCTAssertNotEqual(dryad.status, 0)
+        XCTAssertTrue(dryad.standardError.contains("not frames"), dryad.standardError)
+        let badQuery = try runHrtem(["fetch", "--where", "colour = 1"], environment: env)
+        XCTAssertNotEqual(badQuery.status, 0)
+        XCTAssertFalse(badQuery.standardError.isEmpty)
+    }
 }
