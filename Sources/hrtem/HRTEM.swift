@@ -21,6 +21,8 @@ struct HRTEM: ParsableCommand {
             ShowCommand.self,
             LabelboxCommand.self,
             DatasetCommand.self,
+            MirrorCommand.self,
+            FetchCommand.self,
             MatrixCommand.self,
             SweepCommand.self,
         ]
