@@ -182,3 +182,49 @@ public struct SyntheticStudyEntry: Equatable, Codable, Sendable {
     /// `<folder>/Labels/<stem>_label.png`, relative to the study's root.
     public var labelPath: String { "\(folder)/Labels/\(labelFileName)" }
 }
+
+extension SyntheticStudyPlan {
+    /// Parses a comma-separated list of numbers ("0.02,0.042").
+    /// - Throws: `SynthesisError` naming `option` and the item that is not a number.
+    public static func numbers(from text: String, option: String) throws -> [Double] {
+        try items(text, option).map { item in
+            guard let value = Double(item), value.isFinite else {
+                throw SynthesisError("\(option): '\(item)' is not a number (expected a comma-separated list such as 0.02,0.042)")
+            }
+            return value
+        }
+    }
+
+    /// Parses a comma-separated list of materials ("Au,Ag,CdSe", any case).
+    public static func materials(from text: String, option: String = "--material") throws -> [Material] {
+        try items(text, option).map { item in
+            guard let material = Material(symbol: item) else {
+                throw SynthesisError("\(option): unknown material '\(item)' (known: \(Material.allCases.map(\.symbol).joined(separator: ", ")))")
+            }
+            return material
+        }
+    }
+
+    private static func items(_ text: String, _ option: String) throws -> [String] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        if parts.contains(where: \.isEmpty) { throw SynthesisError("\(option): empty item in '\(text)'") }
+        return parts
+    }
+}
+
+extension StudyDate {
+    /// Parses `YYYY-MM-DD`.
+    /// - Throws: `SynthesisError` when the text is not a valid date.
+    public init(iso text: String) throws {
+        let parts = text.split(separator: "-").map { Int($0) }
+        guard parts.count == 3, let year = parts[0], let month = parts[1], let day = parts[2],
+              (1...12).contains(month), (1...31).contains(day) else {
+            throw SynthesisError("'\(text)' is not a date of the form YYYY-MM-DD")
+        }
+        self.init(year: year, month: month, day: day)
+        guard StudyDate(daysSinceEpoch: daysSinceEpoch) == self else {
+            throw SynthesisError("'\(text)' is not a date of the form YYYY-MM-DD (no such day)")
+        }
+    }
+}

@@ -14,6 +14,7 @@ struct HRTEM: ParsableCommand {
         version: hrtemVersion,
         // Each issue's commands are added here, one line each, in the order of the data flow.
         subcommands: [
+            SynthCommand.self,
         ]
     )
 }
