@@ -49,7 +49,7 @@ public enum StudyNaming {
     /// - Parameters:
     ///   - number: the frame's number within its condition, from 1 (two digits at least).
     ///   - fileExtension: without the dot (`dm3`, `dm4`, `tif`).
-    public static func fileName(date: StudyDate, condition: SynthesisCondition, number: Int,
+    public static func fileName(date: CalendarDate, condition: SynthesisCondition, number: Int,
                                 fileExtension: String) -> String {
         let exposure = exposure(forDose: condition.dose, pixelScale: condition.pixelScale)
         let rate = doseRate(forDose: condition.dose, exposure: exposure)
@@ -67,7 +67,7 @@ public enum StudyNaming {
 
     /// A session folder named as the study names them ("2021_10_06 2p2nm Au nanoparticles on
     /// UTC"), marked `synthetic` so it can never be mistaken for a real session.
-    public static func folderName(date: StudyDate, material: Material, particleSize: Double,
+    public static func folderName(date: CalendarDate, material: Material, particleSize: Double,
                                   support: Support) -> String {
         let size = formatStudyNumber(particleSize).replacingOccurrences(of: ".", with: "p")
         return "\(date.underscored) \(size)nm \(material.symbol) nanoparticles on \(support.fileNameCode) synthetic"
@@ -81,7 +81,7 @@ public enum StudyNaming {
     public static let instrument = "Team05"
 
     /// One row of the metadata table (no line break), fields quoted only when they must be.
-    public static func metadataRow(fileName: String, date: StudyDate, condition: SynthesisCondition,
+    public static func metadataRow(fileName: String, date: CalendarDate, condition: SynthesisCondition,
                                    folder: String) -> String {
         [fileName, date.slashed, condition.material.symbol, formatStudyNumber(condition.particleSize),
          condition.shape.rawValue, condition.support.rawValue, instrument, formatStudyNumber(condition.dose),
@@ -95,7 +95,7 @@ public enum StudyNaming {
 }
 
 /// A calendar date without a time zone, with the three spellings the study uses.
-public struct StudyDate: Hashable, Codable, Sendable, Comparable {
+public struct CalendarDate: Hashable, Codable, Sendable, Comparable {
     public var year: Int
     public var month: Int
     public var day: Int
@@ -107,8 +107,8 @@ public struct StudyDate: Hashable, Codable, Sendable, Comparable {
     }
 
     /// The date `days` after this one (proleptic Gregorian calendar).
-    public func adding(days: Int) -> StudyDate {
-        StudyDate(daysSinceEpoch: daysSinceEpoch + days)
+    public func adding(days: Int) -> CalendarDate {
+        CalendarDate(daysSinceEpoch: daysSinceEpoch + days)
     }
 
     /// `20240108` (file names).
@@ -118,7 +118,7 @@ public struct StudyDate: Hashable, Codable, Sendable, Comparable {
     /// `01/08/24` (the metadata table's MM/DD/YY).
     public var slashed: String { "\(twoDigits(month))/\(twoDigits(day))/\(twoDigits(((year % 100) + 100) % 100))" }
 
-    public static func < (a: StudyDate, b: StudyDate) -> Bool { a.daysSinceEpoch < b.daysSinceEpoch }
+    public static func < (a: CalendarDate, b: CalendarDate) -> Bool { a.daysSinceEpoch < b.daysSinceEpoch }
 
     /// Days since 1970-01-01 (H. Hinnant's days_from_civil).
     public var daysSinceEpoch: Int {

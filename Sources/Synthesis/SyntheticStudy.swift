@@ -37,7 +37,7 @@ public struct SyntheticStudyPlan: Equatable, Codable, Sendable {
     public var shape: ParticleShape?
     public var format: SyntheticFrameFormat
     public var seed: UInt64
-    public var firstDate: StudyDate
+    public var firstDate: CalendarDate
     public var options: SynthesisOptions
 
     public init(sessions: Int = 1, framesPerCondition: Int = 1, size: Int = 1024,
@@ -45,7 +45,7 @@ public struct SyntheticStudyPlan: Equatable, Codable, Sendable {
                 particleSizes: [Double] = [2.2, 5, 10], materials: [Material] = [.gold, .silver, .cadmiumSelenide],
                 support: Support = .ultrathinCarbon, shape: ParticleShape? = nil,
                 format: SyntheticFrameFormat = .dm3, seed: UInt64 = 1,
-                firstDate: StudyDate = StudyDate(year: 2024, month: 1, day: 8),
+                firstDate: CalendarDate = CalendarDate(year: 2024, month: 1, day: 8),
                 options: SynthesisOptions = SynthesisOptions()) {
         self.sessions = sessions
         self.framesPerCondition = framesPerCondition
@@ -168,7 +168,7 @@ public struct SyntheticStudyPlan: Equatable, Codable, Sendable {
 /// One frame of a synthetic study: where it goes and what it shows.
 public struct SyntheticStudyEntry: Equatable, Codable, Sendable {
     public var session: Int
-    public var date: StudyDate
+    public var date: CalendarDate
     /// The session folder (the catalog's session), relative to the study's root.
     public var folder: String
     public var fileName: String
@@ -213,7 +213,7 @@ extension SyntheticStudyPlan {
     }
 }
 
-extension StudyDate {
+extension CalendarDate {
     /// Parses `YYYY-MM-DD`.
     /// - Throws: `SynthesisError` when the text is not a valid date.
     public init(iso text: String) throws {
@@ -223,7 +223,7 @@ extension StudyDate {
             throw SynthesisError("'\(text)' is not a date of the form YYYY-MM-DD")
         }
         self.init(year: year, month: month, day: day)
-        guard StudyDate(daysSinceEpoch: daysSinceEpoch) == self else {
+        guard CalendarDate(daysSinceEpoch: daysSinceEpoch) == self else {
             throw SynthesisError("'\(text)' is not a date of the form YYYY-MM-DD (no such day)")
         }
     }

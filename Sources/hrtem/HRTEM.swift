@@ -14,6 +14,11 @@ struct HRTEM: ParsableCommand {
         version: hrtemVersion,
         // Each issue's commands are added here, one line each, in the order of the data flow.
         subcommands: [
+            ImportMetadataCommand.self,
+            QueryCommand.self,
+            SummaryCommand.self,
+            MatrixCommand.self,
+            SweepCommand.self,
             SynthCommand.self,
         ]
     )

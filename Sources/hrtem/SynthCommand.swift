@@ -101,7 +101,7 @@ struct SynthCommand: ParsableCommand {
                 particleSizes: try SyntheticStudyPlan.numbers(from: particleSize, option: "--particle-size"),
                 materials: try SyntheticStudyPlan.materials(from: material),
                 support: supportFilm, shape: particleShape, format: frameFormat, seed: seed,
-                firstDate: try StudyDate(iso: firstDate),
+                firstDate: try CalendarDate(iso: firstDate),
                 options: SynthesisOptions(coverage: coverage, xrayHitsPerMegapixel: xrayRate))
             try plan.validate()
             return plan

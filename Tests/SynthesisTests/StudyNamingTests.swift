@@ -14,7 +14,7 @@ final class StudyNamingTests: XCTestCase {
     }
 
     func testFileNamesOfTheStudysThreeDoses() {
-        let date = StudyDate(year: 2022, month: 6, day: 15)
+        let date = CalendarDate(year: 2022, month: 6, day: 15)
         func name(_ dose: Double, _ scale: Double, _ number: Int = 1) -> String {
             StudyNaming.fileName(date: date, condition: SynthesisCondition(material: .gold, particleSize: 5,
                                                                            pixelScale: scale, dose: dose),
@@ -54,7 +54,7 @@ final class StudyNamingTests: XCTestCase {
             let name = fields[0]
             guard let match = pattern.firstMatch(in: name, range: NSRange(name.startIndex..., in: name)) else { continue }
             func group(_ i: Int) -> String { String(name[Range(match.range(at: i), in: name)!]) }
-            let date = StudyDate(year: Int(group(1))!, month: Int(group(2))!, day: Int(group(3))!)
+            let date = CalendarDate(year: Int(group(1))!, month: Int(group(2))!, day: Int(group(3))!)
             let condition = SynthesisCondition(material: Material(symbol: fields[2])!, particleSize: Double(fields[3])!,
                                                shape: ParticleShape(name: fields[4])!, support: Support(name: fields[5])!,
                                                pixelScale: Double(fields[8])!, dose: Double(fields[7])!)
@@ -66,20 +66,20 @@ final class StudyNamingTests: XCTestCase {
     }
 
     func testDatesInTheStudysThreeSpellingsAndArithmetic() {
-        let date = StudyDate(year: 2024, month: 1, day: 8)
+        let date = CalendarDate(year: 2024, month: 1, day: 8)
         XCTAssertEqual(date.compact, "20240108")
         XCTAssertEqual(date.underscored, "2024_01_08")
         XCTAssertEqual(date.slashed, "01/08/24")
-        XCTAssertEqual(date.adding(days: 7 * 8), StudyDate(year: 2024, month: 3, day: 4))   // leap year
-        XCTAssertEqual(StudyDate(year: 2023, month: 12, day: 31).adding(days: 1), StudyDate(year: 2024, month: 1, day: 1))
-        XCTAssertEqual(StudyDate(year: 1970, month: 1, day: 1).daysSinceEpoch, 0)
+        XCTAssertEqual(date.adding(days: 7 * 8), CalendarDate(year: 2024, month: 3, day: 4))   // leap year
+        XCTAssertEqual(CalendarDate(year: 2023, month: 12, day: 31).adding(days: 1), CalendarDate(year: 2024, month: 1, day: 1))
+        XCTAssertEqual(CalendarDate(year: 1970, month: 1, day: 1).daysSinceEpoch, 0)
         for days in stride(from: -1000, to: 40000, by: 97) {
-            XCTAssertEqual(StudyDate(daysSinceEpoch: days).daysSinceEpoch, days)
+            XCTAssertEqual(CalendarDate(daysSinceEpoch: days).daysSinceEpoch, days)
         }
     }
 
     func testFolderNamesAndMetadataRows() {
-        let date = StudyDate(year: 2021, month: 10, day: 6)
+        let date = CalendarDate(year: 2021, month: 10, day: 6)
         XCTAssertEqual(StudyNaming.folderName(date: date, material: .gold, particleSize: 2.2, support: .ultrathinCarbon),
                        "2021_10_06 2p2nm Au nanoparticles on UTC synthetic")
         let condition = SynthesisCondition(material: .cadmiumSelenide, particleSize: 5, pixelScale: 0.02, dose: 421)
