@@ -25,6 +25,7 @@ struct HRTEM: ParsableCommand {
             FetchCommand.self,
             MatrixCommand.self,
             SweepCommand.self,
+            SynthCommand.self,
         ]
     )
 }
