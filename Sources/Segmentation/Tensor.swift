@@ -14,6 +14,7 @@ public final class Tensor: @unchecked Sendable {
     public init(_ shape: [Int]) {
         self.shape = shape
         count = shape.reduce(1, *)
+        TensorTraffic.bytes &+= count * 4
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
         data = raw.bindMemory(to: Float.self, capacity: max(1, count))
         data.initialize(repeating: 0, count: max(1, count))
@@ -93,4 +94,12 @@ func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// Bytes of tensor storage allocated since `reset` (a benchmark's measure of memory traffic:
+/// every tensor is written once and read at least once).
+public enum TensorTraffic {
+    nonisolated(unsafe) static var bytes = 0
+    public static var bytesAllocated: Int { bytes }
+    public static func reset() { bytes = 0 }
 }
