@@ -124,6 +124,10 @@ public enum DatasetResolution {
         guard !trimmed.isEmpty else { throw ExperimentError("an empty dataset name in the list") }
         let candidates = [URL(fileURLWithPath: trimmed), dataFolder.datasetsFolder.appendingPathComponent(trimmed)]
         for url in candidates where isDirectory(url) && isVersionFolder(url) {
+            if let version = try? DatasetVersion.open(at: url) {
+                let catalog = FileManager.default.fileExists(atPath: dataFolder.catalogFile.path) ? try? CatalogStore(folder: dataFolder) : nil
+                return describe(version, catalog: catalog)
+            }
             return try versionFolder(url)
         }
         if let registered = try catalogVersion(trimmed, in: dataFolder) { return registered }
@@ -131,37 +135,42 @@ public enum DatasetResolution {
         throw ExperimentError("dataset \"\(trimmed)\": no version folder found (looked for a folder with recipe.json or MANIFEST at \(trimmed) and under \(dataFolder.datasetsFolder.path)); build it with `hrtem dataset build \(trimmed)`")
     }
 
-    /// A version registered in the catalog (`dataset_versions` joined to `recipes` by name):
-    /// NAME is its newest version, NAME@PREFIX the one version whose id starts with PREFIX.
+    /// A version registered in the catalog (issue 5's `DatasetRegistry`): NAME is its newest
+    /// version, NAME@PREFIX the one version whose id starts with PREFIX. Nil when the catalog
+    /// has no version of that name.
     static func catalogVersion(_ spec: String, in dataFolder: DataFolder) throws -> DatasetVersionRef? {
         guard FileManager.default.fileExists(atPath: dataFolder.catalogFile.path) else { return nil }
-        let parts = spec.split(separator: "@", maxSplits: 1).map(String.init)
         let catalog = try CatalogStore(folder: dataFolder)
-        var rows = try catalog.dbQueue.read { db in
-            try Row.fetchAll(db, sql: """
-                SELECT dv.version_id AS version_id, dv.folder AS folder, dv.patch_count AS patch_count
-                FROM dataset_versions dv JOIN recipes r ON r.id = dv.recipe_id
-                WHERE r.name = ? ORDER BY dv.id DESC
-                """, arguments: [parts[0]])
+        let name = String(spec.split(separator: "@", maxSplits: 1)[0])
+        guard !(try DatasetRegistry.versions(named: name, in: catalog)).isEmpty else { return nil }
+        let version: DatasetVersion
+        do { version = try DatasetRegistry.resolve(spec, in: catalog, dataFolder: dataFolder) } catch {
+            throw ExperimentError("\(error)")
         }
-        if parts.count == 2 {
-            rows = rows.filter { ($0["version_id"] as String? ?? "").hasPrefix(parts[1]) }
-            if rows.count > 1 { throw ExperimentError("dataset \(spec): more than one version starts with \(parts[1])") }
+        return describe(version, catalog: catalog)
+    }
+
+    /// A built version as a plan sees it; the axes' facts come from its frames' catalog rows.
+    public static func describe(_ version: DatasetVersion, catalog: CatalogStore?) -> DatasetVersionRef {
+        let info = version.info
+        var frames: [[String: Any]] = []
+        if let catalog {
+            for frame in info.frames {
+                guard let record = try? catalog.frame(session: frame.session, file: frame.file) else { continue }
+                var facts: [String: Any] = [:]
+                facts["material"] = record.material
+                facts["size"] = record.particleSizeNm
+                facts["dose"] = record.dose
+                facts["pixel_scale"] = record.pixelScaleNm
+                frames.append(facts)
+            }
         }
-        guard let row = rows.first, let versionID: String = row["version_id"], let folderPath: String = row["folder"] else {
-            return nil
-        }
-        let folder = folderPath.hasPrefix("/") ? URL(fileURLWithPath: folderPath) : dataFolder.url.appendingPathComponent(folderPath)
-        guard isDirectory(folder) else {
-            throw ExperimentError("dataset \(spec): version \(versionID) is registered at \(folder.path), which does not exist")
-        }
-        var dataset = try versionFolder(folder)
-        dataset.id = versionID
-        dataset.name = parts[0]
-        if let patches: Int = row["patch_count"], !dataset.metadata.contains(where: { $0.key == "patches" }) {
-            dataset.metadata.append(MetadataEntry("patches", String(patches)))
-        }
-        return dataset
+        var metadata = frameSummary(["frames": frames])
+        if metadata.isEmpty { metadata.append(MetadataEntry("frames", String(info.frameCount))) }
+        metadata.append(MetadataEntry("patches", "\(info.patchCount) of \(info.patchSize) px"))
+        metadata.append(MetadataEntry("preprocessing", "\(info.recipe.rescale.rawValue), flat-field \(info.recipe.flatField ? "on" : "off")"))
+        return DatasetVersionRef(id: info.versionId, name: info.name, folder: version.folder.standardizedFileURL.path,
+                                 foldCount: (try? version.folds().k) ?? info.recipe.folds, metadata: metadata)
     }
 
     static func isDirectory(_ url: URL) -> Bool {

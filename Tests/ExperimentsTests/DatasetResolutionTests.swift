@@ -43,11 +43,25 @@ final class DatasetResolutionTests: XCTestCase {
         }
     }
 
-    func testCatalogRegisteredVersionsResolveByRecipeName() throws {
+    func testCatalogRegisteredVersionsResolveByRecipeNameWithFrameFacts() throws {
         let data = DataFolder(url: folder.appendingPathComponent("data"))
-        let old = try makeVersion("elsewhere/v1", recipe: "{\"query\": \"size = 5\"}")
-        let new = try makeVersion("elsewhere/v2", recipe: "{\"query\": \"size = 5\"}")
+        func info(_ id: String, patches: Int) -> String {
+            """
+            {"versionId": "\(id)", "name": "five-nm", "query": "size = 5", "formatVersion": 1,
+             "recipe": {"name": "five-nm", "query": "size = 5", "rescale": "histogram", "folds": 3},
+             "frames": [{"session": "S 1/a", "file": "x.dm3", "sha256": "00", "labelSha256": "11"},
+                        {"session": "S 1/a", "file": "y.dm3", "sha256": "22", "labelSha256": "33"}],
+             "frameOrder": [1, 0], "frameCount": 2, "patchCount": \(patches), "patchSize": 64, "foldRule": "study"}
+            """
+        }
+        let folds = "{\"format\": 1, \"k\": 3, \"rule\": \"study\", \"folds\": []}"
+        let old = try makeVersion("elsewhere/v1", recipe: info("1111aaaa", patches: 40), folds: folds)
+        let new = try makeVersion("elsewhere/v2", recipe: info("2222bbbb", patches: 42), folds: folds)
         let catalog = try CatalogStore(folder: data)
+        _ = try catalog.upsertFrame(FrameRecord(session: "S 1/a", fileName: "x.dm3", material: "Au", particleSizeNm: 5,
+                                                dose: 423, pixelScaleNm: 0.02))
+        _ = try catalog.upsertFrame(FrameRecord(session: "S 1/a", fileName: "y.dm3", material: "Au", particleSizeNm: 5,
+                                                dose: 884, pixelScaleNm: 0.02))
         try catalog.dbQueue.write { db in
             var recipe = RecipeRecord(name: "five-nm", definition: "{}")
             try recipe.insert(db)
@@ -60,8 +74,14 @@ final class DatasetResolutionTests: XCTestCase {
         XCTAssertEqual(newest.id, "2222bbbb", "the newest version")
         XCTAssertEqual(newest.name, "five-nm")
         XCTAssertEqual(newest.folder, new.path)
-        XCTAssertTrue(newest.metadata.contains(MetadataEntry("patches", "42")))
+        XCTAssertEqual(newest.foldCount, 3)
+        XCTAssertEqual(newest.metadata, [MetadataEntry("material", "Au"), MetadataEntry("size", "5 nm"),
+                                         MetadataEntry("dose", "423, 884 e/Å²"), MetadataEntry("pixel scale", "0.02 nm/px"),
+                                         MetadataEntry("frames", "2"), MetadataEntry("patches", "42 of 64 px"),
+                                         MetadataEntry("preprocessing", "histogram, flat-field on")])
         XCTAssertEqual(try DatasetVersionResolutionCheck.resolve("five-nm@1111", data).id, "1111aaaa")
+        XCTAssertEqual(try DatasetVersionResolutionCheck.resolve(old.path, data).id, "1111aaaa", "by folder, same facts")
+        XCTAssertThrowsError(try DatasetVersionResolutionCheck.resolve("five-nm@9", data))
     }
 }
 
