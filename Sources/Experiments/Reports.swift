@@ -395,7 +395,7 @@ public enum MatrixReport {
         for variant in plan.variants {
             let s = variant.settings
             let noise = s.noiseRho.map { "rho \($0)" } ?? s.noiseRhoMax.map { "rho ~ U(0, \($0))" } ?? "none"
-            out += "<tr><td>\(escapeMarkup(variant.label))</td><td class=\"num\">\(s.epochs)</td><td class=\"num\">\(s.batchSize)</td><td class=\"num\">\(s.learningRate)</td><td class=\"num\">\(s.seed)</td><td>\(escapeMarkup(noise))</td><td>\(s.rotate ? "on" : "off")</td><td class=\"num\">\(s.threads)</td></tr>\n"
+            out += "<tr><td>\(escapeMarkup(variant.label))</td><td class=\"num\">\(s.epochs)</td><td class=\"num\">\(s.batchSize)</td><td class=\"num\">\(s.learningRate)</td><td class=\"num\">\(s.seed.map(String.init) ?? "study per-fold")</td><td>\(escapeMarkup(noise))</td><td>\(s.rotate ? "on" : "off")</td><td class=\"num\">\(s.threads)</td></tr>\n"
         }
         return out + "</table>\n"
     }

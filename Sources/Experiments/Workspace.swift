@@ -28,7 +28,7 @@ public struct ExperimentWorkspace: Sendable {
             let seconds = ProcessInfo.processInfo.environment["HRTEM_SIMULATED_SECONDS"].flatMap(Double.init) ?? 0
             return SimulatedExecutor(modelsFolder: dataFolder.modelsFolder.appendingPathComponent("simulated"),
                                      secondsPerUnit: seconds)
-        case .trainer: return try TrainerExecutor(dataFolder: dataFolder)
+        case .trainer: return TrainerExecutor(dataFolder: dataFolder)
         }
     }
 
