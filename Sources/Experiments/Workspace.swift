@@ -167,7 +167,7 @@ public enum DatasetResolution {
         }
         var metadata = frameSummary(["frames": frames])
         if metadata.isEmpty { metadata.append(MetadataEntry("frames", String(info.frameCount))) }
-        metadata.append(MetadataEntry("patches", "\(info.patchCount) of \(info.patchSize) px"))
+        metadata.append(MetadataEntry("patches", "\(info.patchCount) (\(info.patchSize) × \(info.patchSize) px)"))
         metadata.append(MetadataEntry("preprocessing", "\(info.recipe.rescale.rawValue), flat-field \(info.recipe.flatField ? "on" : "off")"))
         return DatasetVersionRef(id: info.versionId, name: info.name, folder: version.folder.standardizedFileURL.path,
                                  foldCount: (try? version.folds().k) ?? info.recipe.folds, metadata: metadata)

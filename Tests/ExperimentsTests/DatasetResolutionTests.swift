@@ -77,7 +77,7 @@ final class DatasetResolutionTests: XCTestCase {
         XCTAssertEqual(newest.foldCount, 3)
         XCTAssertEqual(newest.metadata, [MetadataEntry("material", "Au"), MetadataEntry("size", "5 nm"),
                                          MetadataEntry("dose", "423, 884 e/Å²"), MetadataEntry("pixel scale", "0.02 nm/px"),
-                                         MetadataEntry("frames", "2"), MetadataEntry("patches", "42 of 64 px"),
+                                         MetadataEntry("frames", "2"), MetadataEntry("patches", "42 (64 × 64 px)"),
                                          MetadataEntry("preprocessing", "histogram, flat-field on")])
         XCTAssertEqual(try DatasetVersionResolutionCheck.resolve("five-nm@1111", data).id, "1111aaaa")
         XCTAssertEqual(try DatasetVersionResolutionCheck.resolve(old.path, data).id, "1111aaaa", "by folder, same facts")
