@@ -373,7 +373,7 @@ public enum MatrixReport {
             figures += "<figure><img alt=\"\(escapeMarkup(caption))\" src=\"data:image/png;base64,\(data.base64EncodedString())\"><figcaption>\(escapeMarkup(caption))</figcaption></figure>\n"
         }
         guard !figures.isEmpty else { return "" }
-        return "<h2>Sample predictions</h2>\n<p class=\"note\">Predicted particle outline over the input patch.</p>\n" + figures
+        return "<h2>Sample predictions</h2>\n<p class=\"note\">One patch per cell, scored by the cell's first fold model: green = particle found, red = background marked particle (false positive), blue = particle missed (false negative).</p>\n" + figures
     }
 
     static func datasetsSection(_ plan: MatrixPlan) -> String {
