@@ -8,8 +8,8 @@ struct MatrixCommand: ParsableCommand {
         commandName: "matrix",
         abstract: "Train on each dataset, test on every other: the generalization matrix.",
         discussion: """
-        Each cell (trained on A, tested on B) follows the study: for A = B, fold model i on its own
-        test fold i; for A != B, every fold model on the whole of B; dihedral x8; mean and
+        Each cell (trained on A, tested on B) follows the study: for A = B, fold model i on its own \
+        test fold i; for A != B, every fold model on the whole of B; dihedral x8; mean and \
         population std over the fold models. Runs resume: finished units are never redone.
 
         Examples:

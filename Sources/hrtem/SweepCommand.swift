@@ -14,9 +14,9 @@ struct SweepCommand: ParsableCommand {
             commandName: "noise",
             abstract: "Gaussian-noise augmentation sweep (the study's Fig. 5): train on one dataset at several noise levels.",
             discussion: """
-            Each level trains the fold models of --train with x' = (x + N(0, rho^2)) / sqrt(1 + rho^2)
-            on training and validation patches (--rho: fixed rho; --rho-max: rho ~ U(0, level) per
-            sample), then scores them on each --test dataset (its own test folds if --train is listed).
+            Each level trains the fold models of --train with x' = (x + N(0, rho^2)) / sqrt(1 + rho^2) \
+            on training and validation patches (--rho: fixed rho; --rho-max: rho ~ U(0, level) per \
+            sample), then scores them on each --test dataset (its own test folds if --train is listed). \
             Writes sweep.csv, sweep.svg and the matrix report files.
 
             Examples:
