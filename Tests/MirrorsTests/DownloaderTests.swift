@@ -87,6 +87,8 @@ final class DownloaderTests: XCTestCase {
         XCTAssertEqual(server.requests().count, requestsBefore, "a stored file is not fetched again")
         // The request was for the percent-encoded path of a folder with spaces and '/'.
         XCTAssertEqual(server.requests().first?.path, path.description)
+        XCTAssertEqual(server.requests().first?.agent, "hrtem/\(hrtemVersion)")
+        XCTAssertNil(server.requests().first?.authorization)
     }
 
     func testDroppedConnectionResumesWithRange() throws {
@@ -271,6 +273,7 @@ final class DownloaderTests: XCTestCase {
         XCTAssertEqual(result.outcome, .fetched)
         XCTAssertEqual(result.verifiedBy, "sha-256 (mirror)")
         XCTAssertEqual(try Data(contentsOf: result.file!.url), h5)
+        XCTAssertEqual(Set(server.requests().map(\.authorization)), ["Bearer secret"], "the token goes with every Dryad request")
         let anonymous = MirrorClient(definition: .dryad, downloader: downloader(), environment: [:])
         XCTAssertEqual(anonymous.rateLimiter?.ratePerSecond ?? 0, 0.5, accuracy: 1e-12)
     }
