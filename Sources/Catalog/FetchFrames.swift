@@ -13,6 +13,12 @@ public struct FetchItem: Sendable {
     public var request: DownloadRequest
     /// Whether the store already holds this file under the SHA-256 the catalog recorded.
     public var alreadyStored: Bool
+    /// A local copy the catalog already points at (e.g. from `hrtem ingest`) whose size matches
+    /// the record: such a frame is not downloaded again.
+    public var localCopy: URL?
+
+    /// Nothing to transfer: stored, or present where the catalog says.
+    public var isPresent: Bool { alreadyStored || localCopy != nil }
 }
 
 /// What recording fetched files in the catalog did.
@@ -53,16 +59,28 @@ public enum FrameFetcher {
             var request = client.request(for: framePath, expected: expected)
             request.key = framePath.description
             items.append(FetchItem(kind: .frame, frame: frame, remotePath: framePath, request: request,
-                                   alreadyStored: expected.sha256.flatMap { store.lookup(sha256: $0, size: expected.size) } != nil))
+                                   alreadyStored: expected.sha256.flatMap { store.lookup(sha256: $0, size: expected.size) } != nil,
+                                   localCopy: presentCopy(path: frame.path, size: frame.byteSize, sha256: frame.sha256)))
             guard labels, let id = frame.id else { continue }
             let labelPath = try MirrorDefinition.labelPath(folder: frame.session, file: frame.fileName)
             let recorded = try catalog.labels(frameId: id).first { $0.source == labelSource }
             let labelExpected = ExpectedContent(sha256: recorded?.sha256)
             items.append(FetchItem(kind: .label, frame: frame, remotePath: labelPath,
                                    request: client.request(for: labelPath, expected: labelExpected),
-                                   alreadyStored: labelExpected.sha256.flatMap { store.lookup(sha256: $0) } != nil))
+                                   alreadyStored: labelExpected.sha256.flatMap { store.lookup(sha256: $0) } != nil,
+                                   localCopy: presentCopy(path: recorded?.path, size: nil, sha256: recorded?.sha256)))
         }
         return items
+    }
+
+    /// The recorded local file, when it exists with its recorded size (and a digest was recorded,
+    /// i.e. it was hashed when it was ingested).
+    private static func presentCopy(path: String?, size: Int64?, sha256: String?) -> URL? {
+        guard let path, sha256 != nil,
+              let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              attributes[.type] as? FileAttributeType == .typeRegular else { return nil }
+        if let size, (attributes[.size] as? NSNumber)?.int64Value != size { return nil }
+        return URL(fileURLWithPath: path)
     }
 
     /// Records one fetched (or skipped) file in the catalog, in its own transaction, so a fetch
