@@ -64,6 +64,7 @@ final class FetchPlanTests: XCTestCase {
         XCTAssertEqual(frame.height, 4)
         XCTAssertEqual(frame.pixelType, "float32")
         XCTAssertEqual(frame.dose, 423, "metadata kept")
+        XCTAssertNotNil(frame.facts, "recorded through ingest's per-file path, facts included")
         XCTAssertEqual(report.framesRecorded, 1)
         XCTAssertEqual(report.unreadable, [])
     }
