@@ -276,7 +276,7 @@ public struct MatrixPlan: Codable, Hashable, Sendable {
         self.trainUnits = trainUnits
         self.evaluationUnits = evaluationUnits
         self.commandLine = commandLine
-        self.hrtemVersion = currentHRTEMVersion
+        self.hrtemVersion = hrtemBuildVersion
         self.id = String(stableHash(([kind.rawValue] + trainUnits.map(\.id) + evaluationUnits.map(\.id)).joined(separator: "\n")).prefix(16))
     }
 
@@ -375,6 +375,3 @@ func describeDecodingError(_ error: Error) -> String {
     @unknown default: return "\(error)"
     }
 }
-
-/// The library version under a name that stored `hrtemVersion` properties do not shadow.
-let currentHRTEMVersion = hrtemVersion

@@ -17,9 +17,15 @@ struct HRTEM: ParsableCommand {
             ImportMetadataCommand.self,
             QueryCommand.self,
             SummaryCommand.self,
+            IngestCommand.self,
+            ShowCommand.self,
+            LabelboxCommand.self,
             DatasetCommand.self,
+            MirrorCommand.self,
+            FetchCommand.self,
             MatrixCommand.self,
             SweepCommand.self,
+            SynthCommand.self,
         ]
     )
 }
