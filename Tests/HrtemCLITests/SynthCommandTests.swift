@@ -77,6 +77,10 @@ final class SynthCommandTests: XCTestCase {
         XCTAssertEqual(selected.count, 2)
         XCTAssertEqual(Set(selected.compactMap { $0["magnification_kx"] as? Double }), [160])
         XCTAssertEqual(Set(selected.compactMap { $0["shape"] as? String }), ["Oblong"])
+        // What the catalog's parser read back from the synthetic file names.
+        XCTAssertEqual(Set(selected.compactMap { $0["dose_rate"] as? Double }), [1380])
+        XCTAssertEqual(Set(selected.compactMap { $0["exposure_s"] as? Double }), [0.6384])
+        XCTAssertEqual(Set(selected.compactMap { $0["date"] as? String }), ["2024-01-08", "2024-01-15"])
     }
 
     func testTheSameSeedGivesTheSameBytesAndAnotherSeedDoesNot() throws {
