@@ -8,6 +8,7 @@ APT_PACKAGES := libsqlite3-dev libtiff-dev libcurl4-openssl-dev libopenblas-dev 
 BUILD_FLAGS := -c release -Xswiftc -enable-testing
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
+.PHONY: deps build test demo bench peers clean fuzz
 .PHONY: deps build test demo bench peers clean fixtures
 
 deps:
@@ -46,6 +47,14 @@ bench: deps peers
 bench-%: deps
 	$(SWIFT) build -c release --product bench-$*
 	HRTEM_PYTHON=$(CURDIR)/.venv/bin/python3 .build/release/bench-$*
+
+# Long robustness soak of the DM3/DM4/TIFF/PNG readers (FUZZ_CASES mutated files, FUZZ_SEED).
+FUZZ_CASES ?= 200000
+FUZZ_SEED ?= 1
+fuzz: deps
+	$(SWIFT) build $(BUILD_FLAGS) --build-tests
+	HRTEM_FUZZ_CASES=$(FUZZ_CASES) HRTEM_FUZZ_SEED=$(FUZZ_SEED) $(SWIFT) test $(BUILD_FLAGS) --skip-build \
+	  --disable-swift-testing --filter FuzzTests
 
 clean:
 	rm -rf .build demo-output

@@ -277,6 +277,7 @@ public struct MatrixPlan: Codable, Hashable, Sendable {
         self.evaluationUnits = evaluationUnits
         self.commandLine = commandLine
         self.hrtemVersion = currentHRTEMVersion
+        self.hrtemVersion = hrtemBuildVersion
         self.id = String(stableHash(([kind.rawValue] + trainUnits.map(\.id) + evaluationUnits.map(\.id)).joined(separator: "\n")).prefix(16))
     }
 

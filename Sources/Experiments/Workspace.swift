@@ -34,8 +34,15 @@ public struct ExperimentWorkspace: Sendable {
     public var experimentsFolder: URL { dataFolder.url.appendingPathComponent("experiments") }
     public func folder(for plan: MatrixPlan) -> URL { experimentsFolder.appendingPathComponent(plan.id) }
     public func planFile(for plan: MatrixPlan) -> URL { folder(for: plan).appendingPathComponent("plan.json") }
-    public func store(for plan: MatrixPlan) -> JSONResultStore {
+    /// The plan's results folder in this data folder: what decides whether a unit is done.
+    public func resultsFolder(for plan: MatrixPlan) -> JSONResultStore {
         JSONResultStore(folder: folder(for: plan).appendingPathComponent("results"))
+    }
+    /// Where a local run or `collect` records: the plan's results folder, and the catalog's
+    /// `models` and `results` tables.
+    /// - Throws: when the catalog cannot be opened.
+    public func store(for plan: MatrixPlan) throws -> ResultStore {
+        LayeredResultStore([resultsFolder(for: plan), CatalogResultStore(catalog: try CatalogStore(folder: dataFolder))])
     }
     public func defaultReportFolder(for plan: MatrixPlan) -> URL { folder(for: plan).appendingPathComponent("report") }
 
@@ -56,7 +63,7 @@ public struct ExperimentWorkspace: Sendable {
                            progress: (@Sendable (RunEvent) -> Void)? = nil) throws -> LocalRun {
         let planFile = planFile(for: plan)
         try plan.write(to: planFile)
-        let store = store(for: plan)
+        let store = try store(for: plan)
         let executor = try makeExecutor(plan.executor, dataFolder)
         var summary: RunSummary?
         var failure: Error?
@@ -80,7 +87,8 @@ public struct ExperimentWorkspace: Sendable {
     }
 
     /// Runs unit `index` of the plan in `planFile`, recording into `resultsFolder` (default:
-    /// `results/` beside the plan file). What each Slurm array task does.
+    /// `results/` beside the plan file) only, not the catalog: SQLite on shared cluster storage
+    /// is not safe, so `collect` brings the results into the catalog. What each Slurm array task does.
     public func runUnit(planFile: URL, index: Int, resultsFolder: URL? = nil) throws -> (PlanUnit, UnitOutcome) {
         let plan = try MatrixPlan.read(from: planFile)
         let store = JSONResultStore(folder: resultsFolder ?? planFile.deletingLastPathComponent().appendingPathComponent("results"))
@@ -96,12 +104,9 @@ public struct ExperimentWorkspace: Sendable {
         -> (results: MatrixResults, copied: Int, reportFolder: URL) {
         let plan = try MatrixPlan.read(from: planFile)
         let source = JSONResultStore(folder: resultsFolder ?? planFile.deletingLastPathComponent().appendingPathComponent("results"))
-        let destination = store(for: plan)
-        var copied = 0
-        if source.folder.standardizedFileURL != destination.folder.standardizedFileURL {
-            copied = try copyResults(of: plan, from: source, into: destination)
-            try plan.write(to: self.planFile(for: plan))
-        }
+        let destination = try store(for: plan)
+        let copied = try copyResults(of: plan, from: source, into: destination)
+        try plan.write(to: self.planFile(for: plan))
         let results = try MatrixResults(plan: plan, store: destination)
         let report = reportFolder ?? defaultReportFolder(for: plan)
         try MatrixReport.write(results, to: report, planFile: planFile)

@@ -97,7 +97,7 @@ public struct MicrographHeader: Sendable {
 }
 
 /// A frame read whole: its header and its pixels exactly as stored, for bit-exact checks.
-public struct Micrograph: Sendable {
+public struct MicrographImage: Sendable {
     public var header: MicrographHeader
     /// The pixels as stored, converted to little-endian, C order, `shape == header.shape`.
     public var data: NPYArray
@@ -132,23 +132,41 @@ public func readMicrographHeader(at url: URL) throws -> MicrographHeader {
     return try readMicrographHeader(file)
 }
 
+/// As `readMicrographHeader(at:)`, for bytes in memory; `name` is the file named in errors.
+public func readMicrographHeader(bytes: Data, name: String) throws -> MicrographHeader {
+    try readMicrographHeader(MappedFile(bytes: bytes, name: name))
+}
+
+/// As `readMicrograph(at:)`, for bytes in memory; `name` is the file named in errors.
+public func readMicrograph(bytes: Data, name: String) throws -> MicrographImage {
+    try readMicrograph(MappedFile(bytes: bytes, name: name))
+}
+
+/// As `readFrame(at:)`, for bytes in memory; `name` is the file named in errors.
+public func readFrame(bytes: Data, name: String) throws -> Frame {
+    try readFrame(MappedFile(bytes: bytes, name: name))
+}
+
 func readMicrographHeader(_ file: MappedFile) throws -> MicrographHeader {
     guard let format = MicrographFormat.detect(file.bytes) else {
-        throw FormatError(file: file.url.path, offset: 0, "not a DM3, DM4, TIFF or PNG file (unknown signature)")
+        throw FormatError(file: file.name, offset: 0, "not a DM3, DM4, TIFF or PNG file (unknown signature)")
     }
     switch format {
     case .dm3, .dm4:
-        var parser = DMParser(bytes: file.bytes, file: file.url.path)
+        var parser = DMParser(bytes: file.bytes, file: file.name)
         return try parser.parseHeader()
-    case .tiff: return try TIFFFile(bytes: file.bytes, file: file.url.path).header()
-    case .png: return try readPNGHeader(file.bytes, file: file.url.path)
+    case .tiff: return try TIFFFile(bytes: file.bytes, file: file.name).header()
+    case .png: return try readPNGHeader(file.bytes, file: file.name)
     }
 }
 
 /// Reads a whole file: header and every pixel as stored (1-D, 2-D or 3-D).
 /// - Throws: `FormatError` naming the file and the byte offset of what is wrong.
-public func readMicrograph(at url: URL) throws -> Micrograph {
-    let file = try MappedFile(url: url)
+public func readMicrograph(at url: URL) throws -> MicrographImage {
+    try readMicrograph(MappedFile(url: url))
+}
+
+func readMicrograph(_ file: MappedFile) throws -> MicrographImage {
     let header = try readMicrographHeader(file)
     switch header.format {
     case .dm3, .dm4:
@@ -156,13 +174,13 @@ public func readMicrograph(at url: URL) throws -> Micrograph {
         var bytes = [UInt8](repeating: 0, count: byteCount)
         try bytes.withUnsafeMutableBytes { try file.read(offset: header.dataOffset!, count: byteCount, into: $0.baseAddress!) }
         if header.byteOrder == .bigEndian { swapBytesInPlace(&bytes, elementSize: header.pixelType.byteCount) }
-        return Micrograph(header: header, data: NPYArray(shape: header.shape, pixelType: header.pixelType, bytes: bytes))
+        return MicrographImage(header: header, data: NPYArray(shape: header.shape, pixelType: header.pixelType, bytes: bytes))
     case .tiff:
-        let bytes = try TIFFFile(bytes: file.bytes, file: url.path).readFirstPage(header: header)
-        return Micrograph(header: header, data: NPYArray(shape: header.shape, pixelType: header.pixelType, bytes: bytes))
+        let bytes = try TIFFFile(bytes: file.bytes, file: file.name).readFirstPage(header: header)
+        return MicrographImage(header: header, data: NPYArray(shape: header.shape, pixelType: header.pixelType, bytes: bytes))
     case .png:
-        let image = try decodePNG(file.bytes, file: url.path)
-        return Micrograph(header: header, data: image.npy)
+        let image = try decodePNG(file.bytes, file: file.name)
+        return MicrographImage(header: header, data: image.npy)
     }
 }
 
@@ -171,7 +189,10 @@ public func readMicrograph(at url: URL) throws -> Micrograph {
 /// the memory-mapped file). 1-D data is one row; 3-D data gives plane z = 0.
 /// - Throws: `FormatError` naming the file and the byte offset of what is wrong.
 public func readFrame(at url: URL) throws -> Frame {
-    let file = try MappedFile(url: url)
+    try readFrame(MappedFile(url: url))
+}
+
+func readFrame(_ file: MappedFile) throws -> Frame {
     let header = try readMicrographHeader(file)
     let width = header.width, height = header.shape.count >= 2 ? header.height : 1
     let count = width * height
@@ -189,7 +210,7 @@ public func readFrame(at url: URL) throws -> Frame {
         }
         return Frame(header: header, raster: Raster(width: width, height: height, pixels: pixels))
     case .tiff, .png:
-        let micrograph = try readMicrograph(at: url)
+        let micrograph = try readMicrograph(file)
         return Frame(header: header, raster: micrograph.raster)
     }
 }

@@ -80,10 +80,18 @@ func decodePNG(_ bytes: UnsafeRawBufferPointer, file: String) throws -> DecodedP
 /// float grayscale (non-zero is particle). DM files are accepted too.
 /// - Throws: `FormatError` naming the file and the offset of what is wrong.
 public func readLabelMask(at url: URL) throws -> Raster<UInt8> {
-    let file = try MappedFile(url: url)
+    try readLabelMask(MappedFile(url: url))
+}
+
+/// As `readLabelMask(at:)`, for bytes in memory; `name` is the file named in errors.
+public func readLabelMask(bytes: Data, name: String) throws -> Raster<UInt8> {
+    try readLabelMask(MappedFile(bytes: bytes, name: name))
+}
+
+func readLabelMask(_ file: MappedFile) throws -> Raster<UInt8> {
     switch MicrographFormat.detect(file.bytes) {
     case .png?:
-        let image = try decodePNG(file.bytes, file: url.path)
+        let image = try decodePNG(file.bytes, file: file.name)
         let colorChannels = image.channels >= 3 ? 3 : 1
         let hasAlpha = image.channels == 2 || image.channels == 4
         var out = [UInt8](repeating: 0, count: image.width * image.height)
@@ -100,9 +108,9 @@ public func readLabelMask(at url: URL) throws -> Raster<UInt8> {
         }
         return Raster(width: image.width, height: image.height, pixels: out)
     default:
-        let micrograph = try readMicrograph(at: url)
+        let micrograph = try readMicrograph(file)
         guard micrograph.header.shape.count == 2 else {
-            throw FormatError(file: url.path, "a label mask must be a 2-D image, found shape \(micrograph.header.shape)")
+            throw FormatError(file: file.name, offset: 0, "a label mask must be a 2-D image, found shape \(micrograph.header.shape)")
         }
         let raster = micrograph.raster
         return raster.map { $0 != 0 ? 1 : 0 }

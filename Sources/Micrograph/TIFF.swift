@@ -16,17 +16,18 @@ struct TIFFFile {
         source.pointee.data = bytes.baseAddress?.assumingMemoryBound(to: UInt8.self)
         source.pointee.size = UInt64(bytes.count)
         guard let tif = hrtem_tiff_open_memory(source, file) else {
-            throw failure(source, offset: 0, "cannot open as TIFF")
+            throw failure(source, "cannot open as TIFF")
         }
         defer { TIFFClose(tif) }
         return try body(tif, source)
     }
 
-    func failure(_ source: UnsafeMutablePointer<hrtem_tiff_source>, offset: Int, _ what: String) -> FormatError {
+    /// An error at `offset`, or where libtiff last read when nil.
+    func failure(_ source: UnsafeMutablePointer<hrtem_tiff_source>, offset: Int? = nil, _ what: String) -> FormatError {
         let detail = source.pointee.has_error != 0
             ? withUnsafeBytes(of: &source.pointee.message) { String(cString: $0.bindMemory(to: CChar.self).baseAddress!) }
             : ""
-        return FormatError(file: file, offset: offset, "TIFF: \(what)\(detail.isEmpty ? "" : ": \(detail)")")
+        return FormatError(file: file, offset: offset ?? Int(min(source.pointee.position, UInt64(Int.max))), "TIFF: \(what)\(detail.isEmpty ? "" : ": \(detail)")")
     }
 
     struct Page {
@@ -167,7 +168,7 @@ struct TIFFFile {
                         for left in stride(from: 0, to: page.width, by: Int(tileWidth)) {
                             let index = TIFFComputeTile(tif, UInt32(left), UInt32(top), 0, 0)
                             let n = tile.withUnsafeMutableBytes { TIFFReadEncodedTile(tif, index, $0.baseAddress, tmsize_t(tileBytes)) }
-                            guard n >= 0 else { throw failure(source, offset: 0, "cannot decode tile \(index)") }
+                            guard n >= 0 else { throw failure(source, "cannot decode tile \(index)") }
                             let rows = min(Int(tileHeight), page.height - top), columns = min(Int(tileWidth), page.width - left)
                             tile.withUnsafeBytes { t in
                                 for r in 0..<rows {
@@ -188,9 +189,9 @@ struct TIFFFile {
                         let start = strip * stripRows * rowBytes
                         let size = min(stripRows * rowBytes, total - start)
                         let n = TIFFReadEncodedStrip(tif, UInt32(strip), destination.baseAddress! + start, tmsize_t(size))
-                        guard n >= 0 else { throw failure(source, offset: 0, "cannot decode strip \(strip)") }
+                        guard n >= 0 else { throw failure(source, "cannot decode strip \(strip)") }
                         guard n == size else {
-                            throw failure(source, offset: 0, "strip \(strip) holds \(n) bytes, expected \(size)")
+                            throw failure(source, "strip \(strip) holds \(n) bytes, expected \(size)")
                         }
                     }
                 }
