@@ -14,6 +14,8 @@ struct HRTEM: ParsableCommand {
         version: hrtemVersion,
         // Each issue's commands are added here, one line each, in the order of the data flow.
         subcommands: [
+            TrainCommand.self,
+            EvaluateCommand.self,
         ]
     )
 }
