@@ -8,7 +8,8 @@ APT_PACKAGES := libsqlite3-dev libtiff-dev libcurl4-openssl-dev libopenblas-dev 
 BUILD_FLAGS := -c release -Xswiftc -enable-testing
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test demo bench peers clean
+.PHONY: deps build test demo bench peers clean fuzz
+.PHONY: deps build test demo bench peers clean fixtures
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -35,6 +36,10 @@ test: deps peers
 demo: build
 	./scripts/demo.sh
 
+# Regenerates Fixtures/synthetic bit-exactly from its seed (see scripts/make-fixtures.sh).
+fixtures: build
+	./scripts/make-fixtures.sh
+
 BENCHMARKS := catalog formats mirrors preprocessing synthesis trainer
 bench: deps peers
 	@for b in $(BENCHMARKS); do $(MAKE) --no-print-directory bench-$$b || exit 1; done
@@ -42,6 +47,14 @@ bench: deps peers
 bench-%: deps
 	$(SWIFT) build -c release --product bench-$*
 	HRTEM_PYTHON=$(CURDIR)/.venv/bin/python3 .build/release/bench-$*
+
+# Long robustness soak of the DM3/DM4/TIFF/PNG readers (FUZZ_CASES mutated files, FUZZ_SEED).
+FUZZ_CASES ?= 200000
+FUZZ_SEED ?= 1
+fuzz: deps
+	$(SWIFT) build $(BUILD_FLAGS) --build-tests
+	HRTEM_FUZZ_CASES=$(FUZZ_CASES) HRTEM_FUZZ_SEED=$(FUZZ_SEED) $(SWIFT) test $(BUILD_FLAGS) --skip-build \
+	  --disable-swift-testing --filter FuzzTests
 
 clean:
 	rm -rf .build demo-output

@@ -45,7 +45,8 @@ let package = Package(
         .target(name: "Segmentation", dependencies: ["Micrograph", "CBLAS"], swiftSettings: optimized),
         .target(name: "Synthesis", dependencies: ["Micrograph"], swiftSettings: optimized),
         .target(name: "Experiments",
-                dependencies: ["Catalog", "Segmentation", "Preprocessing", "Micrograph"],
+                dependencies: ["Catalog", "Segmentation", "Preprocessing", "Micrograph",
+                               .product(name: "GRDB", package: "GRDB.swift")],
                 swiftSettings: optimized),
         .executableTarget(
             name: "hrtem",

@@ -1,1 +1,185 @@
-print("bench-catalog: not written yet")
+// bench-catalog: the catalog's query and import speed, beside Python peers on the same data.
+//
+//   swift build -c release --product bench-catalog && .build/release/bench-catalog [--frames N] [--repeats R]
+//   (or `make bench-catalog`)
+//
+// Fills a fresh catalog file with N frames (default 1,000,000) drawn uniformly and seeded from
+// the study's value sets, times three-predicate queries that select about 1% of the rows
+// (median of R runs of CatalogStore.frames(matching:), parse + SQL + decoding every record),
+// then times importing the study's 407-row metadata table (median of R imports into fresh
+// catalog files). Peers: Python's sqlite3 running hrtem's compiled SQL on the same file and
+// NumPy boolean masks over the same columns in memory; csv + sqlite3 executemany for the import.
+import Catalog
+import Foundation
+import GRDB
+import Micrograph
+
+func argument(_ name: String, default value: Int) -> Int {
+    let arguments = CommandLine.arguments
+    guard let index = arguments.firstIndex(of: name), index + 1 < arguments.count,
+          let parsed = Int(arguments[index + 1]) else { return value }
+    return parsed
+}
+
+func median(_ values: [Double]) -> Double {
+    let sorted = values.sorted()
+    return sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+}
+
+func milliseconds(_ body: () throws -> Void) rethrows -> Double {
+    let start = DispatchTime.now().uptimeNanoseconds
+    try body()
+    return Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
+}
+
+func fmt(_ value: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", value) }
+
+let frameCount = argument("--frames", default: 1_000_000)
+let repeats = argument("--repeats", default: 31)
+let benchFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+let peerScript = benchFolder.deletingLastPathComponent().appendingPathComponent("peers/catalog_peer.py")
+let python = ProcessInfo.processInfo.environment["HRTEM_PYTHON"].flatMap { $0.isEmpty ? nil : $0 } ?? "python3"
+let referenceTable = benchFolder.deletingLastPathComponent().deletingLastPathComponent()
+    .deletingLastPathComponent().appendingPathComponent("shared/reference/Dataset_metadata.csv")
+
+let work = FileManager.default.temporaryDirectory.appendingPathComponent("bench-catalog-\(getpid())")
+try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+defer { try? FileManager.default.removeItem(at: work) }
+
+// The study's value sets (PIPELINE.md and the metadata table).
+let materials = ["Au", "Ag", "CdSe"]
+let sizes = [2.2, 5, 10, 20]
+let shapes = ["Sphere", "Oblong"]
+let supports = [("UT Carbon", "UTC"), ("SiN", "SiN")]
+let doses = [80.0, 282, 287, 418, 420, 421, 423, 425, 426, 440, 442, 447, 450, 453, 840, 884]
+let pixelScales = [0.02, 0.026, 0.033, 0.042, 0.04]
+let magnifications = [330.0, 260, 205, 160]
+let dates = ["2021-08-26", "2021-09-02", "2021-10-06", "2021-12-15", "2022-02-02", "2022-06-15", "2022-10-25",
+             "2022-11-09", "2023-01-23"]
+
+print("bench-catalog: \(frameCount) frames, median of \(repeats) runs (machine shared: timings are noisy)")
+var random = SplitMix64(seed: 20_240_611)
+func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
+var frames: [FrameRecord] = []
+frames.reserveCapacity(frameCount)
+for index in 0..<frameCount {
+    let material = pick(materials), support = pick(supports), dose = pick(doses), date = pick(dates)
+    let magnification = pick(magnifications), exposure = 0.1596
+    let session = "\(date.replacingOccurrences(of: "-", with: "_")) bench \(index % 11)"
+    let name = StudyFileName(date: date, material: material, support: support.1, magnificationKx: magnification,
+                             doseRate: (dose / exposure).rounded(), exposureSeconds: exposure, sequence: index,
+                             sequenceWidth: 7)
+    frames.append(FrameRecord(session: session, fileName: name.fileName, metadataRow: index + 1, material: material,
+                              particleSizeNm: pick(sizes), shape: pick(shapes), support: support.0,
+                              instrument: "Team05", dose: dose, doseRate: name.doseRate, exposureSeconds: exposure,
+                              pixelScaleNm: pick(pixelScales), magnificationKx: magnification, date: date))
+}
+let catalogFile = work.appendingPathComponent("catalog.sqlite")
+let store = try CatalogStore(file: catalogFile)
+let fillMs = try milliseconds { try store.insertFrames(frames) }
+frames = []
+try store.dbQueue.write { db in try db.execute(sql: "ANALYZE") }
+print("fill: \(frameCount) frames in \(fmt(fillMs / 1000, 1)) s (\(Int(Double(frameCount) / fillMs * 1000)) frames/s, one transaction)")
+
+let queries = [
+    #"material = "Ag" and size = 5 and pixel_scale = 0.02"#,
+    #"material = "Au" and dose ~ 285 +- 10 and size = 10"#,
+    #"support = "SiN" and magnification = 330 and dose < 100"#,
+]
+var spec: [[String: Any]] = []
+var hrtemRows: [Int] = [], hrtemMs: [Double] = [], countMs: [Double] = []
+for query in queries {
+    var rows = try store.frames(matching: query).count
+    hrtemMs.append(median(try (0..<repeats).map { _ in try milliseconds { rows = try store.frames(matching: query).count } }))
+    countMs.append(median(try (0..<repeats).map { _ in try milliseconds { _ = try store.count(matching: query) } }))
+    hrtemRows.append(rows)
+    let compiled = try FrameQuery.parse(query).compile()
+    let arguments: [Any] = compiled.values.map { value -> Any in
+        switch value.storage {
+        case .double(let number): return number
+        case .int64(let number): return number
+        case .string(let text): return text
+        default: return NSNull()
+        }
+    }
+    // The same predicates for NumPy: every leaf is text equality or an open interval.
+    var numpy: [[String: Any]] = []
+    func leaves(_ expression: QueryExpression) {
+        switch expression {
+        case .and(let left, let right): leaves(left); leaves(right)
+        case .compare(let field, .equal, .text(let text)):
+            numpy.append(["column": String(field.column.dropFirst("frames.".count)), "text": text])
+        case .compare(let field, .equal, .number(let value)):
+            numpy.append(["column": String(field.column.dropFirst("frames.".count)),
+                          "low": value - FrameQuery.defaultMargin, "high": value + FrameQuery.defaultMargin])
+        case .compare(let field, .less, .number(let value)):
+            numpy.append(["column": String(field.column.dropFirst("frames.".count)), "low": -Double.infinity, "high": value])
+        case .near(let field, let value, let margin):
+            numpy.append(["column": String(field.column.dropFirst("frames.".count)),
+                          "low": value - margin, "high": value + margin])
+        default: fatalError("bench query uses an unsupported form")
+        }
+    }
+    leaves(try FrameQuery.parse(query).expression)
+    spec.append(["sql": compiled.sql, "arguments": arguments, "numpy": numpy])
+}
+
+let specFile = work.appendingPathComponent("spec.json")
+try JSONSerialization.data(withJSONObject: [
+    "queries": spec, "columns": CatalogStore.frameColumns, "order": CatalogStore.frameOrder,
+]).write(to: specFile)
+
+func runPeer(_ arguments: [String]) -> [String: Any]? {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [python, peerScript.path] + arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    guard (try? process.run()) != nil else { return nil }
+    let data = pipe.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    guard process.terminationStatus == 0 else { return nil }
+    return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
+}
+
+let peer = runPeer(["query", catalogFile.path, specFile.path, "\(repeats)"])
+let peerSQLite = peer?["sqlite3"] as? [Double]
+let peerNumpy = peer?["numpy"] as? [Double]
+let peerRows = peer?["rows"] as? [Int]
+print("")
+print("query (returns every matching frame record)                rows   %rows  hrtem ms  count ms  sqlite3(py) ms  numpy ms")
+for (index, query) in queries.enumerated() {
+    let rows = hrtemRows[index]
+    var line = query.padding(toLength: 58, withPad: " ", startingAt: 0)
+    line += String(rows).leftPadded(7) + fmt(100 * Double(rows) / Double(frameCount)).leftPadded(8)
+    line += fmt(hrtemMs[index]).leftPadded(10) + fmt(countMs[index]).leftPadded(10)
+    line += (peerSQLite.map { fmt($0[index]) } ?? "n/a").leftPadded(16)
+    line += (peerNumpy.map { fmt($0[index]) } ?? "n/a").leftPadded(10)
+    if let peerRows, peerRows[index] != rows { line += "  (peer rows \(peerRows[index]) differ!)" }
+    print(line)
+}
+print("target: < 10 ms median per query; numpy excludes loading columns (in-memory masks only)")
+
+if let data = try? Data(contentsOf: referenceTable) {
+    var importMs: [Double] = [], reimportMs: [Double] = []
+    for run in 0..<repeats {
+        let importStore = try CatalogStore(file: work.appendingPathComponent("import-\(run).sqlite"))
+        importMs.append(try milliseconds {
+            _ = try MetadataImporter.importTable(data, source: "Dataset_metadata.csv", into: importStore)
+        })
+        reimportMs.append(try milliseconds {
+            _ = try MetadataImporter.importTable(data, source: "Dataset_metadata.csv", into: importStore)
+        })
+    }
+    let peerImport = runPeer(["import", referenceTable.path, "\(repeats)"])?["import_ms"] as? Double
+    print("")
+    print("import Dataset_metadata.csv (407 rows, validate + one transaction, file catalog in WAL)")
+    print("  hrtem first import \(fmt(median(importMs))) ms, re-import (0 changed) \(fmt(median(reimportMs))) ms; "
+          + "python csv+sqlite3 executemany \(peerImport.map { fmt($0) } ?? "n/a") ms; target < 100 ms")
+} else {
+    print("\nimport: \(referenceTable.path) is absent; import timing skipped")
+}
+
+extension String {
+    func leftPadded(_ width: Int) -> String { String(repeating: " ", count: max(0, width - count)) + self }
+}

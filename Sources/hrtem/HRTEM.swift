@@ -14,8 +14,20 @@ struct HRTEM: ParsableCommand {
         version: hrtemVersion,
         // Each issue's commands are added here, one line each, in the order of the data flow.
         subcommands: [
+            ImportMetadataCommand.self,
+            QueryCommand.self,
+            SummaryCommand.self,
+            IngestCommand.self,
+            ShowCommand.self,
+            LabelboxCommand.self,
+            DatasetCommand.self,
             TrainCommand.self,
             EvaluateCommand.self,
+            MirrorCommand.self,
+            FetchCommand.self,
+            MatrixCommand.self,
+            SweepCommand.self,
+            SynthCommand.self,
         ]
     )
 }

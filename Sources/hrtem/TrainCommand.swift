@@ -4,11 +4,15 @@ import Foundation
 import Micrograph
 import Segmentation
 
-/// Where a DATASET[@VERSION] argument points: an existing version folder, else
-/// `<data>/datasets/NAME/VERSION` (or the only version under `<data>/datasets/NAME`).
+/// Where a DATASET[@VERSION] argument points: an existing version folder, else the catalog's
+/// NAME (latest version) or NAME@VERSION (unique id prefix), else `<data>/datasets/NAME/VERSION`.
 func resolveDatasetFolder(_ argument: String, data: DataFolder) throws -> URL {
     let direct = URL(fileURLWithPath: argument)
     if FileManager.default.fileExists(atPath: direct.appendingPathComponent("folds.json").path) { return direct }
+    if FileManager.default.fileExists(atPath: data.catalogFile.path) {
+        let store = try CatalogStore(file: data.catalogFile)
+        if let version = try? DatasetRegistry.resolve(argument, in: store, dataFolder: data) { return version.folder }
+    }
     let parts = argument.split(separator: "@", maxSplits: 1).map(String.init)
     let named = data.datasetsFolder.appendingPathComponent(parts[0])
     if parts.count == 2 {

@@ -1,0 +1,135 @@
+import GRDB
+
+/// The catalog's schema as named, append-only migrations.
+///
+/// Never edit a migration that has shipped: add a new one (`v2-...`) that alters or adds. The
+/// first migration lays out every table the pipeline needs, so later issues add columns only
+/// when they truly need them.
+///
+/// Units and conventions of the `frames` columns: `particle_size_nm` (nm), `dose` (e/A^2),
+/// `dose_rate` (e/A^2/s), `exposure_s` (s), `pixel_scale_nm` (nm per pixel),
+/// `magnification_kx` (thousands), `date` ISO `yyyy-mm-dd`. JSON columns hold UTF-8 JSON text.
+public enum CatalogSchema {
+    public static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-catalog") { db in
+            try db.execute(sql: """
+            CREATE TABLE sessions (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                folder TEXT NOT NULL UNIQUE,
+                date TEXT,
+                created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+            );
+
+            CREATE TABLE frames (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                session TEXT NOT NULL REFERENCES sessions(folder) ON UPDATE CASCADE,
+                file_name TEXT NOT NULL,
+                metadata_source TEXT,
+                metadata_row INTEGER,
+                material TEXT,
+                particle_size_nm REAL,
+                shape TEXT,
+                support TEXT,
+                instrument TEXT,
+                dose REAL,
+                dose_rate REAL,
+                exposure_s REAL,
+                pixel_scale_nm REAL,
+                magnification_kx REAL,
+                date TEXT,
+                path TEXT,
+                byte_size INTEGER,
+                sha256 TEXT,
+                format TEXT,
+                width INTEGER,
+                height INTEGER,
+                pixel_type TEXT,
+                ingested_at TEXT,
+                facts TEXT,
+                UNIQUE (session, file_name)
+            );
+            CREATE INDEX frames_material_size ON frames(material, particle_size_nm);
+            CREATE INDEX frames_material_scale ON frames(material, pixel_scale_nm);
+            CREATE INDEX frames_size ON frames(particle_size_nm);
+            CREATE INDEX frames_dose ON frames(dose);
+            CREATE INDEX frames_pixel_scale ON frames(pixel_scale_nm);
+            CREATE INDEX frames_date ON frames(date);
+            CREATE INDEX frames_file_name ON frames(file_name);
+            CREATE INDEX frames_sha256 ON frames(sha256);
+
+            CREATE TABLE labels (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+                source TEXT NOT NULL,
+                path TEXT,
+                sha256 TEXT,
+                format TEXT,
+                width INTEGER,
+                height INTEGER,
+                particle_pixels INTEGER,
+                labelbox TEXT,
+                created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+                UNIQUE (frame_id, source)
+            );
+
+            CREATE TABLE mirrors (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                name TEXT NOT NULL UNIQUE,
+                kind TEXT NOT NULL,
+                base_url TEXT NOT NULL,
+                settings TEXT,
+                created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+            );
+
+            CREATE TABLE recipes (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                name TEXT NOT NULL UNIQUE,
+                definition TEXT NOT NULL,
+                created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+            );
+
+            CREATE TABLE dataset_versions (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                recipe_id INTEGER REFERENCES recipes(id),
+                version_id TEXT NOT NULL UNIQUE,
+                folder TEXT NOT NULL,
+                frame_count INTEGER,
+                patch_count INTEGER,
+                manifest_sha256 TEXT,
+                created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+            );
+            CREATE INDEX dataset_versions_recipe ON dataset_versions(recipe_id);
+
+            CREATE TABLE models (
+                id TEXT PRIMARY KEY,
+                dataset_version TEXT REFERENCES dataset_versions(version_id),
+                fold INTEGER,
+                seed INTEGER,
+                settings TEXT,
+                checkpoint_path TEXT,
+                card TEXT,
+                created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+            );
+            CREATE INDEX models_dataset_version ON models(dataset_version);
+
+            CREATE TABLE results (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                model_id TEXT NOT NULL REFERENCES models(id) ON DELETE CASCADE,
+                dataset_version TEXT NOT NULL REFERENCES dataset_versions(version_id),
+                scope TEXT NOT NULL,
+                hard_dice REAL,
+                soft_dice REAL,
+                loss REAL,
+                fp_rate REAL,
+                fn_rate REAL,
+                per_patch TEXT,
+                created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now')),
+                UNIQUE (model_id, dataset_version, scope)
+            );
+            CREATE INDEX results_dataset_version ON results(dataset_version);
+            """)
+        }
+        return migrator
+    }
+}

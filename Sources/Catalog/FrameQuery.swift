@@ -1,0 +1,574 @@
+import GRDB
+
+/// A parsed frame query, e.g.
+/// `material = "Au" and size in (2.2, 5, 10) and dose ~ 423 +- 20 and pixel_scale = 0.02`.
+///
+/// Grammar (keywords and field names are case-insensitive; string values are case-sensitive):
+/// ```
+/// query      := or
+/// or         := and ("or" and)*
+/// and        := not ("and" not)*
+/// not        := "not" not | "(" query ")" | predicate
+/// predicate  := FIELD ("=" | "==" | "!=" | "<>" | "<" | "<=" | ">" | ">=") VALUE
+///             | FIELD ["not"] "in" "(" VALUE ("," VALUE)* ")"
+///             | FIELD ["not"] "between" VALUE "and" VALUE
+///             | FIELD "~" NUMBER ("+-" | "±") NUMBER
+///             | "labeled"
+/// VALUE      := NUMBER | "quoted \"string\"" | 'quoted' | bare-word | DATE | true | false
+/// ```
+/// Semantics (the study's selection rules): `x ~ V +- M` is `|x - V| < M` (M > 0); `=` on a
+/// number is `|x - V| < 1e-5`, and `in` applies that to each value; `between` is inclusive.
+/// Text fields take `=`, `!=`, `in`; dates (`2021-08-26` or the study's `08/26/21`) also take
+/// ordering and `between`; `labeled` is true when the frame has a label. A frame whose field
+/// is unknown (NULL) fails every comparison, and `not` / `!=` select exactly the frames the
+/// positive form does not (so they include unknowns).
+///
+/// Values never enter the SQL text: `compile()` binds them as arguments.
+public struct FrameQuery: Equatable, Sendable, CustomStringConvertible {
+    public let text: String
+    public let expression: QueryExpression
+
+    /// The study's default margin for `=` on numbers.
+    public static let defaultMargin = 1e-5
+
+    /// - Throws: `QueryError` with the 1-based column where the query went wrong.
+    public static func parse(_ text: String) throws -> FrameQuery {
+        var parser = try QueryParser(text)
+        return FrameQuery(text: text, expression: try parser.parseQuery())
+    }
+
+    public var description: String { text }
+
+    /// A SQL boolean expression over the `frames` table with `?` placeholders, and its
+    /// arguments. Use as `SELECT ... FROM frames WHERE <sql>`.
+    public struct Compiled: Sendable {
+        public var sql: String
+        /// The values bound to the `?` placeholders, in order.
+        public var values: [DatabaseValue]
+        public var arguments: StatementArguments { StatementArguments(values) }
+    }
+
+    public func compile() throws -> Compiled {
+        var values: [DatabaseValue] = []
+        let sql = expression.sql(into: &values)
+        return Compiled(sql: sql, values: values)
+    }
+}
+
+/// The fields a query can test, their SQL columns and value kinds.
+public enum QueryField: String, CaseIterable, Sendable {
+    case material, size, shape, support, instrument, dose
+    case doseRate = "dose_rate", exposure
+    case pixelScale = "pixel_scale", magnification, session, date, file, labeled
+
+    public enum Kind: String, Sendable { case text, number, date, boolean }
+
+    public var kind: Kind {
+        switch self {
+        case .material, .shape, .support, .instrument, .session, .file: .text
+        case .size, .dose, .doseRate, .exposure, .pixelScale, .magnification: .number
+        case .date: .date
+        case .labeled: .boolean
+        }
+    }
+
+    /// The `frames` column (`labeled` has none: it is an EXISTS over `labels`).
+    public var column: String {
+        switch self {
+        case .material: "frames.material"
+        case .size: "frames.particle_size_nm"
+        case .shape: "frames.shape"
+        case .support: "frames.support"
+        case .instrument: "frames.instrument"
+        case .dose: "frames.dose"
+        case .doseRate: "frames.dose_rate"
+        case .exposure: "frames.exposure_s"
+        case .pixelScale: "frames.pixel_scale_nm"
+        case .magnification: "frames.magnification_kx"
+        case .session: "frames.session"
+        case .date: "frames.date"
+        case .file: "frames.file_name"
+        case .labeled: "EXISTS (SELECT 1 FROM labels WHERE labels.frame_id = frames.id)"
+        }
+    }
+
+    public static var names: [String] { allCases.map(\.rawValue) }
+}
+
+public enum QueryValue: Equatable, Sendable, CustomStringConvertible {
+    case number(Double)
+    case text(String)
+    /// ISO `yyyy-mm-dd`.
+    case date(String)
+    case boolean(Bool)
+
+    var databaseValue: DatabaseValue {
+        switch self {
+        case .number(let value): value.databaseValue
+        case .text(let value), .date(let value): value.databaseValue
+        case .boolean(let value): value.databaseValue
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .number(let value): "\(value)"
+        case .text(let value): "\"\(value)\""
+        case .date(let value): value
+        case .boolean(let value): "\(value)"
+        }
+    }
+}
+
+public enum ComparisonOperator: String, Sendable {
+    case equal = "=", notEqual = "!=", less = "<", lessOrEqual = "<=", greater = ">", greaterOrEqual = ">="
+}
+
+public indirect enum QueryExpression: Equatable, Sendable {
+    case and(QueryExpression, QueryExpression)
+    case or(QueryExpression, QueryExpression)
+    case not(QueryExpression)
+    case compare(QueryField, ComparisonOperator, QueryValue)
+    case oneOf(QueryField, [QueryValue])
+    case between(QueryField, QueryValue, QueryValue)
+    /// `|field - value| < margin`.
+    case near(QueryField, value: Double, margin: Double)
+
+    func sql(into values: inout [DatabaseValue]) -> String {
+        switch self {
+        case .and(let left, let right):
+            return "(\(left.sql(into: &values)) AND \(right.sql(into: &values)))"
+        case .or(let left, let right):
+            return "(\(left.sql(into: &values)) OR \(right.sql(into: &values)))"
+        case .not(let inner):
+            // Two-valued: a NULL comparison counts as false, so `not` selects its complement.
+            return "NOT coalesce(\(inner.sql(into: &values)), 0)"
+        case .near(let field, let value, let margin):
+            values.append((value - margin).databaseValue)
+            values.append((value + margin).databaseValue)
+            return "(\(field.column) > ? AND \(field.column) < ?)"
+        case .between(let field, let low, let high):
+            values.append(low.databaseValue)
+            values.append(high.databaseValue)
+            return "(\(field.column) BETWEEN ? AND ?)"
+        case .oneOf(let field, let list):
+            if field.kind == .number {
+                return "(" + list.map { value -> String in
+                    guard case .number(let number) = value else { return "0" }
+                    return QueryExpression.near(field, value: number, margin: FrameQuery.defaultMargin)
+                        .sql(into: &values)
+                }.joined(separator: " OR ") + ")"
+            }
+            values.append(contentsOf: list.map(\.databaseValue))
+            return "(\(field.column) IN (\(Array(repeating: "?", count: list.count).joined(separator: ", "))))"
+        case .compare(let field, let op, let value):
+            if field == .labeled, case .boolean(let wanted) = value {
+                let positive = (op == .equal) == wanted
+                return positive ? field.column : "NOT \(field.column)"
+            }
+            if op == .notEqual {
+                return QueryExpression.not(.compare(field, .equal, value)).sql(into: &values)
+            }
+            if op == .equal, case .number(let number) = value {
+                return QueryExpression.near(field, value: number, margin: FrameQuery.defaultMargin)
+                    .sql(into: &values)
+            }
+            values.append(value.databaseValue)
+            return "\(field.column) \(op.rawValue) ?"
+        }
+    }
+}
+
+/// A query that could not be parsed: where (1-based column, in characters) and what was wrong.
+public struct QueryError: Error, Equatable, Sendable, CustomStringConvertible {
+    public var query: String
+    public var column: Int
+    public var message: String
+    /// Set when the error is an unknown field: the fields a query may use.
+    public var validFields: [String]?
+
+    public init(query: String, column: Int, message: String, validFields: [String]? = nil) {
+        self.query = query
+        self.column = column
+        self.message = message
+        self.validFields = validFields
+    }
+
+    public var description: String {
+        var text = "query error at column \(column): \(message)\n  \(query)\n  "
+        text += String(repeating: " ", count: max(0, column - 1)) + "^"
+        if let validFields { text += "\nvalid fields: " + validFields.joined(separator: ", ") }
+        return text
+    }
+}
+
+// MARK: - Lexer
+
+struct QueryToken: Equatable {
+    enum Kind: Equatable {
+        case word(String)        // field names, keywords, bare values
+        case number(Double)
+        case string(String)
+        case date(String)        // ISO
+        case symbol(String)      // = == != <> < <= > >= ~ +- ( ) ,
+        case end
+    }
+    var kind: Kind
+    var column: Int
+    var text: String
+}
+
+struct QueryLexer {
+    let query: String
+    let characters: [Character]
+    var index = 0
+
+    init(_ query: String) {
+        self.query = query
+        characters = Array(query)
+    }
+
+    func error(_ message: String, at position: Int) -> QueryError {
+        QueryError(query: query, column: position + 1, message: message)
+    }
+
+    mutating func tokens() throws -> [QueryToken] {
+        var result: [QueryToken] = []
+        while true {
+            let token = try next()
+            result.append(token)
+            if token.kind == .end { return result }
+        }
+    }
+
+    private func peek(_ offset: Int = 0) -> Character? {
+        index + offset < characters.count ? characters[index + offset] : nil
+    }
+
+    private mutating func next() throws -> QueryToken {
+        while let c = peek(), c.isWhitespace { index += 1 }
+        let start = index
+        guard let c = peek() else { return QueryToken(kind: .end, column: start + 1, text: "") }
+        func token(_ kind: QueryToken.Kind) -> QueryToken {
+            QueryToken(kind: kind, column: start + 1, text: String(characters[start..<index]))
+        }
+        if c == "\"" || c == "'" { return try string(quote: c) }
+        if c.isASCIIDigit || ((c == "-" || c == "+" || c == ".") && (peek(1)?.isASCIIDigit ?? false))
+            || (c == "-" && peek(1) == "." && (peek(2)?.isASCIIDigit ?? false)) {
+            if let date = dateLiteral() { return QueryToken(kind: .date(date.iso), column: start + 1, text: date.text) }
+            return try number()
+        }
+        if c.isLetter || c == "_" {
+            while let c = peek(), c.isLetter || c.isNumber || c == "_" { index += 1 }
+            return token(.word(String(characters[start..<index])))
+        }
+        let two = peek(1).map { String([c, $0]) } ?? ""
+        if ["==", "!=", "<>", "<=", ">=", "+-"].contains(two) {
+            index += 2
+            return token(.symbol(two == "==" ? "=" : two == "<>" ? "!=" : two))
+        }
+        if "=<>~(),".contains(c) {
+            index += 1
+            return token(.symbol(String(c)))
+        }
+        if c == "±" {
+            index += 1
+            return token(.symbol("+-"))
+        }
+        if c == ";" {
+            throw error("unexpected ';': a query is one expression (quote text that contains ';')", at: start)
+        }
+        throw error("unexpected character '\(c)'", at: start)
+    }
+
+    /// `"..."` or `'...'`; backslash escapes `\" \' \\ \n \t`.
+    private mutating func string(quote: Character) throws -> QueryToken {
+        let start = index
+        index += 1
+        var value = ""
+        while let c = peek() {
+            index += 1
+            if c == quote {
+                return QueryToken(kind: .string(value), column: start + 1, text: String(characters[start..<index]))
+            }
+            if c == "\\" {
+                guard let escaped = peek() else { break }
+                index += 1
+                switch escaped {
+                case "\"", "'", "\\": value.append(escaped)
+                case "n": value.append("\n")
+                case "t": value.append("\t")
+                default:
+                    throw error("unknown escape '\\\(escaped)' in string (use \\\" \\' \\\\ \\n \\t)", at: index - 2)
+                }
+                continue
+            }
+            value.append(c)
+        }
+        throw error("unterminated string: no closing \(quote)", at: start)
+    }
+
+    /// `2021-08-26` or `08/26/21` (`08/26/2021`) at the current position, when it is one.
+    private mutating func dateLiteral() -> (iso: String, text: String)? {
+        var end = index
+        while end < characters.count, characters[end].isASCIIDigit || characters[end] == "-" || characters[end] == "/" {
+            end += 1
+        }
+        let candidate = String(characters[index..<end])
+        let looksISO = candidate.count == 10 && candidate.filter({ $0 == "-" }).count == 2
+            && !candidate.hasPrefix("-")
+        let looksStudy = candidate.filter({ $0 == "/" }).count == 2
+        guard looksISO || looksStudy, let iso = StudyDate.iso(from: candidate) else { return nil }
+        index = end
+        return (iso, candidate)
+    }
+
+    private mutating func number() throws -> QueryToken {
+        let start = index
+        if peek() == "-" || peek() == "+" { index += 1 }
+        while let c = peek(), c.isASCIIDigit { index += 1 }
+        if peek() == ".", peek(1)?.isASCIIDigit ?? false {
+            index += 1
+            while let c = peek(), c.isASCIIDigit { index += 1 }
+        } else if peek() == "." {
+            index += 1
+        }
+        if peek() == "e" || peek() == "E" {
+            let sign = (peek(1) == "-" || peek(1) == "+") ? 1 : 0
+            if peek(1 + sign)?.isASCIIDigit ?? false {
+                index += 1 + sign
+                while let c = peek(), c.isASCIIDigit { index += 1 }
+            }
+        }
+        let text = String(characters[start..<index])
+        if let c = peek(), c.isLetter || c.isNumber || c == "_" || c == "." || c == "/" {
+            throw error("malformed number '\(text)\(c)...': a number is digits, '.', and an optional exponent", at: start)
+        }
+        guard let value = Double(text), value.isFinite else {
+            throw error("malformed number '\(text)'", at: start)
+        }
+        return QueryToken(kind: .number(value), column: start + 1, text: text)
+    }
+}
+
+// MARK: - Parser
+
+struct QueryParser {
+    let query: String
+    let tokens: [QueryToken]
+    var position = 0
+
+    init(_ query: String) throws {
+        self.query = query
+        var lexer = QueryLexer(query)
+        tokens = try lexer.tokens()
+    }
+
+    private var current: QueryToken { tokens[position] }
+
+    private func error(_ message: String, at token: QueryToken, validFields: [String]? = nil) -> QueryError {
+        QueryError(query: query, column: token.column, message: message, validFields: validFields)
+    }
+
+    private func describe(_ token: QueryToken) -> String {
+        token.kind == .end ? "the end of the query" : "'\(token.text)'"
+    }
+
+    private func isKeyword(_ token: QueryToken, _ keyword: String) -> Bool {
+        if case .word(let word) = token.kind { return word.lowercased() == keyword }
+        return false
+    }
+
+    private mutating func accept(keyword: String) -> Bool {
+        guard isKeyword(current, keyword) else { return false }
+        position += 1
+        return true
+    }
+
+    private mutating func accept(symbol: String) -> Bool {
+        guard current.kind == .symbol(symbol) else { return false }
+        position += 1
+        return true
+    }
+
+    private mutating func expect(symbol: String, _ what: String) throws {
+        guard accept(symbol: symbol) else { throw error("expected \(what), found \(describe(current))", at: current) }
+    }
+
+    mutating func parseQuery() throws -> QueryExpression {
+        if current.kind == .end {
+            throw error("empty query: write a condition such as material = \"Au\"", at: current)
+        }
+        let expression = try parseOr()
+        guard current.kind == .end else {
+            if current.kind == .symbol(")") { throw error("unbalanced ')': no '(' to close", at: current) }
+            throw error("expected 'and', 'or' or the end of the query, found \(describe(current))", at: current)
+        }
+        return expression
+    }
+
+    private mutating func parseOr() throws -> QueryExpression {
+        var left = try parseAnd()
+        while accept(keyword: "or") { left = .or(left, try parseAnd()) }
+        return left
+    }
+
+    private mutating func parseAnd() throws -> QueryExpression {
+        var left = try parseNot()
+        while accept(keyword: "and") { left = .and(left, try parseNot()) }
+        return left
+    }
+
+    private mutating func parseNot() throws -> QueryExpression {
+        if accept(keyword: "not") { return .not(try parseNot()) }
+        if current.kind == .symbol("(") {
+            let open = current
+            position += 1
+            if current.kind == .symbol(")") { throw error("empty parentheses: expected a condition", at: current) }
+            let inner = try parseOr()
+            guard accept(symbol: ")") else {
+                if current.kind == .end { throw error("unclosed '(': expected ')'", at: open) }
+                throw error("expected ')' to close the '(' at column \(open.column), found \(describe(current))",
+                            at: current)
+            }
+            return inner
+        }
+        return try parsePredicate()
+    }
+
+    private static let keywords: Set<String> = ["and", "or", "not", "in", "between", "true", "false"]
+
+    private mutating func parsePredicate() throws -> QueryExpression {
+        let fieldToken = current
+        guard case .word(let name) = fieldToken.kind, !Self.keywords.contains(name.lowercased()) else {
+            throw error("expected a field name, found \(describe(fieldToken))", at: fieldToken,
+                        validFields: QueryField.names)
+        }
+        guard let field = QueryField(rawValue: name.lowercased()) else {
+            throw error("unknown field '\(name)'", at: fieldToken, validFields: QueryField.names)
+        }
+        position += 1
+        let operatorToken = current
+
+        if accept(keyword: "not") {
+            if isKeyword(current, "in") || isKeyword(current, "between") {
+                return .not(try parseSetTest(field, fieldToken: fieldToken))
+            }
+            throw error("expected 'in' or 'between' after '\(name) not', found \(describe(current))", at: current)
+        }
+        if isKeyword(current, "in") || isKeyword(current, "between") {
+            return try parseSetTest(field, fieldToken: fieldToken)
+        }
+        if accept(symbol: "~") {
+            guard field.kind == .number else {
+                throw error("'~ V +- M' needs a numeric field; \(field.rawValue) is \(field.kind.rawValue)",
+                            at: operatorToken)
+            }
+            let value = try parseNumber(after: "~")
+            guard accept(symbol: "+-") else {
+                throw error("expected '+-' and a margin after '~ \(value)', found \(describe(current))", at: current)
+            }
+            let marginToken = current
+            let margin = try parseNumber(after: "+-")
+            guard margin > 0 else { throw error("the margin must be positive, found \(marginToken.text)", at: marginToken) }
+            return .near(field, value: value, margin: margin)
+        }
+        if case .symbol(let symbol) = current.kind, let op = ComparisonOperator(rawValue: symbol) {
+            position += 1
+            switch (field.kind, op) {
+            case (.text, .less), (.text, .lessOrEqual), (.text, .greater), (.text, .greaterOrEqual),
+                 (.boolean, .less), (.boolean, .lessOrEqual), (.boolean, .greater), (.boolean, .greaterOrEqual):
+                throw error("'\(symbol)' does not apply to \(field.rawValue) (\(field.kind.rawValue)); use = != or in",
+                            at: operatorToken)
+            default: break
+            }
+            return .compare(field, op, try parseValue(for: field))
+        }
+        if field == .labeled {
+            // A bare `labeled` reads as `labeled = true`.
+            return .compare(.labeled, .equal, .boolean(true))
+        }
+        throw error("expected an operator after '\(name)' (= != < <= > >= ~ in between), found \(describe(current))",
+                    at: current)
+    }
+
+    private mutating func parseSetTest(_ field: QueryField, fieldToken: QueryToken) throws -> QueryExpression {
+        if accept(keyword: "in") {
+            guard field.kind != .boolean else {
+                throw error("'in' does not apply to labeled; use labeled = true or false", at: tokens[position - 1])
+            }
+            try expect(symbol: "(", "'(' after 'in'")
+            if current.kind == .symbol(")") { throw error("empty list: 'in' needs at least one value", at: current) }
+            var values = [try parseValue(for: field)]
+            while accept(symbol: ",") { values.append(try parseValue(for: field)) }
+            guard accept(symbol: ")") else {
+                throw error("expected ',' or ')' in the list, found \(describe(current))", at: current)
+            }
+            return .oneOf(field, values)
+        }
+        let betweenToken = current
+        position += 1
+        guard field.kind == .number || field.kind == .date else {
+            throw error("'between' needs a numeric or date field; \(field.rawValue) is \(field.kind.rawValue)",
+                        at: betweenToken)
+        }
+        let lowToken = current
+        let low = try parseValue(for: field)
+        guard accept(keyword: "and") else {
+            throw error("expected 'and' in 'between A and B', found \(describe(current))", at: current)
+        }
+        let high = try parseValue(for: field)
+        let emptyRange: Bool = switch (low, high) {
+        case (.number(let a), .number(let b)): a > b
+        case (.date(let a), .date(let b)): a > b
+        default: false
+        }
+        if emptyRange { throw error("empty range: the lower bound is above the upper bound", at: lowToken) }
+        return .between(field, low, high)
+    }
+
+    private mutating func parseNumber(after what: String) throws -> Double {
+        guard case .number(let value) = current.kind else {
+            throw error("expected a number after '\(what)', found \(describe(current))", at: current)
+        }
+        position += 1
+        return value
+    }
+
+    private mutating func parseValue(for field: QueryField) throws -> QueryValue {
+        let token = current
+        switch (field.kind, token.kind) {
+        case (.number, .number(let value)):
+            position += 1
+            return .number(value)
+        case (.text, .string(let value)):
+            position += 1
+            return .text(value)
+        case (.text, .word(let value)) where !Self.keywords.contains(value.lowercased()):
+            position += 1
+            return .text(value)
+        case (.date, .date(let iso)):
+            position += 1
+            return .date(iso)
+        case (.date, .string(let value)):
+            guard let iso = StudyDate.iso(from: value) else {
+                throw error("'\(value)' is not a date (write 2021-08-26 or 08/26/21)", at: token)
+            }
+            position += 1
+            return .date(iso)
+        case (.boolean, .word(let value)) where ["true", "false"].contains(value.lowercased()):
+            position += 1
+            return .boolean(value.lowercased() == "true")
+        case (_, .end):
+            throw error("expected a value for \(field.rawValue), found the end of the query", at: token)
+        default:
+            let wanted = switch field.kind {
+            case .number: "a number"
+            case .text: "a quoted string such as \"Au\""
+            case .date: "a date such as 2021-08-26 or 08/26/21"
+            case .boolean: "true or false"
+            }
+            throw error("\(field.rawValue) expects \(wanted), found \(describe(token))", at: token)
+        }
+    }
+}

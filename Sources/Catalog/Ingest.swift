@@ -1,0 +1,350 @@
+import Foundation
+import GRDB
+import Micrograph
+
+/// What `Ingester.ingest` did, for people and tests.
+public struct IngestReport: Sendable, Equatable {
+    /// A file ingest could not place, and why.
+    public struct Unplaced: Sendable, Equatable {
+        public var path: String
+        public var reason: String
+    }
+
+    public var framesScanned = 0
+    /// New frames (no catalog row before), by "session/file".
+    public var framesAdded: [String] = []
+    /// Frames whose row came from the metadata table and now have their file.
+    public var framesJoined: [String] = []
+    /// Frames whose file changed since the last ingest (size, time or content).
+    public var framesChanged: [String] = []
+    public var framesUnchanged = 0
+    public var labelsAdded = 0
+    public var labelsChanged = 0
+    public var labelsUnchanged = 0
+    public var unplaced: [Unplaced] = []
+    public var bytesHashed: Int64 = 0
+    /// How each frame's metadata was found: "table", "file name", "file tags" -> count.
+    public var metadataSources: [String: Int] = [:]
+
+    public var summary: String {
+        let sources = metadataSources.keys.sorted().map { "\(metadataSources[$0]!) from \($0)" }.joined(separator: ", ")
+        var lines = ["ingest: \(framesScanned) frame file(s): \(framesAdded.count) new, \(framesJoined.count) joined to the metadata table, "
+                     + "\(framesChanged.count) changed, \(framesUnchanged) unchanged"
+                     + (sources.isEmpty ? "" : " (metadata: \(sources))"),
+                     "labels: \(labelsAdded) new, \(labelsChanged) changed, \(labelsUnchanged) unchanged"]
+        if !unplaced.isEmpty {
+            lines.append("could not place \(unplaced.count) file(s):")
+            lines += unplaced.map { "  \($0.path): \($0.reason)" }
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// Walks a folder laid out like the NERSC mirror and records its frames and labels.
+///
+/// Layout: `<DIR>/<Folder>/<file>.dm3|dm4|tif` (the session is the folder path relative to
+/// DIR, so a `Folder` containing `/` is a nested folder; files directly in DIR belong to the
+/// session named after DIR itself) and `<DIR>/<Folder>/Labels/<stem>_label.png`. Formats are
+/// recognized by content. Each frame's header is read (never its pixels), its content hashed
+/// (SHA-256, streaming, files in parallel), and it is joined to its metadata: the imported
+/// table's row for (session, file), else a unique not-yet-ingested row with the same file
+/// name, else the study's file-name convention, else the file's own tags (DM magnification,
+/// exposure, calibration). Frames and labels are written in one transaction per batch.
+/// Re-ingesting is idempotent: a file whose path, size and modification time are unchanged is
+/// not hashed again (`rehash` forces it); a changed file is re-read and reported.
+public struct Ingester: Sendable {
+    public var jobs: Int
+    public var batchSize: Int
+    public var rehash: Bool
+
+    public init(jobs: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 64, rehash: Bool = false) {
+        self.jobs = max(1, jobs)
+        self.batchSize = max(1, batchSize)
+        self.rehash = rehash
+    }
+
+    static let frameExtensions: Set<String> = ["dm3", "dm4", "tif", "tiff"]
+
+    struct FoundFile {
+        var url: URL
+        var session: String
+        var fileName: String
+        var size: Int64
+        var modified: Double
+    }
+
+    /// What reading one frame file gave (computed in parallel, written serially).
+    struct ReadFrame {
+        var file: FoundFile
+        var header: MicrographHeader?
+        var sha256: String?
+        var error: String?
+        var reused: Bool = false
+    }
+
+    /// - Throws: `FormatError` when `folder` is not a readable folder; `DatabaseError`.
+    ///   Unreadable or unplaceable files do not throw: they are listed in the report.
+    public func ingest(folder: URL, into store: CatalogStore, progress: ((String) -> Void)? = nil) throws -> IngestReport {
+        let root = folder.standardizedFileURL.resolvingSymlinksInPath()
+        var isFolder: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isFolder), isFolder.boolValue else {
+            throw FormatError(file: folder.path, "not a folder")
+        }
+        var report = IngestReport()
+        let (frames, labels, skipped) = try scan(root)
+        report.unplaced += skipped
+        report.framesScanned = frames.count
+
+        // Frames first (labels need their ids), in batches: read + hash in parallel, then one transaction.
+        let known = try store.dbQueue.read { db in
+            try FrameRecord.fetchAll(db, sql: "SELECT \(CatalogStore.frameColumns) FROM frames WHERE path IS NOT NULL")
+        }
+        var byPath = [String: FrameRecord]()
+        for frame in known { if let path = frame.path { byPath[path] = frame } }
+        var done = 0
+        for start in stride(from: 0, to: frames.count, by: batchSize) {
+            let batch = Array(frames[start..<min(start + batchSize, frames.count)])
+            let results = readInParallel(batch) { file -> ReadFrame in
+                if !rehash, let existing = byPath[file.url.path], existing.byteSize == file.size,
+                   let facts = existing.facts.flatMap({ try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }),
+                   (facts["mtime"] as? Double) == file.modified, existing.sha256 != nil {
+                    return ReadFrame(file: file, header: nil, sha256: existing.sha256, error: nil, reused: true)
+                }
+                do {
+                    let header = try readMicrographHeader(at: file.url)
+                    let digest = try sha256Hex(fileAt: file.url)
+                    return ReadFrame(file: file, header: header, sha256: digest)
+                } catch {
+                    return ReadFrame(file: file, header: nil, sha256: nil, error: "\(error)")
+                }
+            }
+            try store.dbQueue.write { db in
+                for result in results { try record(result, in: db, report: &report) }
+            }
+            done += batch.count
+            progress?("frames \(done)/\(frames.count)")
+        }
+
+        for start in stride(from: 0, to: labels.count, by: batchSize) {
+            let batch = Array(labels[start..<min(start + batchSize, labels.count)])
+            let results = readInParallel(batch) { file -> (FoundFile, Raster<UInt8>?, String?, String?) in
+                do {
+                    let mask = try readLabelMask(at: file.url)
+                    return (file, mask, try sha256Hex(fileAt: file.url), nil)
+                } catch {
+                    return (file, nil, nil, "\(error)")
+                }
+            }
+            try store.dbQueue.write { db in
+                for (file, mask, digest, error) in results {
+                    try recordLabel(file, mask: mask, sha256: digest, error: error, in: db, report: &report)
+                }
+            }
+            progress?("labels \(min(start + batch.count, labels.count))/\(labels.count)")
+        }
+        return report
+    }
+
+    /// Finds frame and label files. Files that are neither are listed as unplaced.
+    func scan(_ root: URL) throws -> (frames: [FoundFile], labels: [FoundFile], skipped: [IngestReport.Unplaced]) {
+        guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey, .fileSizeKey, .contentModificationDateKey],
+                                                          options: [.skipsHiddenFiles]) else {
+            throw FormatError(file: root.path, "cannot list the folder")
+        }
+        var frames = [FoundFile](), labels = [FoundFile](), skipped = [IngestReport.Unplaced]()
+        let rootComponents = root.pathComponents
+        for case let url as URL in walker {
+            let values = try? url.resourceValues(forKeys: [.isRegularFileKey, .fileSizeKey, .contentModificationDateKey])
+            guard values?.isRegularFile == true else { continue }
+            let components = url.standardizedFileURL.pathComponents
+            var folderComponents = Array(components.dropLast().dropFirst(rootComponents.count))
+            let fileName = url.lastPathComponent
+            let size = Int64(values?.fileSize ?? 0)
+            let modified = values?.contentModificationDate?.timeIntervalSince1970 ?? 0
+            if folderComponents.last == "Labels" {
+                folderComponents.removeLast()
+                let session = folderComponents.isEmpty ? root.lastPathComponent : folderComponents.joined(separator: "/")
+                if fileName.lowercased().hasSuffix("_label.png") {
+                    labels.append(FoundFile(url: url, session: session, fileName: fileName, size: size, modified: modified))
+                } else {
+                    skipped.append(.init(path: url.path, reason: "in a Labels folder but not named <stem>_label.png"))
+                }
+                continue
+            }
+            let session = folderComponents.isEmpty ? root.lastPathComponent : folderComponents.joined(separator: "/")
+            if Ingester.frameExtensions.contains(url.pathExtension.lowercased())
+                || ((try? MicrographFormat.detect(fileAt: url)).map { $0 != .png } ?? false) {
+                frames.append(FoundFile(url: url, session: session, fileName: fileName, size: size, modified: modified))
+            } else {
+                skipped.append(.init(path: url.path, reason: "not a frame (DM3/DM4/TIFF) and not in a Labels folder"))
+            }
+        }
+        frames.sort { ($0.session, $0.fileName) < ($1.session, $1.fileName) }
+        labels.sort { ($0.session, $0.fileName) < ($1.session, $1.fileName) }
+        return (frames, labels, skipped)
+    }
+
+    /// Runs `body` over `items` on up to `jobs` threads, keeping the order of `items`.
+    func readInParallel<T, R>(_ items: [T], _ body: @escaping (T) -> R) -> [R] {
+        var results = [R?](repeating: nil, count: items.count)
+        let lock = NSLock()
+        let workers = min(jobs, items.count)
+        var next = 0
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            while true {
+                lock.lock()
+                let index = next
+                next += 1
+                lock.unlock()
+                guard index < items.count else { return }
+                let result = body(items[index])
+                lock.lock()
+                results[index] = result
+                lock.unlock()
+            }
+        }
+        return results.map { $0! }
+    }
+
+    func record(_ result: ReadFrame, in db: Database, report: inout IngestReport) throws {
+        let file = result.file
+        let key = "\(file.session)/\(file.fileName)"
+        if let error = result.error {
+            report.unplaced.append(.init(path: file.url.path, reason: error))
+            return
+        }
+        let existing = try CatalogStore.frame(session: file.session, file: file.fileName, in: db)
+        if result.reused, let existing {
+            _ = existing
+            report.framesUnchanged += 1
+            return
+        }
+        guard let header = result.header, let digest = result.sha256 else { return }
+        var frame: FrameRecord
+        var source: String
+        if let existing {
+            frame = existing
+            source = existing.metadataSource != nil ? "table" : (try? StudyFileName(parsing: file.fileName)) != nil ? "file name" : "file tags"
+        } else if let candidate = try uniqueUningestedRow(fileName: file.fileName, in: db) {
+            // The table names this file under another folder spelling; take its row.
+            frame = candidate
+            source = "table"
+        } else {
+            frame = FrameRecord(session: file.session, fileName: file.fileName)
+            if let name = try? StudyFileName(parsing: file.fileName) {
+                frame.material = name.material
+                frame.magnificationKx = name.magnificationKx
+                frame.doseRate = name.doseRate
+                frame.exposureSeconds = name.exposureSeconds
+                frame.dose = name.dose
+                frame.date = name.date
+                frame.support = name.support.map { $0 == "UTC" ? "UT Carbon" : $0 }
+                source = "file name"
+            } else if header.microscope.indicatedMagnification != nil || header.microscope.pixelSizeNM != nil
+                        || header.microscope.exposureSeconds != nil {
+                source = "file tags"
+            } else {
+                report.unplaced.append(.init(path: file.url.path,
+                                             reason: "no metadata: not in the imported table, not a study file name, and the file has no microscope tags or calibration"))
+                return
+            }
+        }
+        // Facts the file itself knows fill what the table and the name leave open.
+        if frame.pixelScaleNm == nil { frame.pixelScaleNm = header.microscope.pixelSizeNM }
+        if frame.magnificationKx == nil, let magnification = header.microscope.indicatedMagnification {
+            frame.magnificationKx = magnification / 1000
+        }
+        if frame.exposureSeconds == nil { frame.exposureSeconds = header.microscope.exposureSeconds }
+        if frame.date == nil, let date = header.microscope.acquisitionDate { frame.date = StudyDate.iso(from: date) }
+
+        let wasIngested = frame.sha256 != nil
+        let changed = wasIngested && (frame.sha256 != digest || frame.path != file.url.path || frame.byteSize != file.size)
+        frame.path = file.url.path
+        frame.byteSize = file.size
+        frame.sha256 = digest
+        frame.format = header.format.rawValue
+        frame.width = header.width
+        frame.height = header.height
+        frame.pixelType = header.pixelType.rawValue
+        frame.ingestedAt = ISO8601DateFormatter().string(from: Date())
+        frame.facts = Ingester.factsJSON(header, modified: file.modified, metadataFrom: source)
+        try CatalogStore.upsertFrame(frame, in: db)
+        report.bytesHashed += file.size
+        report.metadataSources[source, default: 0] += 1
+        if existing == nil && frame.metadataSource == nil {
+            report.framesAdded.append(key)
+        } else if !wasIngested {
+            report.framesJoined.append(key)
+        } else if changed {
+            report.framesChanged.append(key)
+        } else {
+            report.framesUnchanged += 1
+        }
+    }
+
+    func uniqueUningestedRow(fileName: String, in db: Database) throws -> FrameRecord? {
+        let rows = try FrameRecord.fetchAll(db, sql: "SELECT \(CatalogStore.frameColumns) FROM frames WHERE file_name = ? AND sha256 IS NULL AND metadata_source IS NOT NULL LIMIT 2",
+                                            arguments: [fileName])
+        return rows.count == 1 ? rows[0] : nil
+    }
+
+    func recordLabel(_ file: FoundFile, mask: Raster<UInt8>?, sha256: String?, error: String?,
+                     in db: Database, report: inout IngestReport) throws {
+        if let error {
+            report.unplaced.append(.init(path: file.url.path, reason: error))
+            return
+        }
+        guard let mask, let sha256 else { return }
+        let stem = String(file.fileName.dropLast("_label.png".count))
+        let candidates = try FrameRecord.fetchAll(db, sql: "SELECT \(CatalogStore.frameColumns) FROM frames WHERE session = ? AND file_name IN (?, ?, ?, ?)",
+                                                  arguments: [file.session, stem + ".dm3", stem + ".dm4", stem + ".tif", stem + ".tiff"])
+        guard let frame = candidates.first, let frameId = frame.id else {
+            report.unplaced.append(.init(path: file.url.path, reason: "no frame '\(stem).dm3|dm4|tif' in session '\(file.session)'"))
+            return
+        }
+        if let width = frame.width, let height = frame.height, width != mask.width || height != mask.height {
+            report.unplaced.append(.init(path: file.url.path,
+                                         reason: "label is \(mask.width) x \(mask.height) but its frame is \(width) x \(height)"))
+            return
+        }
+        let particles = mask.pixels.reduce(0) { $0 + Int($1) }
+        let existing = try LabelRecord.filter(Column("frame_id") == frameId && Column("source") == "png").fetchOne(db)
+        if let existing, existing.sha256 == sha256, existing.path == file.url.path {
+            report.labelsUnchanged += 1
+            return
+        }
+        try CatalogStore.upsertLabel(LabelRecord(frameId: frameId, source: "png", path: file.url.path, sha256: sha256, format: "png",
+                                                 width: mask.width, height: mask.height, particlePixels: particles), in: db)
+        if existing == nil { report.labelsAdded += 1 } else { report.labelsChanged += 1 }
+    }
+
+    /// The `frames.facts` JSON: what the file says (microscope facts, calibrations, layout,
+    /// other images, every tag as text) plus the file time ingest compares on the next run.
+    static func factsJSON(_ header: MicrographHeader, modified: Double, metadataFrom: String) -> String {
+        var microscope = [String: Any]()
+        let facts = header.microscope
+        if let v = facts.indicatedMagnification { microscope["indicated_magnification"] = v }
+        if let v = facts.voltage { microscope["voltage_v"] = v }
+        if let v = facts.exposureSeconds { microscope["exposure_s"] = v }
+        if let v = facts.acquisitionDate { microscope["acquisition_date"] = v }
+        if let v = facts.acquisitionTime { microscope["acquisition_time"] = v }
+        if let v = facts.pixelSizeNM { microscope["pixel_size_nm"] = v }
+        if let v = facts.pixelUnit { microscope["pixel_unit"] = v }
+        var tags = [String: String]()
+        for (path, value) in header.tags.flattened() { tags[path] = value.summary }
+        let object: [String: Any] = [
+            "mtime": modified,
+            "metadata_from": metadataFrom,
+            "shape": header.shape,
+            "byte_order": header.byteOrder.rawValue,
+            "data_offset": header.dataOffset as Any? ?? NSNull(),
+            "image_index": header.imageIndex,
+            "calibrations": header.calibrations.map { ["scale": $0.scale, "origin": $0.origin, "unit": $0.unit] },
+            "microscope": microscope,
+            "other_images": header.otherImages.map { ["index": $0.index, "shape": $0.shape, "pixel_type": $0.pixelType, "note": $0.note] },
+            "tags": tags,
+        ]
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data("{}".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}

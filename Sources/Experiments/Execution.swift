@@ -1,0 +1,196 @@
+import Foundation
+import Micrograph
+
+/// A trained fold model, as the training unit that made it recorded it.
+public struct ModelRef: Codable, Hashable, Sendable {
+    /// The training unit's id (also the model's id).
+    public var id: String
+    /// Folder holding the weights (safetensors) and the JSON model card.
+    public var folder: String
+    /// Epoch whose weights were kept (lowest validation loss), when known.
+    public var bestEpoch: Int?
+    public var bestValidationLoss: Double?
+    /// Wall-clock seconds the training took (0 for a reused model).
+    public var seconds: Double?
+
+    public init(id: String, folder: String, bestEpoch: Int? = nil, bestValidationLoss: Double? = nil, seconds: Double? = nil) {
+        self.id = id
+        self.folder = folder
+        self.bestEpoch = bestEpoch
+        self.bestValidationLoss = bestValidationLoss
+        self.seconds = seconds
+    }
+}
+
+/// The study's scores of one model on one set of patches (PIPELINE.md "Metrics").
+///
+/// Dice values are means over patches (not pooled) with smoothing 1; rates are pooled pixel
+/// fractions: falsePositiveRate = FP / (FP + TN), falseNegativeRate = FN / (FN + TP).
+public struct EvaluationMetrics: Codable, Hashable, Sendable {
+    /// Mean pixel-wise softmax cross-entropy.
+    public var loss: Double
+    /// Dice of the softmax probability of class 1 (no rounding).
+    public var softDice: Double
+    /// Dice of the rounded prediction: the matrix's headline number.
+    public var hardDice: Double
+    public var falsePositiveRate: Double
+    public var falseNegativeRate: Double
+    /// Patches scored (after the dihedral x8 expansion when it applies).
+    public var patches: Int
+    /// PNG files with sample predictions drawn over their images, if the evaluator wrote any.
+    public var sampleOverlays: [String]?
+    public var seconds: Double?
+
+    public init(loss: Double, softDice: Double, hardDice: Double, falsePositiveRate: Double, falseNegativeRate: Double,
+                patches: Int, sampleOverlays: [String]? = nil, seconds: Double? = nil) {
+        self.loss = loss
+        self.softDice = softDice
+        self.hardDice = hardDice
+        self.falsePositiveRate = falsePositiveRate
+        self.falseNegativeRate = falseNegativeRate
+        self.patches = patches
+        self.sampleOverlays = sampleOverlays
+        self.seconds = seconds
+    }
+}
+
+/// Does the work of units. Implementations must be deterministic for a unit (same unit, same
+/// result) and safe to call from several threads at once for different units.
+public protocol UnitExecutor: Sendable {
+    /// Trains the fold model of `unit` (or finds it already trained under `unit.id`).
+    func train(_ unit: TrainUnit) throws -> ModelRef
+    /// Scores `model` on the patches `unit` names.
+    func evaluate(_ unit: EvaluateUnit, model: ModelRef) throws -> EvaluationMetrics
+}
+
+/// Where finished units are recorded. A unit whose result is recorded is never run again.
+/// Implementations must be safe for concurrent calls on different units, and a record must be
+/// all-or-nothing (a crash mid-write leaves the unit unrecorded).
+public protocol ResultStore: Sendable {
+    func model(for unit: TrainUnit) throws -> ModelRef?
+    func record(_ model: ModelRef, for unit: TrainUnit) throws
+    func metrics(for unit: EvaluateUnit) throws -> EvaluationMetrics?
+    func record(_ metrics: EvaluationMetrics, for unit: EvaluateUnit) throws
+}
+
+/// A result store as a folder of small JSON files, one per unit, each written atomically:
+/// `models/<train unit id>.json`, `evaluations/<evaluate unit id>.json`. Many processes (Slurm
+/// array tasks on shared storage, where SQLite's locking is unreliable) can write into the same
+/// folder without a lock, because no two write the same file.
+public struct JSONResultStore: ResultStore {
+    public let folder: URL
+
+    public init(folder: URL) { self.folder = folder }
+
+    private func modelFile(_ id: String) -> URL { folder.appendingPathComponent("models/\(id).json") }
+    private func evaluationFile(_ id: String) -> URL { folder.appendingPathComponent("evaluations/\(id).json") }
+
+    public func model(for unit: TrainUnit) throws -> ModelRef? { try load(ModelRef.self, modelFile(unit.id)) }
+    public func record(_ model: ModelRef, for unit: TrainUnit) throws {
+        try writeFileAtomically(try prettyJSON(model), to: modelFile(unit.id))
+    }
+    public func metrics(for unit: EvaluateUnit) throws -> EvaluationMetrics? {
+        try load(EvaluationMetrics.self, evaluationFile(unit.id))
+    }
+    public func record(_ metrics: EvaluationMetrics, for unit: EvaluateUnit) throws {
+        try writeFileAtomically(try prettyJSON(metrics), to: evaluationFile(unit.id))
+    }
+
+    private func load<T: Decodable>(_ type: T.Type, _ url: URL) throws -> T? {
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw FormatError(file: url.path, "cannot read: \(error.localizedDescription)")
+        }
+        do { return try JSONDecoder().decode(T.self, from: data) } catch {
+            throw FormatError(file: url.path, "not a recorded result: \(describeDecodingError(error))")
+        }
+    }
+}
+
+/// Records into several stores and reads from the first: `[JSON folder, catalog]` keeps the
+/// JSON folder as what decides "done" while the catalog gets every row. Records go to the
+/// stores in reverse order, so a unit the first store holds is in all of them.
+public struct LayeredResultStore: ResultStore {
+    public let stores: [ResultStore]
+    public init(_ stores: [ResultStore]) { self.stores = stores }
+
+    public func model(for unit: TrainUnit) throws -> ModelRef? { try stores.first?.model(for: unit) ?? nil }
+    public func record(_ model: ModelRef, for unit: TrainUnit) throws {
+        for store in stores.reversed() { try store.record(model, for: unit) }
+    }
+    public func metrics(for unit: EvaluateUnit) throws -> EvaluationMetrics? { try stores.first?.metrics(for: unit) ?? nil }
+    public func record(_ metrics: EvaluationMetrics, for unit: EvaluateUnit) throws {
+        for store in stores.reversed() { try store.record(metrics, for: unit) }
+    }
+}
+
+/// Copies every result of `plan` found in `source` into `destination` (what `hrtem matrix
+/// collect` does after a cluster run). Returns how many records were copied.
+@discardableResult
+public func copyResults(of plan: MatrixPlan, from source: ResultStore, into destination: ResultStore) throws -> Int {
+    var copied = 0
+    for unit in plan.trainUnits {
+        if let model = try source.model(for: unit), try destination.model(for: unit) != model {
+            try destination.record(model, for: unit)
+            copied += 1
+        }
+    }
+    for unit in plan.evaluationUnits {
+        if let metrics = try source.metrics(for: unit), try destination.metrics(for: unit) != metrics {
+            try destination.record(metrics, for: unit)
+            copied += 1
+        }
+    }
+    return copied
+}
+
+/// A deterministic stand-in executor that trains nothing: its scores are a function of the
+/// unit's content only (same unit, same numbers, on any machine), shaped like the study's
+/// main finding (a model scores best on its own dataset). It exists to exercise the runner, resumability, Slurm and reports quickly;
+/// plans record it as `executor: simulated` and their unit ids differ from trained ones.
+public struct SimulatedExecutor: UnitExecutor {
+    /// Folder where placeholder model folders (a JSON card only) are written, or nil for none.
+    public var modelsFolder: URL?
+    /// Seconds each unit pretends to work (lets tests interrupt a run mid-way).
+    public var secondsPerUnit: Double
+
+    public init(modelsFolder: URL? = nil, secondsPerUnit: Double = 0) {
+        self.modelsFolder = modelsFolder
+        self.secondsPerUnit = secondsPerUnit
+    }
+
+    public func train(_ unit: TrainUnit) throws -> ModelRef {
+        if secondsPerUnit > 0 { Thread.sleep(forTimeInterval: secondsPerUnit) }
+        var folder = ""
+        if let modelsFolder {
+            let url = modelsFolder.appendingPathComponent(unit.id)
+            let card: [String: String] = ["id": unit.id, "executor": "simulated", "dataset": unit.dataset.id,
+                                          "fold": String(unit.fold)]
+            try writeFileAtomically(try prettyJSON(card), to: url.appendingPathComponent("card.json"))
+            folder = url.path
+        }
+        let jitter = SimulatedExecutor.unitInterval(unit.id)
+        return ModelRef(id: unit.id, folder: folder, bestEpoch: 1 + Int(jitter * Double(unit.settings.epochs)),
+                        bestValidationLoss: 0.05 + 0.1 * jitter)
+    }
+
+    public func evaluate(_ unit: EvaluateUnit, model: ModelRef) throws -> EvaluationMetrics {
+        if secondsPerUnit > 0 { Thread.sleep(forTimeInterval: secondsPerUnit) }
+        let jitter = SimulatedExecutor.unitInterval(unit.id) - 0.5
+        let same = unit.trainDatasetID == unit.testDataset.id
+        // Off the diagonal: a pair-specific drop, stable for the pair whatever the fold.
+        let base = same ? 0.9 : 0.5 + 0.3 * SimulatedExecutor.unitInterval(unit.trainDatasetID + "|" + unit.testDataset.id)
+        let hard = min(0.99, max(0.0, base + 0.04 * jitter))
+        return EvaluationMetrics(loss: 0.05 + (1 - hard) * 0.5, softDice: hard - 0.01,
+                                 hardDice: hard, falsePositiveRate: 0.02 + 0.1 * (1 - hard) * (jitter + 0.5),
+                                 falseNegativeRate: 0.03 + 0.2 * (1 - hard) * (0.5 - jitter),
+                                 patches: 8 * 10)
+    }
+
+    /// A number in [0, 1) from a string's hash.
+    static func unitInterval(_ text: String) -> Double {
+        let hex = stableHash(text).prefix(12)
+        return Double(UInt64(hex, radix: 16) ?? 0) / Double(1 << 48)
+    }
+}

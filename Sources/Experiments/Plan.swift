@@ -1,0 +1,381 @@
+import Foundation
+import Micrograph
+
+/// One fact about a dataset version shown beside its name on the report's axes
+/// (e.g. `dose` = `80 e/Å²`). Kept as an ordered list so reports are byte-stable.
+public struct MetadataEntry: Codable, Hashable, Sendable {
+    public var key: String
+    public var value: String
+    public init(_ key: String, _ value: String) { self.key = key; self.value = value }
+}
+
+/// A dataset version taking part in an experiment: an immutable folder any node can read.
+///
+/// Only `id` (the version id: a hash of the resolved recipe and its inputs) enters unit ids;
+/// `name`, `folder` and `metadata` are for people and for locating the files.
+public struct DatasetVersionRef: Codable, Hashable, Sendable {
+    /// The version id.
+    public var id: String
+    /// The recipe name (what people call the dataset).
+    public var name: String
+    /// Absolute path of the version folder (images.npy, labels.npy, folds.json, recipe.json...).
+    public var folder: String
+    /// How many folds the version defines (its folds.json), when known.
+    public var foldCount: Int?
+    /// Key facts for the report's axes, in display order.
+    public var metadata: [MetadataEntry]
+
+    public init(id: String, name: String, folder: String, foldCount: Int? = nil, metadata: [MetadataEntry] = []) {
+        self.id = id
+        self.name = name
+        self.folder = folder
+        self.foldCount = foldCount
+        self.metadata = metadata
+    }
+
+    /// `name@<first 12 digits of the version id>`: what reports and logs print.
+    public var label: String { "\(name)@\(id.prefix(12))" }
+}
+
+/// How one fold model is trained: the trainer's options (issue 7's `hrtem train`).
+///
+/// Every field enters the training unit's id, `threads` included, because the trainer is
+/// deterministic only for a given seed AND thread count.
+public struct TrainingSettings: Codable, Hashable, Sendable {
+    public var epochs: Int
+    public var batchSize: Int
+    public var learningRate: Double
+    /// Base seed of the run; the trainer derives per-fold streams from it.
+    public var seed: UInt64
+    /// Fixed Gaussian-noise augmentation level rho (units of the image std), or nil.
+    public var noiseRho: Double?
+    /// rho ~ U(0, noiseRhoMax) per sample, or nil. Never set together with `noiseRho`.
+    public var noiseRhoMax: Double?
+    /// Online random flips + rotation (the study's default: on).
+    public var rotate: Bool
+    /// Threads one training or evaluation unit uses.
+    public var threads: Int
+
+    /// The study's protocol (PIPELINE.md "Model"): 250 epochs, batch 32, Adam lr 1e-4, rotation on.
+    public init(epochs: Int = 250, batchSize: Int = 32, learningRate: Double = 1e-4, seed: UInt64 = 0,
+                noiseRho: Double? = nil, noiseRhoMax: Double? = nil, rotate: Bool = true, threads: Int = 1) {
+        self.epochs = epochs
+        self.batchSize = batchSize
+        self.learningRate = learningRate
+        self.seed = seed
+        self.noiseRho = noiseRho
+        self.noiseRhoMax = noiseRhoMax
+        self.rotate = rotate
+        self.threads = threads
+    }
+
+    /// Checks ranges; the message names the offending setting.
+    public func validate() throws {
+        func fail(_ message: String) -> ExperimentError { ExperimentError("training settings: \(message)") }
+        guard epochs >= 1 else { throw fail("epochs must be at least 1, got \(epochs)") }
+        guard batchSize >= 1 else { throw fail("batch must be at least 1, got \(batchSize)") }
+        guard learningRate > 0, learningRate.isFinite else { throw fail("learning rate must be positive, got \(learningRate)") }
+        guard threads >= 1 else { throw fail("threads must be at least 1, got \(threads)") }
+        if noiseRho != nil && noiseRhoMax != nil { throw fail("give a fixed noise rho or a maximum, not both") }
+        for rho in [noiseRho, noiseRhoMax].compactMap({ $0 }) where !(rho >= 0 && rho.isFinite) {
+            throw fail("noise rho must be a finite number >= 0, got \(rho)")
+        }
+    }
+}
+
+/// A named set of training settings; a plain matrix has one, a noise sweep one per rho.
+public struct TrainingVariant: Codable, Hashable, Sendable {
+    public var label: String
+    public var settings: TrainingSettings
+    /// The swept parameter's value (rho for a noise sweep), or nil for a plain matrix.
+    public var sweepValue: Double?
+
+    public init(label: String, settings: TrainingSettings, sweepValue: Double? = nil) {
+        self.label = label
+        self.settings = settings
+        self.sweepValue = sweepValue
+    }
+}
+
+/// Train one fold model: fold `fold` of `dataset` is its test fold (the study's rule; the
+/// trainer takes validation and training patches from the rest).
+public struct TrainUnit: Codable, Hashable, Sendable, Identifiable {
+    /// Stable: a hash of the dataset version id, the fold, the fold count, the settings and the
+    /// executor kind. Two plans that share a model share this id, so the model is reused.
+    public var id: String
+    public var dataset: DatasetVersionRef
+    public var fold: Int
+    public var variantIndex: Int
+    public var settings: TrainingSettings
+
+    public var label: String { "train \(dataset.label) fold \(fold)" }
+}
+
+/// Which patches of the test dataset an evaluation scores.
+public struct EvaluationScope: Codable, Hashable, Sendable, CustomStringConvertible {
+    /// The test fold `fold` only (the diagonal: a model on its own held-out fold), or nil for
+    /// every patch of the dataset (off-diagonal cells).
+    public var fold: Int?
+
+    public static let wholeDataset = EvaluationScope(fold: nil)
+    public static func testFold(_ fold: Int) -> EvaluationScope { EvaluationScope(fold: fold) }
+
+    public var description: String { fold.map { "fold \($0)" } ?? "all" }
+}
+
+/// Evaluate one trained model on one dataset version (dihedral x8 on every patch).
+public struct EvaluateUnit: Codable, Hashable, Sendable, Identifiable {
+    /// Stable: a hash of the training unit id, the test version id, the scope and `dihedral`.
+    public var id: String
+    public var trainUnitID: String
+    public var trainDatasetID: String
+    public var variantIndex: Int
+    public var fold: Int
+    public var testDataset: DatasetVersionRef
+    public var scope: EvaluationScope
+    /// Score every patch under the 8 dihedral transforms (the study does).
+    public var dihedral: Bool
+
+    public var label: String { "evaluate \(trainUnitID.prefix(12)) on \(testDataset.label) (\(scope))" }
+}
+
+/// One unit of work of a plan, as an array task runs it.
+public enum PlanUnit: Sendable {
+    case train(TrainUnit)
+    case evaluate(EvaluateUnit)
+
+    public var id: String {
+        switch self {
+        case .train(let unit): return unit.id
+        case .evaluate(let unit): return unit.id
+        }
+    }
+
+    public var label: String {
+        switch self {
+        case .train(let unit): return unit.label
+        case .evaluate(let unit): return unit.label
+        }
+    }
+}
+
+/// Which implementation runs the units. Part of every unit id, so results of the simulated
+/// executor (plumbing tests) can never be mistaken for trained models.
+public enum ExecutorKind: String, Codable, Sendable, CaseIterable {
+    /// The bundled U-Net trainer and evaluator (Segmentation).
+    case trainer
+    /// A deterministic stand-in that trains nothing; for testing the runner, Slurm and reports.
+    case simulated
+}
+
+/// What an experiment is: a generalization matrix or a parameter sweep.
+public enum ExperimentKind: String, Codable, Sendable {
+    case matrix
+    case noiseSweep = "noise-sweep"
+}
+
+/// A whole experiment as a list of units: the same object the local runner executes and the
+/// Slurm array tasks read (`plan.json`).
+///
+/// Layout of `units`: every training unit first (index 0..<trainUnits.count), then every
+/// evaluation unit; Slurm's training array covers the first block and the evaluation array the
+/// second, offset by `trainUnits.count`.
+///
+/// The study's cell rule: for a row dataset A and a column dataset B, A == B evaluates model i on
+/// fold i of A; A != B evaluates every fold model on the whole of B. Dihedral x8 everywhere.
+public struct MatrixPlan: Codable, Hashable, Sendable {
+    public static let formatVersion = 1
+
+    public var formatVersion: Int
+    public var kind: ExperimentKind
+    public var name: String
+    /// Hash of the unit ids: two plans with the same id do the same work.
+    public var id: String
+    public var executor: ExecutorKind
+    /// Fold models trained per (row dataset, variant): folds 0..<folds.
+    public var folds: Int
+    /// Every dataset version the plan touches, rows first, without repeats.
+    public var datasets: [DatasetVersionRef]
+    /// Version ids of the datasets trained on (matrix rows), in order.
+    public var rows: [String]
+    /// Version ids of the datasets tested on (matrix columns), in order.
+    public var columns: [String]
+    public var variants: [TrainingVariant]
+    public var trainUnits: [TrainUnit]
+    public var evaluationUnits: [EvaluateUnit]
+    /// The command line that made the plan, for the report's "how to reproduce".
+    public var commandLine: [String]
+    public var hrtemVersion: String
+
+    /// Plans an experiment.
+    /// - Parameters:
+    ///   - trainOn: the matrix rows; `testOn`: the columns (for a plain matrix, the same list).
+    ///   - folds: fold models per row and variant; at most each row dataset's fold count.
+    /// - Throws: `ExperimentError` for an empty list, a repeated dataset, bad settings, or more
+    ///   folds than a dataset defines.
+    public init(kind: ExperimentKind = .matrix, name: String, trainOn: [DatasetVersionRef], testOn: [DatasetVersionRef],
+                folds: Int, variants: [TrainingVariant], executor: ExecutorKind = .trainer,
+                dihedral: Bool = true, commandLine: [String] = []) throws {
+        guard !trainOn.isEmpty else { throw ExperimentError("no dataset to train on") }
+        guard !testOn.isEmpty else { throw ExperimentError("no dataset to test on") }
+        guard !variants.isEmpty else { throw ExperimentError("no training settings") }
+        guard folds >= 2 else { throw ExperimentError("folds must be at least 2 (one tests, the rest train), got \(folds)") }
+        for list in [trainOn, testOn] {
+            var seen = Set<String>()
+            for dataset in list where !seen.insert(dataset.id).inserted {
+                throw ExperimentError("dataset \(dataset.label) is listed twice")
+            }
+        }
+        for dataset in trainOn {
+            if let count = dataset.foldCount, folds > count {
+                throw ExperimentError("dataset \(dataset.label) defines \(count) folds; cannot train \(folds) fold models")
+            }
+        }
+        for variant in variants { try variant.settings.validate() }
+
+        var datasets = trainOn
+        for dataset in testOn where !datasets.contains(where: { $0.id == dataset.id }) { datasets.append(dataset) }
+
+        var trainUnits: [TrainUnit] = []
+        var evaluationUnits: [EvaluateUnit] = []
+        for train in trainOn {
+            for (variantIndex, variant) in variants.enumerated() {
+                for fold in 0..<folds {
+                    let unitID = MatrixPlan.trainUnitID(datasetID: train.id, fold: fold, folds: folds,
+                                                        settings: variant.settings, executor: executor)
+                    trainUnits.append(TrainUnit(id: unitID, dataset: train, fold: fold, variantIndex: variantIndex,
+                                                settings: variant.settings))
+                }
+            }
+        }
+        for trainUnit in trainUnits {
+            for test in testOn {
+                let scope: EvaluationScope = test.id == trainUnit.dataset.id ? .testFold(trainUnit.fold) : .wholeDataset
+                let unitID = MatrixPlan.evaluateUnitID(trainUnitID: trainUnit.id, testDatasetID: test.id,
+                                                       scope: scope, dihedral: dihedral)
+                evaluationUnits.append(EvaluateUnit(id: unitID, trainUnitID: trainUnit.id,
+                                                    trainDatasetID: trainUnit.dataset.id,
+                                                    variantIndex: trainUnit.variantIndex, fold: trainUnit.fold,
+                                                    testDataset: test, scope: scope, dihedral: dihedral))
+            }
+        }
+        var seenUnits = Set<String>()
+        for id in trainUnits.map(\.id) + evaluationUnits.map(\.id) where !seenUnits.insert(id).inserted {
+            throw ExperimentError("two units of the plan are identical (\(id.prefix(12))); are two variants the same settings?")
+        }
+
+        self.formatVersion = MatrixPlan.formatVersion
+        self.kind = kind
+        self.name = name
+        self.executor = executor
+        self.folds = folds
+        self.datasets = datasets
+        self.rows = trainOn.map(\.id)
+        self.columns = testOn.map(\.id)
+        self.variants = variants
+        self.trainUnits = trainUnits
+        self.evaluationUnits = evaluationUnits
+        self.commandLine = commandLine
+        self.hrtemVersion = currentHRTEMVersion
+        self.hrtemVersion = hrtemBuildVersion
+        self.id = String(stableHash(([kind.rawValue] + trainUnits.map(\.id) + evaluationUnits.map(\.id)).joined(separator: "\n")).prefix(16))
+    }
+
+    /// Every unit, training first: the index an array task is given.
+    public var units: [PlanUnit] { trainUnits.map(PlanUnit.train) + evaluationUnits.map(PlanUnit.evaluate) }
+    public var unitCount: Int { trainUnits.count + evaluationUnits.count }
+
+    /// The unit at `index` of `units`.
+    /// - Throws: `ExperimentError` when the index is outside 0..<unitCount.
+    public func unit(at index: Int) throws -> PlanUnit {
+        if index >= 0 && index < trainUnits.count { return .train(trainUnits[index]) }
+        let evaluationIndex = index - trainUnits.count
+        if evaluationIndex >= 0 && evaluationIndex < evaluationUnits.count { return .evaluate(evaluationUnits[evaluationIndex]) }
+        throw ExperimentError("plan \(name) has units 0...\(unitCount - 1); there is no unit \(index)")
+    }
+
+    public func trainUnit(id: String) -> TrainUnit? { trainUnits.first { $0.id == id } }
+    public func dataset(id: String) -> DatasetVersionRef? { datasets.first { $0.id == id } }
+
+    /// Id of a training unit; see `TrainUnit.id`.
+    public static func trainUnitID(datasetID: String, fold: Int, folds: Int, settings: TrainingSettings,
+                                   executor: ExecutorKind) -> String {
+        String(stableHash("train\n\(executor.rawValue)\n\(datasetID)\n\(fold)/\(folds)\n\(canonicalJSON(settings))").prefix(24))
+    }
+
+    /// Id of an evaluation unit; see `EvaluateUnit.id`.
+    public static func evaluateUnitID(trainUnitID: String, testDatasetID: String, scope: EvaluationScope,
+                                      dihedral: Bool) -> String {
+        String(stableHash("evaluate\n\(trainUnitID)\n\(testDatasetID)\n\(scope)\n\(dihedral ? "dihedral8" : "plain")").prefix(24))
+    }
+
+    // MARK: plan files
+
+    /// Reads a plan written by `write(to:)`.
+    /// - Throws: `FormatError` naming the file when it is missing, not JSON, or of another format version.
+    public static func read(from url: URL) throws -> MatrixPlan {
+        let data: Data
+        do { data = try Data(contentsOf: url) } catch {
+            throw FormatError(file: url.path, "cannot read the plan: \(error.localizedDescription)")
+        }
+        let plan: MatrixPlan
+        do { plan = try JSONDecoder().decode(MatrixPlan.self, from: data) } catch {
+            throw FormatError(file: url.path, "not a matrix plan: \(describeDecodingError(error))")
+        }
+        guard plan.formatVersion == formatVersion else {
+            throw FormatError(file: url.path, "plan format \(plan.formatVersion) is not the supported \(formatVersion)")
+        }
+        return plan
+    }
+
+    /// Writes the plan as pretty, key-sorted JSON, atomically.
+    public func write(to url: URL) throws {
+        try writeFileAtomically(try prettyJSON(self), to: url)
+    }
+}
+
+/// An error in setting up or running an experiment, in words a person can act on.
+public struct ExperimentError: Error, CustomStringConvertible, Equatable, Sendable {
+    public var message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// SHA-256 of a string's UTF-8 bytes, as hex.
+func stableHash(_ text: String) -> String { sha256Hex(Data(text.utf8)) }
+
+/// Key-sorted compact JSON: the canonical form hashed into ids.
+func canonicalJSON<T: Encodable>(_ value: T) -> String {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+    // Encoding plain value types cannot fail.
+    return String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self)
+}
+
+/// Key-sorted, indented JSON ending in a newline: the form written to files people read.
+func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    var data = try encoder.encode(value)
+    data.append(0x0A)
+    return data
+}
+
+/// A decoding error as one line: where in the JSON and what was wrong.
+func describeDecodingError(_ error: Error) -> String {
+    guard let decodingError = error as? DecodingError else { return "\(error)" }
+    func path(_ context: DecodingError.Context) -> String {
+        let joined = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        return joined.isEmpty ? "top level" : joined
+    }
+    switch decodingError {
+    case .keyNotFound(let key, let context): return "missing key \"\(key.stringValue)\" at \(path(context))"
+    case .typeMismatch(_, let context): return "wrong type at \(path(context)): \(context.debugDescription)"
+    case .valueNotFound(_, let context): return "missing value at \(path(context))"
+    case .dataCorrupted(let context): return "\(context.debugDescription) at \(path(context))"
+    @unknown default: return "\(error)"
+    }
+}
+
+/// The library version under a name that stored `hrtemVersion` properties do not shadow.
+let currentHRTEMVersion = hrtemVersion

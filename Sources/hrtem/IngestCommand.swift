@@ -1,0 +1,77 @@
+import ArgumentParser
+import Catalog
+import Foundation
+
+struct IngestCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "ingest",
+        abstract: "Index a local folder of frames and labels (laid out like the NERSC mirror).",
+        discussion: """
+        Layout: DIR/<Folder>/<file>.dm3|dm4|tif and DIR/<Folder>/Labels/<stem>_label.png; the
+        session is the folder path under DIR. Only headers are read; every file is hashed
+        (SHA-256) in parallel. Each frame joins its row of the imported metadata table, else the
+        study's file-name convention, else its own DM tags. Re-running is idempotent; changed
+        files are noticed and re-read. Files that cannot be placed are listed, with the reason.
+
+        Examples:
+          hrtem import-metadata Dataset_metadata.csv && hrtem ingest /data/hrtem-generalization
+          hrtem ingest --jobs 8 synthetic-data
+        """)
+
+    @OptionGroup var data: DataOptions
+
+    @Argument(help: "The folder to ingest.")
+    var folder: String
+
+    @Option(help: "Files read and hashed in parallel (default: the number of cores).")
+    var jobs: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Files per catalog transaction.")
+    var batch: Int = 64
+
+    @Flag(help: "Hash every file again even when its size and modification time are unchanged.")
+    var rehash = false
+
+    func validate() throws {
+        guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+    }
+
+    func run() throws {
+        let store = try CatalogStore(folder: data.folder)
+        let start = Date()
+        let report = try Ingester(jobs: jobs, batchSize: batch, rehash: rehash)
+            .ingest(folder: URL(fileURLWithPath: folder), into: store) { line in
+                FileHandle.standardError.write(Data("\(line)\n".utf8))
+            }
+        print(report.summary)
+        let seconds = Date().timeIntervalSince(start)
+        print(String(format: "hashed %.1f MB in %.2f s", Double(report.bytesHashed) / 1e6, seconds))
+    }
+}
+
+struct ShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "show",
+        abstract: "Print everything the catalog knows about one frame, DM tags included.",
+        discussion: """
+        FRAME is a frame id, 'session/file name', a file name found in one session only, or
+        the path of an ingested file.
+
+        Examples:
+          hrtem show 20221109_Au_UTC_330kx_2640e_0p1596s_03.dm3
+          hrtem show '2022_11_09 Au on UTC/20221109_Au_UTC_330kx_2640e_0p1596s_03.dm3'
+          hrtem show 17
+        """)
+
+    @OptionGroup var data: DataOptions
+
+    @Argument(help: "The frame.")
+    var frame: String
+
+    func run() throws {
+        let store = try CatalogStore(folder: data.folder)
+        let record = try FrameDetails.resolve(frame, in: store)
+        print(FrameDetails.render(record, labels: try store.labels(frameId: record.id!)), terminator: "")
+    }
+}

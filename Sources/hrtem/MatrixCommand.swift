@@ -1,0 +1,192 @@
+import ArgumentParser
+import Catalog
+import Experiments
+import Foundation
+
+struct MatrixCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "matrix",
+        abstract: "Train on each dataset, test on every other: the generalization matrix.",
+        discussion: """
+        Each cell (trained on A, tested on B) follows the study: for A = B, fold model i on its own
+        test fold i; for A != B, every fold model on the whole of B; dihedral x8; mean and
+        population std over the fold models. Runs resume: finished units are never redone.
+
+        Examples:
+          hrtem matrix --datasets au-884e,au-423e,au-80e --folds 5 --jobs 2
+          hrtem matrix --datasets A,B --epochs 20 --emit-slurm slurm-run && bash slurm-run/submit.sh
+          hrtem matrix run-unit --plan slurm-run/plan.json --unit 0
+          hrtem matrix collect --plan slurm-run/plan.json --out report
+        """,
+        subcommands: [Run.self, RunUnit.self, Collect.self],
+        defaultSubcommand: Run.self
+    )
+
+    struct Run: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run", abstract: "Plan the matrix and run it here, or emit it as Slurm job arrays (the default).")
+
+        @OptionGroup var data: DataOptions
+        @Option(help: "Datasets, comma-separated: recipe names, NAME@VERSION, or version folders.")
+        var datasets: String
+        @OptionGroup var training: TrainingOptions
+        @OptionGroup var execution: ExperimentRunOptions
+
+        func validate() throws {
+            try training.check()
+            try execution.check()
+        }
+
+        func run() throws {
+            let folder = data.folder
+            let datasets = try MatrixCLI.splitList(datasets, what: "--datasets").map { try DatasetResolution.resolve($0, in: folder) }
+            let plan = try MatrixPlan(name: execution.name ?? "matrix", trainOn: datasets, testOn: datasets, folds: training.folds,
+                                      variants: [TrainingVariant(label: "default", settings: training.settings)],
+                                      executor: try execution.executorKind(), commandLine: MatrixCLI.reproducibleCommandLine())
+            try MatrixCLI.runOrEmit(plan, options: execution, data: folder)
+        }
+    }
+
+    struct RunUnit: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "run-unit",
+            abstract: "Run one unit of a plan (what each Slurm array task does); a finished unit is skipped.")
+
+        @OptionGroup var data: DataOptions
+        @Option(help: "The plan file (plan.json).") var plan: String
+        @Option(help: "Unit index: training units first (0..T-1), then evaluation units.") var unit: Int
+        @Option(help: "Results folder (default: results/ beside the plan).") var results: String?
+
+        func run() throws {
+            let workspace = ExperimentWorkspace(dataFolder: data.folder)
+            let (planUnit, outcome) = try workspace.runUnit(planFile: MatrixCLI.absoluteURL(plan), index: unit,
+                                                            resultsFolder: results.map(MatrixCLI.absoluteURL))
+            print("unit \(unit) (\(planUnit.label)): \(outcome.rawValue)")
+        }
+    }
+
+    struct Collect: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "collect",
+            abstract: "Gather the results of a plan (e.g. after a Slurm run) into the data folder and write the report.")
+
+        @OptionGroup var data: DataOptions
+        @Option(help: "The plan file (plan.json).") var plan: String
+        @Option(help: "Results folder the units wrote (default: results/ beside the plan).") var results: String?
+        @Option(help: "Report folder (default: <data>/experiments/<plan id>/report).") var out: String?
+
+        func run() throws {
+            let workspace = ExperimentWorkspace(dataFolder: data.folder)
+            let collected = try workspace.collect(planFile: MatrixCLI.absoluteURL(plan), resultsFolder: results.map(MatrixCLI.absoluteURL),
+                                                  reportFolder: out.map(MatrixCLI.absoluteURL))
+            print(MatrixReport.textTable(collected.results), terminator: "")
+            print("collected \(collected.copied) new result(s); report: \(collected.reportFolder.appendingPathComponent("report.html").path)")
+            if !collected.results.isComplete {
+                MatrixCLI.printError("incomplete: \(collected.results.missingUnits) unit(s) have no result yet")
+                throw ExitCode(1)
+            }
+        }
+    }
+}
+
+/// The trainer's options, shared by `matrix` and `sweep`.
+struct TrainingOptions: ParsableArguments {
+    @Option(help: "Fold models per dataset (folds 0..N-1 of its version).") var folds: Int = 5
+    @Option(help: "Training epochs per fold model.") var epochs: Int = 250
+    @Option(help: "Batch size.") var batch: Int = 32
+    @Option(name: .customLong("lr"), help: "Adam learning rate.") var learningRate: Double = 1e-4
+    @Option(help: "Base seed.") var seed: UInt64 = 0
+    @Option(help: "Fixed Gaussian-noise augmentation rho (units of the image std).") var noise: Double?
+    @Option(name: .customLong("noise-max"), help: "Noise augmentation with rho ~ U(0, this) per sample.") var noiseMax: Double?
+    @Option(help: "Online flip + rotation augmentation: on or off.") var rotate: String = "on"
+    @Option(help: "Threads per unit.") var threads: Int = 1
+
+    func check() throws {
+        guard rotate == "on" || rotate == "off" else { throw ValidationError("--rotate must be on or off, got \(rotate)") }
+        do { try settings.validate() } catch { throw ValidationError("\(error)") }
+    }
+
+    var settings: TrainingSettings {
+        TrainingSettings(epochs: epochs, batchSize: batch, learningRate: learningRate, seed: seed, noiseRho: noise,
+                         noiseRhoMax: noiseMax, rotate: rotate == "on", threads: threads)
+    }
+}
+
+/// Where and how an experiment runs, shared by `matrix` and `sweep`.
+struct ExperimentRunOptions: ParsableArguments {
+    @Option(help: "Units run at once (default: cores / threads).") var jobs: Int?
+    @Option(help: "A name for the experiment (shown in the report).") var name: String?
+    @Option(help: "Report folder (default: <data>/experiments/<plan id>/report).") var out: String?
+    @Option(name: .customLong("emit-slurm"), help: "Write the plan and Slurm job-array scripts to this folder instead of running.")
+    var emitSlurm: String?
+    @Option(name: .customLong("slurm-partition"), help: "Slurm partition.") var slurmPartition: String?
+    @Option(name: .customLong("slurm-account"), help: "Slurm account.") var slurmAccount: String?
+    @Option(name: .customLong("slurm-time"), help: "Slurm time limit per task, e.g. 04:00:00.") var slurmTime: String?
+    @Option(name: .customLong("slurm-mem"), help: "Slurm memory per task, e.g. 8G.") var slurmMemory: String?
+    @Option(name: .customLong("slurm-max-tasks"), help: "At most this many array tasks at once.") var slurmMaxTasks: Int?
+    @Option(name: .customLong("slurm-hrtem"), help: "Path of hrtem on the compute nodes (default: this binary).")
+    var slurmHrtem: String?
+    @Option(help: ArgumentHelp("Executor: trainer, or simulated (tests the machinery; trains nothing).", visibility: .hidden))
+    var executor: String = "trainer"
+
+    func check() throws {
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
+        _ = try executorKind()
+    }
+
+    func executorKind() throws -> ExecutorKind {
+        guard let kind = ExecutorKind(rawValue: executor) else {
+            throw ValidationError("--executor must be one of \(ExecutorKind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        return kind
+    }
+}
+
+/// The plumbing `matrix` and `sweep` share.
+enum MatrixCLI {
+    /// Runs the plan here (resuming) and writes the report, or emits it for Slurm.
+    static func runOrEmit(_ plan: MatrixPlan, options: ExperimentRunOptions, data: DataFolder) throws {
+        let workspace = ExperimentWorkspace(dataFolder: data)
+        if let emit = options.emitSlurm {
+            let hrtem = options.slurmHrtem ?? Bundle.main.executableURL?.path ?? CommandLine.arguments[0]
+            let files = try workspace.emitSlurm(plan, to: MatrixCLI.absoluteURL(emit), options: SlurmOptions(
+                hrtemExecutable: hrtem, reportFolder: options.out.map { MatrixCLI.absoluteURL($0).path },
+                partition: options.slurmPartition, account: options.slurmAccount, timeLimit: options.slurmTime,
+                memory: options.slurmMemory, maxConcurrentTasks: options.slurmMaxTasks))
+            print("plan \(plan.id): \(plan.trainUnits.count) training units, \(plan.evaluationUnits.count) evaluation units")
+            print("wrote \(files.planFile.path) and Slurm scripts; submit with: bash \(files.submitScript.path)")
+            print("afterwards: hrtem matrix collect --plan \(files.planFile.path)")
+            return
+        }
+        let threads = plan.variants.map(\.settings.threads).max() ?? 1
+        let jobs = options.jobs ?? max(1, ProcessInfo.processInfo.activeProcessorCount / threads)
+        MatrixCLI.printError("plan \(plan.id): \(plan.trainUnits.count) training + \(plan.evaluationUnits.count) evaluation units, \(jobs) at a time")
+        let outcome = try workspace.runLocally(plan, jobs: jobs, reportFolder: options.out.map(MatrixCLI.absoluteURL)) { event in
+            MatrixCLI.printError("[\(event.finished)/\(event.total)] \(event.outcome.rawValue): \(event.unitLabel)" + (event.message.map { " (\($0))" } ?? ""))
+        }
+        print(MatrixReport.textTable(outcome.results), terminator: "")
+        print("report: \(outcome.reportFolder.appendingPathComponent("report.html").path)")
+        if let error = outcome.error {
+            MatrixCLI.printError("\(error)")
+            throw ExitCode(1)
+        }
+    }
+
+    static func splitList(_ text: String, what: String) throws -> [String] {
+        let items = text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        guard !items.isEmpty else { throw ValidationError("\(what) needs at least one item") }
+        return items
+    }
+
+    static func absoluteURL(_ path: String) -> URL {
+        path.hasPrefix("/") ? URL(fileURLWithPath: path)
+            : URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent(path).standardizedFileURL
+    }
+
+    /// The command line as a person would retype it (`hrtem` rather than the binary's path).
+    static func reproducibleCommandLine() -> [String] { ["hrtem"] + CommandLine.arguments.dropFirst() }
+
+    static func printError(_ message: String) {
+        FileHandle.standardError.write(Data((message + "\n").utf8))
+    }
+}
