@@ -8,7 +8,7 @@ APT_PACKAGES := libsqlite3-dev libtiff-dev libcurl4-openssl-dev libopenblas-dev 
 BUILD_FLAGS := -c release -Xswiftc -enable-testing
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test demo bench peers clean fuzz
+.PHONY: deps build test demo bench peers clean fuzz fixtures
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -34,6 +34,10 @@ test: deps peers
 
 demo: build
 	./scripts/demo.sh
+
+# Regenerates Fixtures/synthetic bit-exactly from its seed (see scripts/make-fixtures.sh).
+fixtures: build
+	./scripts/make-fixtures.sh
 
 BENCHMARKS := catalog formats mirrors preprocessing synthesis trainer
 bench: deps peers

@@ -67,16 +67,16 @@ public protocol UnitExecutor: Sendable {
 /// Implementations must be safe for concurrent calls on different units, and a record must be
 /// all-or-nothing (a crash mid-write leaves the unit unrecorded).
 public protocol ResultStore: Sendable {
-    func model(forTrainUnit id: String) throws -> ModelRef?
-    func record(model: ModelRef, forTrainUnit id: String) throws
-    func metrics(forEvaluateUnit id: String) throws -> EvaluationMetrics?
-    func record(metrics: EvaluationMetrics, forEvaluateUnit id: String) throws
+    func model(for unit: TrainUnit) throws -> ModelRef?
+    func record(_ model: ModelRef, for unit: TrainUnit) throws
+    func metrics(for unit: EvaluateUnit) throws -> EvaluationMetrics?
+    func record(_ metrics: EvaluationMetrics, for unit: EvaluateUnit) throws
 }
 
 /// A result store as a folder of small JSON files, one per unit, each written atomically:
 /// `models/<train unit id>.json`, `evaluations/<evaluate unit id>.json`. Many processes (Slurm
-/// array tasks on shared storage) can write into the same folder without a lock, because no two
-/// write the same file.
+/// array tasks on shared storage, where SQLite's locking is unreliable) can write into the same
+/// folder without a lock, because no two write the same file.
 public struct JSONResultStore: ResultStore {
     public let folder: URL
 
@@ -85,15 +85,15 @@ public struct JSONResultStore: ResultStore {
     private func modelFile(_ id: String) -> URL { folder.appendingPathComponent("models/\(id).json") }
     private func evaluationFile(_ id: String) -> URL { folder.appendingPathComponent("evaluations/\(id).json") }
 
-    public func model(forTrainUnit id: String) throws -> ModelRef? { try load(ModelRef.self, modelFile(id)) }
-    public func record(model: ModelRef, forTrainUnit id: String) throws {
-        try writeFileAtomically(try prettyJSON(model), to: modelFile(id))
+    public func model(for unit: TrainUnit) throws -> ModelRef? { try load(ModelRef.self, modelFile(unit.id)) }
+    public func record(_ model: ModelRef, for unit: TrainUnit) throws {
+        try writeFileAtomically(try prettyJSON(model), to: modelFile(unit.id))
     }
-    public func metrics(forEvaluateUnit id: String) throws -> EvaluationMetrics? {
-        try load(EvaluationMetrics.self, evaluationFile(id))
+    public func metrics(for unit: EvaluateUnit) throws -> EvaluationMetrics? {
+        try load(EvaluationMetrics.self, evaluationFile(unit.id))
     }
-    public func record(metrics: EvaluationMetrics, forEvaluateUnit id: String) throws {
-        try writeFileAtomically(try prettyJSON(metrics), to: evaluationFile(id))
+    public func record(_ metrics: EvaluationMetrics, for unit: EvaluateUnit) throws {
+        try writeFileAtomically(try prettyJSON(metrics), to: evaluationFile(unit.id))
     }
 
     private func load<T: Decodable>(_ type: T.Type, _ url: URL) throws -> T? {
@@ -108,21 +108,54 @@ public struct JSONResultStore: ResultStore {
     }
 }
 
+/// Records into several stores and finds a result in any of them: `[JSON folder, catalog]`
+/// keeps the plan's results folder complete while the catalog gets every row, and a model or
+/// evaluation recorded in the catalog by another plan (same unit id) is reused. Records go to
+/// the stores in reverse order, so a unit the first store holds is in all of them.
+public struct LayeredResultStore: ResultStore {
+    public let stores: [ResultStore]
+    public init(_ stores: [ResultStore]) { self.stores = stores }
+
+    public func model(for unit: TrainUnit) throws -> ModelRef? {
+        for (index, store) in stores.enumerated() {
+            if let model = try store.model(for: unit) {
+                for earlier in stores[..<index] { try earlier.record(model, for: unit) }
+                return model
+            }
+        }
+        return nil
+    }
+    public func record(_ model: ModelRef, for unit: TrainUnit) throws {
+        for store in stores.reversed() { try store.record(model, for: unit) }
+    }
+    public func metrics(for unit: EvaluateUnit) throws -> EvaluationMetrics? {
+        for (index, store) in stores.enumerated() {
+            if let metrics = try store.metrics(for: unit) {
+                for earlier in stores[..<index] { try earlier.record(metrics, for: unit) }
+                return metrics
+            }
+        }
+        return nil
+    }
+    public func record(_ metrics: EvaluationMetrics, for unit: EvaluateUnit) throws {
+        for store in stores.reversed() { try store.record(metrics, for: unit) }
+    }
+}
+
 /// Copies every result of `plan` found in `source` into `destination` (what `hrtem matrix
 /// collect` does after a cluster run). Returns how many records were copied.
 @discardableResult
 public func copyResults(of plan: MatrixPlan, from source: ResultStore, into destination: ResultStore) throws -> Int {
     var copied = 0
     for unit in plan.trainUnits {
-        if let model = try source.model(forTrainUnit: unit.id), try destination.model(forTrainUnit: unit.id) != model {
-            try destination.record(model: model, forTrainUnit: unit.id)
+        if let model = try source.model(for: unit), try destination.model(for: unit) != model {
+            try destination.record(model, for: unit)
             copied += 1
         }
     }
     for unit in plan.evaluationUnits {
-        if let metrics = try source.metrics(forEvaluateUnit: unit.id),
-           try destination.metrics(forEvaluateUnit: unit.id) != metrics {
-            try destination.record(metrics: metrics, forEvaluateUnit: unit.id)
+        if let metrics = try source.metrics(for: unit), try destination.metrics(for: unit) != metrics {
+            try destination.record(metrics, for: unit)
             copied += 1
         }
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Micrograph
 
 /// Text made safe for XML/HTML content and attribute values (& < > " ').
 public func escapeMarkup(_ text: String) -> String {
@@ -74,3 +75,6 @@ enum ScoreColour {
     /// Whether text on this colour should be dark (the light end of the scale).
     static func wantsDarkText(_ value: Double) -> Bool { value > 0.55 }
 }
+
+/// hrtem's version, under a name no type's property shadows.
+let hrtemBuildVersion: String = hrtemVersion

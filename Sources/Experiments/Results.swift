@@ -66,7 +66,7 @@ public struct MatrixResults: Codable, Hashable, Sendable {
         self.plan = plan
         var models: [String: ModelRef] = [:]
         for unit in plan.trainUnits {
-            if let model = try store.model(forTrainUnit: unit.id) { models[unit.id] = model }
+            if let model = try store.model(for: unit) { models[unit.id] = model }
         }
         self.models = models
         var cells: [CellResult] = []
@@ -78,7 +78,7 @@ public struct MatrixResults: Codable, Hashable, Sendable {
                     }
                     var folds: [FoldResult] = []
                     for unit in units.sorted(by: { $0.fold < $1.fold }) {
-                        if let metrics = try store.metrics(forEvaluateUnit: unit.id) {
+                        if let metrics = try store.metrics(for: unit) {
                             folds.append(FoldResult(fold: unit.fold, modelID: unit.trainUnitID, evaluationID: unit.id,
                                                     metrics: metrics))
                         }

@@ -166,17 +166,20 @@ public final class MatrixRunner: @unchecked Sendable {
     private func execute(_ unit: PlanUnit) throws -> UnitOutcome {
         switch unit {
         case .train(let training):
-            if try store.model(forTrainUnit: training.id) != nil { return .alreadyDone }
+            if try store.model(for: training) != nil { return .alreadyDone }
             let model = try executor.train(training)
-            try store.record(model: model, forTrainUnit: training.id)
+            try store.record(model, for: training)
             return .ran
         case .evaluate(let evaluation):
-            if try store.metrics(forEvaluateUnit: evaluation.id) != nil { return .alreadyDone }
-            guard let model = try store.model(forTrainUnit: evaluation.trainUnitID) else {
+            if try store.metrics(for: evaluation) != nil { return .alreadyDone }
+            guard let training = plan.trainUnit(id: evaluation.trainUnitID) else {
+                throw ExperimentError("\(evaluation.label): the plan has no training unit \(evaluation.trainUnitID)")
+            }
+            guard let model = try store.model(for: training) else {
                 throw ExperimentError("\(evaluation.label): its model (training unit \(evaluation.trainUnitID.prefix(12))) is not recorded yet; run the training units first")
             }
             let metrics = try executor.evaluate(evaluation, model: model)
-            try store.record(metrics: metrics, forEvaluateUnit: evaluation.id)
+            try store.record(metrics, for: evaluation)
             return .ran
         }
     }

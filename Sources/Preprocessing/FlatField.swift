@@ -171,62 +171,84 @@ public func fitFlatField(_ image: Raster<Float>, scale: Double = 0.25, iteration
     let u = bernsteinBasis(count: image.height).map(rowAxis.apply)
     let v = bernsteinBasis(count: image.width).map(columnAxis.apply)
     let m = small.height, n = small.width
-    // products V_j V_l (j <= l) per column
+    // column factors, flat: V_j at [j * n + c], products V_j V_l (j <= l) at [p * n + c]
     let pairs = [(0, 0), (0, 1), (0, 2), (1, 1), (1, 2), (2, 2)]
-    let vv = pairs.map { p in (0..<n).map { v[p.0][$0] * v[p.1][$0] } }
-    var weights: [Double]? = nil
+    let pairIndex: [[Int]] = (0..<3).map { j in (0..<3).map { l in pairs.firstIndex { $0 == (min(j, l), max(j, l)) }! } }
+    let vFlat = v[0] + v[1] + v[2]
+    let vvFlat = pairs.flatMap { p in (0..<n).map { v[p.0][$0] * v[p.1][$0] } }
+    var squaredWeights: [Double]? = nil
     var coefficients = [Double](repeating: 0, count: 9)
-    for _ in 0..<iterations {
+    var residualSquares = [Double](repeating: 0, count: m * n)
+    for iteration in 0..<iterations {
         var a = [Double](repeating: 0, count: 81)
         var b = [Double](repeating: 0, count: 9)
+        var s = [Double](repeating: 0, count: 6)
         small.pixels.withUnsafeBufferPointer { y in
-            for r in 0..<m {
-                var s = [Double](repeating: 0, count: 6)
-                var t = SIMD3<Double>(repeating: 0)
-                let base = r * n
-                if let w = weights {
-                    for c in 0..<n {
-                        let w2 = w[base + c] * w[base + c]
-                        for p in 0..<6 { s[p] += w2 * vv[p][c] }
-                        let wy = w2 * y[base + c]
-                        t += SIMD3(wy * v[0][c], wy * v[1][c], wy * v[2][c])
-                    }
-                } else {
-                    for p in 0..<6 { s[p] = vv[p].reduce(0, +) }
-                    for c in 0..<n { t += y[base + c] * SIMD3(v[0][c], v[1][c], v[2][c]) }
-                }
-                func sIndex(_ j: Int, _ l: Int) -> Int { pairs.firstIndex { $0 == (min(j, l), max(j, l)) }! }
-                for i in 0..<3 {
-                    for j in 0..<3 {
-                        let row = 3 * i + j
-                        b[row] += u[i][r] * t[j]
-                        for k in 0..<3 {
-                            let uu = u[i][r] * u[k][r]
-                            for l in 0..<3 { a[row * 9 + 3 * k + l] += uu * s[sIndex(j, l)] }
+            vFlat.withUnsafeBufferPointer { vb in
+                vvFlat.withUnsafeBufferPointer { vv in
+                    for r in 0..<m {
+                        let base = r * n
+                        var t0 = 0.0, t1 = 0.0, t2 = 0.0
+                        if let w2 = squaredWeights {
+                            w2.withUnsafeBufferPointer { w2 in
+                                var s0 = 0.0, s1 = 0.0, s2 = 0.0, s3 = 0.0, s4 = 0.0, s5 = 0.0
+                                for c in 0..<n {
+                                    let w = w2[base + c]
+                                    s0 += w * vv[c]; s1 += w * vv[n + c]; s2 += w * vv[2 * n + c]
+                                    s3 += w * vv[3 * n + c]; s4 += w * vv[4 * n + c]; s5 += w * vv[5 * n + c]
+                                    let wy = w * y[base + c]
+                                    t0 += wy * vb[c]; t1 += wy * vb[n + c]; t2 += wy * vb[2 * n + c]
+                                }
+                                s[0] = s0; s[1] = s1; s[2] = s2; s[3] = s3; s[4] = s4; s[5] = s5
+                            }
+                        } else {
+                            if r == 0 { for p in 0..<6 { s[p] = vv[(p * n)..<((p + 1) * n)].reduce(0, +) } }
+                            for c in 0..<n {
+                                let yy = y[base + c]
+                                t0 += yy * vb[c]; t1 += yy * vb[n + c]; t2 += yy * vb[2 * n + c]
+                            }
+                        }
+                        let t = [t0, t1, t2]
+                        for i in 0..<3 {
+                            for j in 0..<3 {
+                                let row = 3 * i + j
+                                b[row] += u[i][r] * t[j]
+                                for k in 0..<3 {
+                                    let uu = u[i][r] * u[k][r]
+                                    for l in 0..<3 { a[row * 9 + 3 * k + l] += uu * s[pairIndex[j][l]] }
+                                }
+                            }
                         }
                     }
                 }
             }
         }
         coefficients = solveLinearSystem(a, b, size: 9)
-        // residuals of this fit -> weights of the next
-        var residualSquares = [Double](repeating: 0, count: m * n)
+        if iteration == iterations - 1 { break }
+        // residuals of this fit -> squared weights of the next: w^2 = exp(-1.5 r^2 / mean(r^2))^2
         var total = 0.0
         small.pixels.withUnsafeBufferPointer { y in
-            for r in 0..<m {
-                var rc = SIMD3<Double>(repeating: 0)
-                for j in 0..<3 {
-                    rc[j] = coefficients[j] * u[0][r] + coefficients[3 + j] * u[1][r] + coefficients[6 + j] * u[2][r]
-                }
-                for c in 0..<n {
-                    let e = y[r * n + c] - (rc[0] * v[0][c] + rc[1] * v[1][c] + rc[2] * v[2][c])
-                    residualSquares[r * n + c] = e * e
-                    total += e * e
+            vFlat.withUnsafeBufferPointer { vb in
+                residualSquares.withUnsafeMutableBufferPointer { e2 in
+                    for r in 0..<m {
+                        var rc = SIMD3<Double>(repeating: 0)
+                        for j in 0..<3 {
+                            rc[j] = coefficients[j] * u[0][r] + coefficients[3 + j] * u[1][r] + coefficients[6 + j] * u[2][r]
+                        }
+                        let c0 = rc[0], c1 = rc[1], c2 = rc[2], base = r * n
+                        var rowTotal = 0.0
+                        for c in 0..<n {
+                            let e = y[base + c] - (c0 * vb[c] + c1 * vb[n + c] + c2 * vb[2 * n + c])
+                            e2[base + c] = e * e
+                            rowTotal += e * e
+                        }
+                        total += rowTotal
+                    }
                 }
             }
         }
         let meanSquare = total / Double(m * n)
-        weights = residualSquares.map { meanSquare > 0 ? exp(-1.5 * $0 / meanSquare) : 1 }
+        squaredWeights = residualSquares.map { meanSquare > 0 ? exp(-3 * $0 / meanSquare) : 1 }
     }
     return FlatFieldModel(width: image.width, height: image.height, coefficients: coefficients)
 }

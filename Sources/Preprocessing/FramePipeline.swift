@@ -67,8 +67,8 @@ public func preprocessFrame(_ raw: consuming Raster<Float>, _ options: FramePrep
                 if map.clipsToUnitInterval {
                     for c in 0..<width { pixels[base + c] = Float(min(max((line[c] - map.offset) / map.divisor, 0), 1)) }
                 } else {
-                    let offset = map.offset, divisor = map.divisor
-                    for c in 0..<width { pixels[base + c] = Float((line[c] - offset) / divisor) }
+                    let offset = map.offset, factor = 1 / map.divisor
+                    for c in 0..<width { pixels[base + c] = Float((line[c] - offset) * factor) }
                 }
             }
         }

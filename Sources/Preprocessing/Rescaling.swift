@@ -66,26 +66,26 @@ func resolveRescaling(_ method: Rescaling, height: Int, width: Int,
     let count = Double(width * height)
     switch method {
     case .standardize:
-        var total = 0.0
+        // one pass: sums of d = x - shift and d^2, shift = the first row's mean (close to the
+        // frame mean, so the variance formula loses nothing to cancellation in Double)
+        var shift = 0.0, total = 0.0, squares = 0.0
         line.withUnsafeMutableBufferPointer { line in
             for r in 0..<height {
                 fillRow(r, line)
-                var s = 0.0
-                for c in 0..<width { s += line[c] }
+                if r == 0 {
+                    var s = 0.0
+                    for c in 0..<width { s += line[c] }
+                    shift = s / Double(width)
+                }
+                var s = 0.0, q = 0.0
+                for c in 0..<width { let d = line[c] - shift; s += d; q += d * d }
                 total += s
+                squares += q
             }
         }
-        let mean = total / count
-        var squares = 0.0
-        line.withUnsafeMutableBufferPointer { line in
-            for r in 0..<height {
-                fillRow(r, line)
-                var s = 0.0
-                for c in 0..<width { let d = line[c] - mean; s += d * d }
-                squares += s
-            }
-        }
-        return RescalingMap(offset: mean, divisor: (squares / count).squareRoot(), clipsToUnitInterval: false)
+        let meanOffset = total / count
+        let variance = max(0, squares / count - meanOffset * meanOffset)
+        return RescalingMap(offset: shift + meanOffset, divisor: variance.squareRoot(), clipsToUnitInterval: false)
     case .normalize:
         var low = Double.infinity, high = -Double.infinity
         line.withUnsafeMutableBufferPointer { line in

@@ -166,7 +166,7 @@ public func formatStudyNumber(_ value: Double) -> String {
 
 /// 64-bit FNV-1a of a string's UTF-8 bytes: a stable (platform- and run-independent) hash used
 /// to derive random streams from names.
-public func stableHash(_ text: String) -> UInt64 {
+func stableHash(_ text: String) -> UInt64 {
     var hash: UInt64 = 0xCBF2_9CE4_8422_2325
     for byte in text.utf8 {
         hash ^= UInt64(byte)

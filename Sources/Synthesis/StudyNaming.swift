@@ -16,12 +16,17 @@ public enum StudyNaming {
         return Int((6.6 / pixelScale).rounded())
     }
 
-    /// The exposures the study used (s): 0.0798 for low doses, 0.1596 for the usual ~420
-    /// e/A^2, 0.3192 for high doses.
-    public static func exposure(forDose dose: Double) -> Double {
-        if dose < 200 { return 0.0798 }
-        if dose > 600 { return 0.3192 }
-        return 0.1596
+    /// The exposure (s) the study would have used for a dose at a pixel scale: the shortest of
+    /// 0.0798 x 2^k s (0.0798, 0.1596, 0.3192, ...) whose dose rate stays within what the
+    /// microscope delivered at that magnification, about 2850 e/A^2/s at 205kx and above
+    /// (pixel scale < 0.035 nm/px) and 1800 e/A^2/s at 160kx. This reproduces every dated
+    /// file name of the study's metadata table (80 -> 0.0798 s, 423 -> 0.1596 s, 884 ->
+    /// 0.3192 s; 418 at 0.042 nm/px -> 0.3192 s).
+    public static func exposure(forDose dose: Double, pixelScale: Double) -> Double {
+        let largestRate = pixelScale < 0.035 ? 2850.0 : 1800.0
+        var exposure = 0.0798
+        for _ in 0..<16 where dose / exposure > largestRate { exposure *= 2 }
+        return exposure
     }
 
     /// The dose rate the file name carries for a dose and exposure: rounded to a multiple of 10
@@ -44,9 +49,9 @@ public enum StudyNaming {
     /// - Parameters:
     ///   - number: the frame's number within its condition, from 1 (two digits at least).
     ///   - fileExtension: without the dot (`dm3`, `dm4`, `tif`).
-    public static func fileName(date: StudyDate, condition: SynthesisCondition, number: Int,
+    public static func fileName(date: CalendarDate, condition: SynthesisCondition, number: Int,
                                 fileExtension: String) -> String {
-        let exposure = exposure(forDose: condition.dose)
+        let exposure = exposure(forDose: condition.dose, pixelScale: condition.pixelScale)
         let rate = doseRate(forDose: condition.dose, exposure: exposure)
         let numberText = number < 10 ? "0\(number)" : "\(number)"
         return "\(date.compact)_\(condition.material.symbol)_\(condition.support.fileNameCode)_"
@@ -62,7 +67,7 @@ public enum StudyNaming {
 
     /// A session folder named as the study names them ("2021_10_06 2p2nm Au nanoparticles on
     /// UTC"), marked `synthetic` so it can never be mistaken for a real session.
-    public static func folderName(date: StudyDate, material: Material, particleSize: Double,
+    public static func folderName(date: CalendarDate, material: Material, particleSize: Double,
                                   support: Support) -> String {
         let size = formatStudyNumber(particleSize).replacingOccurrences(of: ".", with: "p")
         return "\(date.underscored) \(size)nm \(material.symbol) nanoparticles on \(support.fileNameCode) synthetic"
@@ -76,7 +81,7 @@ public enum StudyNaming {
     public static let instrument = "Team05"
 
     /// One row of the metadata table (no line break), fields quoted only when they must be.
-    public static func metadataRow(fileName: String, date: StudyDate, condition: SynthesisCondition,
+    public static func metadataRow(fileName: String, date: CalendarDate, condition: SynthesisCondition,
                                    folder: String) -> String {
         [fileName, date.slashed, condition.material.symbol, formatStudyNumber(condition.particleSize),
          condition.shape.rawValue, condition.support.rawValue, instrument, formatStudyNumber(condition.dose),
@@ -90,7 +95,7 @@ public enum StudyNaming {
 }
 
 /// A calendar date without a time zone, with the three spellings the study uses.
-public struct StudyDate: Hashable, Codable, Sendable, Comparable {
+public struct CalendarDate: Hashable, Codable, Sendable, Comparable {
     public var year: Int
     public var month: Int
     public var day: Int
@@ -102,8 +107,8 @@ public struct StudyDate: Hashable, Codable, Sendable, Comparable {
     }
 
     /// The date `days` after this one (proleptic Gregorian calendar).
-    public func adding(days: Int) -> StudyDate {
-        StudyDate(daysSinceEpoch: daysSinceEpoch + days)
+    public func adding(days: Int) -> CalendarDate {
+        CalendarDate(daysSinceEpoch: daysSinceEpoch + days)
     }
 
     /// `20240108` (file names).
@@ -113,7 +118,7 @@ public struct StudyDate: Hashable, Codable, Sendable, Comparable {
     /// `01/08/24` (the metadata table's MM/DD/YY).
     public var slashed: String { "\(twoDigits(month))/\(twoDigits(day))/\(twoDigits(((year % 100) + 100) % 100))" }
 
-    public static func < (a: StudyDate, b: StudyDate) -> Bool { a.daysSinceEpoch < b.daysSinceEpoch }
+    public static func < (a: CalendarDate, b: CalendarDate) -> Bool { a.daysSinceEpoch < b.daysSinceEpoch }
 
     /// Days since 1970-01-01 (H. Hinnant's days_from_civil).
     public var daysSinceEpoch: Int {

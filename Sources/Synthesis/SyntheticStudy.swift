@@ -37,7 +37,7 @@ public struct SyntheticStudyPlan: Equatable, Codable, Sendable {
     public var shape: ParticleShape?
     public var format: SyntheticFrameFormat
     public var seed: UInt64
-    public var firstDate: StudyDate
+    public var firstDate: CalendarDate
     public var options: SynthesisOptions
 
     public init(sessions: Int = 1, framesPerCondition: Int = 1, size: Int = 1024,
@@ -45,7 +45,7 @@ public struct SyntheticStudyPlan: Equatable, Codable, Sendable {
                 particleSizes: [Double] = [2.2, 5, 10], materials: [Material] = [.gold, .silver, .cadmiumSelenide],
                 support: Support = .ultrathinCarbon, shape: ParticleShape? = nil,
                 format: SyntheticFrameFormat = .dm3, seed: UInt64 = 1,
-                firstDate: StudyDate = StudyDate(year: 2024, month: 1, day: 8),
+                firstDate: CalendarDate = CalendarDate(year: 2024, month: 1, day: 8),
                 options: SynthesisOptions = SynthesisOptions()) {
         self.sessions = sessions
         self.framesPerCondition = framesPerCondition
@@ -168,7 +168,7 @@ public struct SyntheticStudyPlan: Equatable, Codable, Sendable {
 /// One frame of a synthetic study: where it goes and what it shows.
 public struct SyntheticStudyEntry: Equatable, Codable, Sendable {
     public var session: Int
-    public var date: StudyDate
+    public var date: CalendarDate
     /// The session folder (the catalog's session), relative to the study's root.
     public var folder: String
     public var fileName: String
@@ -181,4 +181,50 @@ public struct SyntheticStudyEntry: Equatable, Codable, Sendable {
     public var framePath: String { "\(folder)/\(fileName)" }
     /// `<folder>/Labels/<stem>_label.png`, relative to the study's root.
     public var labelPath: String { "\(folder)/Labels/\(labelFileName)" }
+}
+
+extension SyntheticStudyPlan {
+    /// Parses a comma-separated list of numbers ("0.02,0.042").
+    /// - Throws: `SynthesisError` naming `option` and the item that is not a number.
+    public static func numbers(from text: String, option: String) throws -> [Double] {
+        try items(text, option).map { item in
+            guard let value = Double(item), value.isFinite else {
+                throw SynthesisError("\(option): '\(item)' is not a number (expected a comma-separated list such as 0.02,0.042)")
+            }
+            return value
+        }
+    }
+
+    /// Parses a comma-separated list of materials ("Au,Ag,CdSe", any case).
+    public static func materials(from text: String, option: String = "--material") throws -> [Material] {
+        try items(text, option).map { item in
+            guard let material = Material(symbol: item) else {
+                throw SynthesisError("\(option): unknown material '\(item)' (known: \(Material.allCases.map(\.symbol).joined(separator: ", ")))")
+            }
+            return material
+        }
+    }
+
+    private static func items(_ text: String, _ option: String) throws -> [String] {
+        let parts = text.split(separator: ",", omittingEmptySubsequences: false)
+            .map { $0.trimmingCharacters(in: .whitespaces) }
+        if parts.contains(where: \.isEmpty) { throw SynthesisError("\(option): empty item in '\(text)'") }
+        return parts
+    }
+}
+
+extension CalendarDate {
+    /// Parses `YYYY-MM-DD`.
+    /// - Throws: `SynthesisError` when the text is not a valid date.
+    public init(iso text: String) throws {
+        let parts = text.split(separator: "-").map { Int($0) }
+        guard parts.count == 3, let year = parts[0], let month = parts[1], let day = parts[2],
+              (1...12).contains(month), (1...31).contains(day) else {
+            throw SynthesisError("'\(text)' is not a date of the form YYYY-MM-DD")
+        }
+        self.init(year: year, month: month, day: day)
+        guard CalendarDate(daysSinceEpoch: daysSinceEpoch) == self else {
+            throw SynthesisError("'\(text)' is not a date of the form YYYY-MM-DD (no such day)")
+        }
+    }
 }

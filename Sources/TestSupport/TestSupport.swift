@@ -62,12 +62,14 @@ public func runProcess(_ executable: URL, _ arguments: [String], in directory: U
     process.standardOutput = outPipe
     process.standardError = errPipe
     try process.run()
-    var outData = Data(), errData = Data()
+    final class Box: @unchecked Sendable { var data = Data() }
+    let standardOutput = Box()
     let group = DispatchGroup()
     group.enter()
-    DispatchQueue.global().async { outData = outPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-    errData = errPipe.fileHandleForReading.readDataToEndOfFile()
+    DispatchQueue.global().async { standardOutput.data = outPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    let errData = errPipe.fileHandleForReading.readDataToEndOfFile()
     group.wait()
+    let outData = standardOutput.data
     process.waitUntilExit()
     return CommandResult(status: process.terminationStatus,
                          standardOutput: String(decoding: outData, as: UTF8.self),

@@ -20,8 +20,14 @@ struct HRTEM: ParsableCommand {
             IngestCommand.self,
             ShowCommand.self,
             LabelboxCommand.self,
+            DatasetCommand.self,
+            TrainCommand.self,
+            EvaluateCommand.self,
+            MirrorCommand.self,
+            FetchCommand.self,
             MatrixCommand.self,
             SweepCommand.self,
+            SynthCommand.self,
         ]
     )
 }

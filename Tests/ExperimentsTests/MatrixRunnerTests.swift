@@ -1,3 +1,4 @@
+import Catalog
 import Experiments
 import Foundation
 import XCTest
@@ -117,6 +118,29 @@ final class MatrixRunnerTests: XCTestCase {
         XCTAssertEqual(try copyResults(of: plan, from: byUnit, into: collected), plan.unitCount)
         XCTAssertEqual(try copyResults(of: plan, from: byUnit, into: collected), 0, "collecting twice copies nothing")
         XCTAssertEqual(try MatrixResults(plan: plan, store: collected), try MatrixResults(plan: plan, store: local))
+    }
+
+    func testResultsGoIntoTheCatalogTablesAndReadBackExactly() throws {
+        let plan = try samplePlan(folds: 3)
+        let json = try store()
+        let catalog = CatalogResultStore(catalog: try CatalogStore())
+        try MatrixRunner(plan: plan, executor: SimulatedExecutor(), store: LayeredResultStore([json, catalog]), jobs: 3).run()
+        let fromCatalog = try MatrixResults(plan: plan, store: catalog)
+        XCTAssertTrue(fromCatalog.isComplete)
+        XCTAssertEqual(fromCatalog, try MatrixResults(plan: plan, store: json))
+
+        // Collecting a cluster's results into a fresh catalog gives the same.
+        let other = CatalogResultStore(catalog: try CatalogStore())
+        XCTAssertEqual(try copyResults(of: plan, from: json, into: other), plan.unitCount)
+        XCTAssertEqual(try copyResults(of: plan, from: json, into: other), 0)
+        XCTAssertEqual(try MatrixResults(plan: plan, store: other), fromCatalog)
+
+        // A record for an unknown model is refused, not half-written.
+        let orphan = plan.evaluationUnits[0]
+        let empty = CatalogResultStore(catalog: try CatalogStore())
+        XCTAssertThrowsError(try empty.record(EvaluationMetrics(loss: 1, softDice: 0, hardDice: 0, falsePositiveRate: 0,
+                                                                 falseNegativeRate: 0, patches: 1), for: orphan))
+        XCTAssertNil(try empty.metrics(for: orphan))
     }
 
     func testACorruptRecordIsReportedWithItsFile() throws {

@@ -1,0 +1,185 @@
+import Foundation
+import GRDB
+import Micrograph
+import Preprocessing
+
+/// A named dataset definition: a frame query plus every preprocessing, patching and split
+/// parameter (PIPELINE.md). Defaults are the study's. Stored in the catalog's `recipes` table
+/// (column `definition`, canonical JSON) and shipped as files in `catalog/recipes/NAME.json`
+/// with the same keys:
+///
+///     {"name": "...", "description": "...", "query": "material = \"Ag\" and ...",
+///      "rescale": "standardize", "flatField": true, "flatFieldIterations": 2,
+///      "xrayThreshold": 1500, "patch": 512, "stride": 512, "minParticlePixels": 400,
+///      "seed": 34522, "folds": 5, "groupFoldsBy": "none"}
+///
+/// `xrayThreshold` null turns x-ray removal off; `groupFoldsBy` is none (the study's
+/// contiguous folds), frame or session.
+public struct DatasetRecipe: Codable, Equatable, Sendable {
+    public var name: String
+    public var description: String?
+    public var query: String
+    public var rescale: Rescaling = .standardize
+    public var flatField: Bool = true
+    public var flatFieldIterations: Int = 2
+    public var xrayThreshold: Double? = 1500
+    public var patch: Int = 512
+    public var stride: Int = 512
+    public var minParticlePixels: Int = 400
+    public var seed: Int = 34522
+    public var folds: Int = 5
+    public var groupFoldsBy: String = "none"
+
+    public init(name: String, query: String, description: String? = nil) {
+        self.name = name; self.query = query; self.description = description
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case name, description, query, rescale, flatField, flatFieldIterations, xrayThreshold, patch, stride
+        case minParticlePixels, seed, folds, groupFoldsBy
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        name = try c.decode(String.self, forKey: .name)
+        query = try c.decode(String.self, forKey: .query)
+        description = try c.decodeIfPresent(String.self, forKey: .description)
+        rescale = try c.decodeIfPresent(Rescaling.self, forKey: .rescale) ?? .standardize
+        flatField = try c.decodeIfPresent(Bool.self, forKey: .flatField) ?? true
+        flatFieldIterations = try c.decodeIfPresent(Int.self, forKey: .flatFieldIterations) ?? 2
+        if c.contains(.xrayThreshold) { xrayThreshold = try c.decodeIfPresent(Double.self, forKey: .xrayThreshold) }
+        patch = try c.decodeIfPresent(Int.self, forKey: .patch) ?? 512
+        stride = try c.decodeIfPresent(Int.self, forKey: .stride) ?? patch
+        minParticlePixels = try c.decodeIfPresent(Int.self, forKey: .minParticlePixels) ?? 400
+        seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? 34522
+        folds = try c.decodeIfPresent(Int.self, forKey: .folds) ?? 5
+        groupFoldsBy = try c.decodeIfPresent(String.self, forKey: .groupFoldsBy) ?? "none"
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(name, forKey: .name)
+        try c.encodeIfPresent(description, forKey: .description)
+        try c.encode(query, forKey: .query)
+        try c.encode(rescale, forKey: .rescale)
+        try c.encode(flatField, forKey: .flatField)
+        try c.encode(flatFieldIterations, forKey: .flatFieldIterations)
+        if let xrayThreshold { try c.encode(xrayThreshold, forKey: .xrayThreshold) } else { try c.encodeNil(forKey: .xrayThreshold) }
+        try c.encode(patch, forKey: .patch)
+        try c.encode(stride, forKey: .stride)
+        try c.encode(minParticlePixels, forKey: .minParticlePixels)
+        try c.encode(seed, forKey: .seed)
+        try c.encode(folds, forKey: .folds)
+        try c.encode(groupFoldsBy, forKey: .groupFoldsBy)
+    }
+
+    /// The per-frame preprocessing this recipe asks for.
+    public var framePreprocessing: FramePreprocessing {
+        FramePreprocessing(xrayThreshold: xrayThreshold, flatField: flatField, flatFieldIterations: flatFieldIterations,
+                           rescaling: rescale)
+    }
+
+    /// The fold rule: `none` is the study's.
+    public var foldRule: FoldRule? {
+        switch groupFoldsBy { case "none", "study": .study; case "frame": .frame; case "session": .session; default: nil }
+    }
+
+    /// Checks every parameter (and the query's syntax).
+    /// - Throws: `DatasetError` naming the parameter and what is wrong.
+    public func validate() throws {
+        func fail(_ message: String) -> DatasetError { DatasetError("recipe \(name): \(message)") }
+        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }), !name.hasPrefix(".") else {
+            throw fail("the name may hold only letters, digits, '_', '-' and '.' (and not start with '.')")
+        }
+        do { _ = try FrameQuery.parse(query) } catch { throw fail("query: \(error)") }
+        guard patch > 0, patch % 16 == 0 else { throw fail("patch \(patch) must be a positive multiple of 16 (the U-Net needs it)") }
+        guard stride > 0 else { throw fail("stride must be positive") }
+        guard minParticlePixels >= 0 else { throw fail("min-particle-pixels must be >= 0") }
+        guard folds >= 2 else { throw fail("folds must be at least 2") }
+        guard (0...Int(UInt32.max)).contains(seed) else { throw fail("seed must be in 0...4294967295 (NumPy's legacy seed range)") }
+        guard flatFieldIterations >= 1 else { throw fail("flat-field iterations must be >= 1") }
+        if let xrayThreshold, !(xrayThreshold > 0) { throw fail("x-ray threshold must be positive") }
+        guard foldRule != nil else { throw fail("group-folds-by must be none, frame or session, not \(groupFoldsBy)") }
+    }
+
+    /// Canonical JSON (sorted keys): what the catalog stores and what hashes see.
+    public func canonicalJSON() -> Data { canonicalEncoder().encodeOrDie(self) }
+
+    /// Reads a recipe file.
+    /// - Throws: `DatasetError` naming the file when it is not a valid recipe.
+    public static func read(from url: URL) throws -> DatasetRecipe {
+        do {
+            let recipe = try JSONDecoder().decode(DatasetRecipe.self, from: Data(contentsOf: url))
+            try recipe.validate()
+            return recipe
+        } catch let error as DatasetError {
+            throw DatasetError("\(url.path): \(error.description)")
+        } catch {
+            throw DatasetError("\(url.path): not a recipe (\(error))")
+        }
+    }
+}
+
+/// An error about recipes and dataset versions that a user can act on.
+public struct DatasetError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+func canonicalEncoder() -> JSONEncoder {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
+    return encoder
+}
+
+extension JSONEncoder {
+    func encodeOrDie<T: Encodable>(_ value: T) -> Data {
+        do { return try encode(value) } catch { preconditionFailure("encoding \(T.self): \(error)") }
+    }
+}
+
+/// Recipes in the catalog's `recipes` table.
+public enum RecipeStore {
+    /// Stores (or replaces, keeping its id) a recipe. One transaction.
+    @discardableResult
+    public static func save(_ recipe: DatasetRecipe, in store: CatalogStore) throws -> Int64 {
+        try recipe.validate()
+        let definition = String(decoding: recipe.canonicalJSON(), as: UTF8.self)
+        return try store.dbQueue.write { db in try save(definition: definition, name: recipe.name, in: db) }
+    }
+
+    static func save(definition: String, name: String, in db: Database) throws -> Int64 {
+        if let id = try Int64.fetchOne(db, sql: "SELECT id FROM recipes WHERE name = ?", arguments: [name]) {
+            try db.execute(sql: "UPDATE recipes SET definition = ? WHERE id = ?", arguments: [definition, id])
+            return id
+        }
+        try db.execute(sql: "INSERT INTO recipes (name, definition) VALUES (?, ?)", arguments: [name, definition])
+        return db.lastInsertedRowID
+    }
+
+    public static func recipe(named name: String, in store: CatalogStore) throws -> DatasetRecipe? {
+        guard let text = try store.dbQueue.read({ db in
+            try String.fetchOne(db, sql: "SELECT definition FROM recipes WHERE name = ?", arguments: [name])
+        }) else { return nil }
+        return try JSONDecoder().decode(DatasetRecipe.self, from: Data(text.utf8))
+    }
+
+    public static func all(in store: CatalogStore) throws -> [DatasetRecipe] {
+        try store.dbQueue.read { db in
+            try String.fetchAll(db, sql: "SELECT definition FROM recipes ORDER BY name")
+        }.map { try JSONDecoder().decode(DatasetRecipe.self, from: Data($0.utf8)) }
+    }
+
+    /// Loads every `*.json` recipe of a folder (e.g. the project's `catalog/recipes`).
+    public static func importFolder(_ folder: URL, into store: CatalogStore) throws -> [DatasetRecipe] {
+        let files = try FileManager.default.contentsOfDirectory(at: folder, includingPropertiesForKeys: nil)
+            .filter { $0.pathExtension == "json" }.sorted { $0.lastPathComponent < $1.lastPathComponent }
+        let recipes = try files.map(DatasetRecipe.read(from:))
+        try store.dbQueue.write { db in
+            for recipe in recipes {
+                _ = try save(definition: String(decoding: recipe.canonicalJSON(), as: UTF8.self), name: recipe.name, in: db)
+            }
+        }
+        return recipes
+    }
+}

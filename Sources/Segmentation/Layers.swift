@@ -1,0 +1,479 @@
+import Foundation
+import Micrograph
+
+/// A trainable array: its value, the gradient accumulated by `backward`, and Adam's moments.
+public final class Parameter: @unchecked Sendable {
+    /// The PyTorch state_dict name, e.g. `downs.0.conv1.weight`.
+    public let name: String
+    public let value: Tensor
+    public let gradient: Tensor
+    let firstMoment: Tensor
+    let secondMoment: Tensor
+
+    init(name: String, shape: [Int]) {
+        self.name = name
+        value = Tensor(shape)
+        gradient = Tensor(shape)
+        firstMoment = Tensor(shape)
+        secondMoment = Tensor(shape)
+    }
+}
+
+/// A 2-D convolution, stride 1, "same" padding (`dilation * (kernel - 1) / 2` on each side), with
+/// bias. Weight layout `[out, in, kernel, kernel]` (PyTorch OIHW).
+/// Forward and backward go through im2col + OpenBLAS sgemm, one image at a time (1 x 1
+/// kernels skip im2col); gradients accumulate over the batch in image order, so results do not
+/// depend on the thread count.
+public final class Conv2d: @unchecked Sendable {
+    public let inChannels: Int
+    public let outChannels: Int
+    public let kernel: Int
+    public let dilation: Int
+    public let weight: Parameter
+    public let bias: Parameter
+
+    public init(name: String, inChannels: Int, outChannels: Int, kernel: Int, dilation: Int = 1) {
+        precondition(kernel % 2 == 1, "kernel must be odd for same padding")
+        self.inChannels = inChannels
+        self.outChannels = outChannels
+        self.kernel = kernel
+        self.dilation = dilation
+        weight = Parameter(name: "\(name).weight", shape: [outChannels, inChannels, kernel, kernel])
+        bias = Parameter(name: "\(name).bias", shape: [outChannels])
+    }
+
+    var reduction: Int { inChannels * kernel * kernel }
+
+    /// Kaiming-normal weights (fan_in, gain sqrt 2: PyTorch's `kaiming_normal_` defaults) and
+    /// PyTorch's default bias draw U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
+    func initialize(_ random: inout SplitMix64) {
+        let fanIn = Double(reduction)
+        let deviation = (2.0 / fanIn).squareRoot()
+        for i in 0..<weight.value.count { weight.value[i] = Float(random.nextGaussian() * deviation) }
+        let bound = 1 / fanIn.squareRoot()
+        for i in 0..<bias.value.count { bias.value[i] = Float((random.nextUnitDouble() * 2 - 1) * bound) }
+    }
+
+    public func forward(_ input: Tensor) -> Tensor {
+        precondition(input.c == inChannels, "conv \(weight.name): \(input.c) channels in, expected \(inChannels)")
+        let output = Tensor([input.n, outChannels, input.h, input.w])
+        let plane = input.plane
+        let scratch = kernel == 1 ? nil : Tensor([reduction, plane])
+        for image in 0..<input.n {
+            let out = output.plane(image, 0)
+            for channel in 0..<outChannels {
+                (out + channel * plane).update(repeating: bias.value[channel], count: plane)
+            }
+            let columns: UnsafeMutablePointer<Float>
+            if let scratch {
+                im2col(input, image: image, into: scratch.data)
+                columns = scratch.data
+            } else {
+                columns = input.plane(image, 0)
+            }
+            sgemm(transA: false, transB: false, m: outChannels, n: plane, k: reduction,
+                  a: weight.value.data, lda: reduction, b: columns, ldb: plane, beta: 1, c: out, ldc: plane)
+        }
+        return output
+    }
+
+    /// Accumulates the weight and bias gradients for `gradOutput`, and returns the input
+    /// gradient (added into `accumulateInto` when given, so a tensor feeding two layers
+    /// collects both), or nil when `needInputGradient` is false.
+    @discardableResult
+    public func backward(input: Tensor, gradOutput: Tensor, needInputGradient: Bool = true,
+                         accumulateInto: Tensor? = nil) -> Tensor? {
+        let plane = input.plane
+        let gradInput = needInputGradient ? (accumulateInto ?? Tensor(input.shape)) : nil
+        let scratch = kernel == 1 ? nil : Tensor([reduction, plane])
+        for image in 0..<input.n {
+            let gradOut = gradOutput.plane(image, 0)
+            for channel in 0..<outChannels {
+                var sum: Double = 0
+                let row = gradOut + channel * plane
+                for i in 0..<plane { sum += Double(row[i]) }
+                bias.gradient[channel] += Float(sum)
+            }
+            let columns: UnsafeMutablePointer<Float>
+            if let scratch {
+                im2col(input, image: image, into: scratch.data)
+                columns = scratch.data
+            } else {
+                columns = input.plane(image, 0)
+            }
+            sgemm(transA: false, transB: true, m: outChannels, n: reduction, k: plane,
+                  a: gradOut, lda: plane, b: columns, ldb: plane, beta: 1, c: weight.gradient.data, ldc: reduction)
+            guard let gradInput else { continue }
+            if let scratch {
+                sgemm(transA: true, transB: false, m: reduction, n: plane, k: outChannels,
+                      a: weight.value.data, lda: reduction, b: gradOut, ldb: plane, beta: 0, c: scratch.data, ldc: plane)
+                col2imAdd(scratch.data, into: gradInput, image: image)
+            } else {
+                sgemm(transA: true, transB: false, m: inChannels, n: plane, k: outChannels,
+                      a: weight.value.data, lda: reduction, b: gradOut, ldb: plane, beta: 1,
+                      c: gradInput.plane(image, 0), ldc: plane)
+            }
+        }
+        return gradInput
+    }
+
+    /// columns[(ci * k + ky) * k + kx][y * w + x] = input[image, ci, y + (ky - r) d, x + (kx - r) d], 0 outside.
+    func im2col(_ input: Tensor, image: Int, into columns: UnsafeMutablePointer<Float>) {
+        let h = input.h, w = input.w, k = kernel, d = dilation, radius = (kernel - 1) / 2
+        parallelFor(reduction, minimumPerChunk: 4) { rows in
+            for row in rows {
+                let ci = row / (k * k), ky = (row / k) % k, kx = row % k
+                let dy = (ky - radius) * d, dx = (kx - radius) * d
+                let source = input.plane(image, ci)
+                let target = columns + row * h * w
+                let x0 = max(0, -dx), x1 = min(w, w - dx)
+                for y in 0..<h {
+                    let out = target + y * w
+                    let sy = y + dy
+                    if sy < 0 || sy >= h || x0 >= x1 {
+                        out.update(repeating: 0, count: w)
+                        continue
+                    }
+                    let src = source + sy * w + dx
+                    for x in 0..<x0 { out[x] = 0 }
+                    for x in x0..<x1 { out[x] = src[x] }
+                    for x in x1..<w { out[x] = 0 }
+                }
+            }
+        }
+    }
+
+    /// The adjoint of `im2col`: adds each column entry back onto the input pixel it came from.
+    func col2imAdd(_ columns: UnsafeMutablePointer<Float>, into gradInput: Tensor, image: Int) {
+        let h = gradInput.h, w = gradInput.w, k = kernel, d = dilation, radius = (kernel - 1) / 2
+        parallelFor(inChannels) { channels in
+            for ci in channels {
+                let target = gradInput.plane(image, ci)
+                for ky in 0..<k {
+                    for kx in 0..<k {
+                        let dy = (ky - radius) * d, dx = (kx - radius) * d
+                        let source = columns + ((ci * k + ky) * k + kx) * h * w
+                        let x0 = max(0, -dx), x1 = min(w, w - dx)
+                        guard x0 < x1 else { continue }
+                        for y in max(0, -dy)..<min(h, h - dy) {
+                            let src = source + y * w
+                            let dst = target + (y + dy) * w + dx
+                            for x in x0..<x1 { dst[x] += src[x] }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Batch normalization over (N, H, W) per channel, PyTorch semantics: training normalizes with
+/// the batch mean and biased variance and updates the running mean and (unbiased) variance with
+/// `momentum`; evaluation uses the running statistics.
+public final class BatchNorm2d: @unchecked Sendable {
+    public let channels: Int
+    public let eps: Float = 1e-5
+    public let momentum: Float = 0.1
+    public let weight: Parameter
+    public let bias: Parameter
+    public let runningMean: Tensor
+    public let runningVariance: Tensor
+    public var batchesTracked: Int64 = 0
+    public let name: String
+
+    public init(name: String, channels: Int) {
+        self.name = name
+        self.channels = channels
+        weight = Parameter(name: "\(name).weight", shape: [channels])
+        bias = Parameter(name: "\(name).bias", shape: [channels])
+        runningMean = Tensor([channels])
+        runningVariance = Tensor([channels])
+        reset()
+    }
+
+    func reset() {
+        weight.value.data.update(repeating: 1, count: channels)
+        bias.value.zero()
+        runningMean.zero()
+        runningVariance.data.update(repeating: 1, count: channels)
+        batchesTracked = 0
+    }
+
+    /// Batch statistics saved by a training forward pass for backward.
+    struct Statistics {
+        var mean: [Float]
+        var inverseDeviation: [Float]
+    }
+
+    /// Per-channel mean and biased variance of `input` (double accumulation per plane, summed in
+    /// image order); updates the running statistics.
+    func batchStatistics(_ input: Tensor) -> Statistics {
+        let n = input.n, c = input.c, plane = input.plane
+        var sums = [Double](repeating: 0, count: n * c * 2)
+        sums.withUnsafeMutableBufferPointer { buffer in
+            let sums = buffer.baseAddress!
+            parallelFor(n * c) { planes in
+                for index in planes {
+                    let p = input.data + index * plane
+                    var s: Double = 0, s2: Double = 0
+                    var i = 0
+                    // Four float partial sums per block keep the loop vectorizable; blocks are
+                    // folded into double so long planes lose nothing.
+                    while i < plane {
+                        let end = min(plane, i + 1024)
+                        var a: Float = 0, b: Float = 0
+                        while i < end { let v = p[i]; a += v; b += v * v; i += 1 }
+                        s += Double(a); s2 += Double(b)
+                    }
+                    sums[index * 2] = s
+                    sums[index * 2 + 1] = s2
+                }
+            }
+        }
+        let total = Double(n * plane)
+        var mean = [Float](repeating: 0, count: c), inverse = [Float](repeating: 0, count: c)
+        for channel in 0..<c {
+            var s: Double = 0, s2: Double = 0
+            for image in 0..<n { s += sums[(image * c + channel) * 2]; s2 += sums[(image * c + channel) * 2 + 1] }
+            let m = s / total
+            let variance = max(0, s2 / total - m * m)
+            mean[channel] = Float(m)
+            inverse[channel] = Float(1 / (variance + Double(eps)).squareRoot())
+            let unbiased = total > 1 ? variance * total / (total - 1) : variance
+            runningMean[channel] = (1 - momentum) * runningMean[channel] + momentum * Float(m)
+            runningVariance[channel] = (1 - momentum) * runningVariance[channel] + momentum * Float(unbiased)
+        }
+        batchesTracked += 1
+        return Statistics(mean: mean, inverseDeviation: inverse)
+    }
+
+    func evaluationStatistics() -> Statistics {
+        Statistics(mean: runningMean.values,
+                   inverseDeviation: runningVariance.values.map { 1 / ($0 + eps).squareRoot() })
+    }
+
+    /// output = [relu](bn(input) [+ residual]), written into `output` (which may be `input` or
+    /// `residual`).
+    func apply(_ input: Tensor, _ statistics: Statistics, residual: Tensor?, relu: Bool, output: Tensor) {
+        let c = input.c, plane = input.plane
+        var scale = [Float](repeating: 0, count: c), shift = [Float](repeating: 0, count: c)
+        for channel in 0..<c {
+            scale[channel] = weight.value[channel] * statistics.inverseDeviation[channel]
+            shift[channel] = bias.value[channel] - statistics.mean[channel] * scale[channel]
+        }
+        parallelFor(input.n * c) { planes in
+            for index in planes {
+                let channel = index % c
+                let a = scale[channel], b = shift[channel]
+                let x = input.data + index * plane, y = output.data + index * plane
+                if let residual {
+                    let r = residual.data + index * plane
+                    if relu { for i in 0..<plane { y[i] = max(0, x[i] * a + b + r[i]) } }
+                    else { for i in 0..<plane { y[i] = x[i] * a + b + r[i] } }
+                } else {
+                    if relu { for i in 0..<plane { y[i] = max(0, x[i] * a + b) } }
+                    else { for i in 0..<plane { y[i] = x[i] * a + b } }
+                }
+            }
+        }
+    }
+
+    /// Given the gradient at the BatchNorm output (after any ReLU mask), accumulates the weight and
+    /// bias gradients and writes the gradient with respect to `input` into `gradInput` (which may
+    /// be `gradOutput`).
+    func backward(input: Tensor, gradOutput: Tensor, statistics: Statistics, gradInput: Tensor) {
+        let n = input.n, c = input.c, plane = input.plane
+        var sums = [Double](repeating: 0, count: n * c * 2)
+        sums.withUnsafeMutableBufferPointer { buffer in
+            let sums = buffer.baseAddress!
+            parallelFor(n * c) { planes in
+                for index in planes {
+                    let channel = index % c
+                    let mean = statistics.mean[channel]
+                    let x = input.data + index * plane, g = gradOutput.data + index * plane
+                    var s: Double = 0, sx: Double = 0
+                    var i = 0
+                    while i < plane {
+                        let end = min(plane, i + 1024)
+                        var a: Float = 0, b: Float = 0
+                        while i < end { a += g[i]; b += g[i] * (x[i] - mean); i += 1 }
+                        s += Double(a); sx += Double(b)
+                    }
+                    sums[index * 2] = s
+                    sums[index * 2 + 1] = sx
+                }
+            }
+        }
+        let total = Float(n * plane)
+        var coefficientG = [Float](repeating: 0, count: c)
+        var coefficientX = [Float](repeating: 0, count: c)
+        var constant = [Float](repeating: 0, count: c)
+        for channel in 0..<c {
+            var s: Double = 0, sx: Double = 0
+            for image in 0..<n { s += sums[(image * c + channel) * 2]; sx += sums[(image * c + channel) * 2 + 1] }
+            let inverse = statistics.inverseDeviation[channel]
+            let sumDy = Float(s), sumDyXhat = Float(sx) * inverse
+            weight.gradient[channel] += sumDyXhat
+            bias.gradient[channel] += sumDy
+            // dx = gamma * inv * (dy - sum(dy)/M - xhat * sum(dy xhat)/M), xhat = (x - mean) inv
+            let g = weight.value[channel] * inverse
+            coefficientG[channel] = g
+            coefficientX[channel] = -g * inverse * sumDyXhat / total
+            constant[channel] = -g * sumDy / total - coefficientX[channel] * statistics.mean[channel]
+        }
+        parallelFor(n * c) { planes in
+            for index in planes {
+                let channel = index % c
+                let a = coefficientG[channel], b = coefficientX[channel], k = constant[channel]
+                let x = input.data + index * plane, g = gradOutput.data + index * plane
+                let out = gradInput.data + index * plane
+                for i in 0..<plane { out[i] = a * g[i] + b * x[i] + k }
+            }
+        }
+    }
+}
+
+/// Zeroes `gradient` wherever `activation` (a ReLU output) is not positive, in place.
+func reluMask(_ gradient: Tensor, activation: Tensor) {
+    parallelFor(gradient.n * gradient.c) { planes in
+        let plane = gradient.plane
+        for index in planes {
+            let g = gradient.data + index * plane, a = activation.data + index * plane
+            for i in 0..<plane { g[i] = a[i] > 0 ? g[i] : 0 }
+        }
+    }
+}
+
+/// 2 x 2 max-pool, stride 2. Returns the pooled tensor and, per output pixel, which of the four
+/// inputs won (0...3, first maximum in row-major order, as PyTorch picks).
+func maxPool2(_ input: Tensor) -> (Tensor, [UInt8]) {
+    let h = input.h / 2, w = input.w / 2
+    let output = Tensor([input.n, input.c, h, w])
+    var winners = [UInt8](repeating: 0, count: output.count)
+    winners.withUnsafeMutableBufferPointer { buffer in
+        let winners = buffer.baseAddress!
+        parallelFor(input.n * input.c) { planes in
+            for index in planes {
+                let x = input.data + index * input.plane
+                let y = output.data + index * h * w
+                let win = winners + index * h * w
+                for oy in 0..<h {
+                    let r0 = x + 2 * oy * input.w, r1 = r0 + input.w
+                    for ox in 0..<w {
+                        var best = r0[2 * ox], which: UInt8 = 0
+                        if r0[2 * ox + 1] > best { best = r0[2 * ox + 1]; which = 1 }
+                        if r1[2 * ox] > best { best = r1[2 * ox]; which = 2 }
+                        if r1[2 * ox + 1] > best { best = r1[2 * ox + 1]; which = 3 }
+                        y[oy * w + ox] = best
+                        win[oy * w + ox] = which
+                    }
+                }
+            }
+        }
+    }
+    return (output, winners)
+}
+
+/// Adds the pooled gradient onto the winning input pixels of `gradInput`.
+func maxPool2BackwardAdd(_ gradOutput: Tensor, winners: [UInt8], into gradInput: Tensor) {
+    let h = gradOutput.h, w = gradOutput.w
+    winners.withUnsafeBufferPointer { buffer in
+        let winners = buffer.baseAddress!
+        parallelFor(gradOutput.n * gradOutput.c) { planes in
+            for index in planes {
+                let g = gradOutput.data + index * h * w
+                let win = winners + index * h * w
+                let target = gradInput.data + index * gradInput.plane
+                for oy in 0..<h {
+                    for ox in 0..<w {
+                        let which = Int(win[oy * w + ox])
+                        target[(2 * oy + which / 2) * gradInput.w + 2 * ox + which % 2] += g[oy * w + ox]
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// [skip, nearest-upsample x2 (low)] along channels.
+func upsampleConcat(skip: Tensor, low: Tensor) -> Tensor {
+    precondition(low.h * 2 == skip.h && low.w * 2 == skip.w, "skip \(skip.shape) vs upsampled \(low.shape)")
+    let c = skip.c + low.c
+    let output = Tensor([skip.n, c, skip.h, skip.w])
+    let w = skip.w
+    parallelFor(skip.n * c) { planes in
+        for index in planes {
+            let image = index / c, channel = index % c
+            let target = output.plane(image, channel)
+            if channel < skip.c {
+                target.update(from: skip.plane(image, channel), count: skip.plane)
+            } else {
+                let source = low.plane(image, channel - skip.c)
+                for y in 0..<skip.h {
+                    let row = source + (y / 2) * low.w
+                    let out = target + y * w
+                    for x in 0..<w { out[x] = row[x >> 1] }
+                }
+            }
+        }
+    }
+    return output
+}
+
+/// Splits the gradient of `upsampleConcat`: the skip part is added into `skipGradient`, the
+/// upsampled part summed over each 2 x 2 block into a new tensor shaped like `low`.
+func upsampleConcatBackward(_ gradient: Tensor, skipGradient: Tensor, lowShape: [Int]) -> Tensor {
+    let low = Tensor(lowShape)
+    let skipChannels = skipGradient.c, c = gradient.c, w = gradient.w
+    parallelFor(gradient.n * c) { planes in
+        for index in planes {
+            let image = index / c, channel = index % c
+            let source = gradient.plane(image, channel)
+            if channel < skipChannels {
+                let target = skipGradient.plane(image, channel)
+                for i in 0..<gradient.plane { target[i] += source[i] }
+            } else {
+                let target = low.plane(image, channel - skipChannels)
+                for y in 0..<gradient.h {
+                    let row = source + y * w
+                    let out = target + (y / 2) * low.w
+                    for x in 0..<w { out[x >> 1] += row[x] }
+                }
+            }
+        }
+    }
+    return low
+}
+
+/// Mean softmax cross-entropy over every pixel of 2-or-more-class logits `[n, k, h, w]` against
+/// class labels `[n * h * w]`. Returns the loss and, when asked, d loss / d logits.
+public func softmaxCrossEntropy(logits: Tensor, labels: UnsafeBufferPointer<UInt8>,
+                                gradient: Tensor? = nil) -> Double {
+    let n = logits.n, k = logits.c, plane = logits.plane
+    precondition(labels.count == n * plane, "labels \(labels.count) for logits \(logits.shape)")
+    let scale = 1 / Float(n * plane)
+    var partial = [Double](repeating: 0, count: n)
+    partial.withUnsafeMutableBufferPointer { partials in
+        parallelFor(n) { images in
+            for image in images {
+                var sum: Double = 0
+                for i in 0..<plane {
+                    var largest = -Float.infinity
+                    for channel in 0..<k { largest = max(largest, logits.plane(image, channel)[i]) }
+                    var total: Float = 0
+                    for channel in 0..<k { total += expf(logits.plane(image, channel)[i] - largest) }
+                    let label = Int(labels[image * plane + i])
+                    sum += Double(logf(total) + largest - logits.plane(image, label)[i])
+                    if let gradient {
+                        for channel in 0..<k {
+                            let p = expf(logits.plane(image, channel)[i] - largest) / total
+                            gradient.plane(image, channel)[i] = (p - (channel == label ? 1 : 0)) * scale
+                        }
+                    }
+                }
+                partials[image] = sum
+            }
+        }
+    }
+    return partial.reduce(0, +) / Double(n * plane)
+}

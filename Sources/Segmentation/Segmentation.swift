@@ -1,6 +1,0 @@
-import Micrograph
-
-/// The Segmentation module; see README "Layout".
-public enum SegmentationModule {
-    public static let name = "Segmentation"
-}

@@ -1,0 +1,105 @@
+import CBLAS
+import Dispatch
+import Foundation
+
+/// A dense float32 array with owned, 64-byte aligned storage. Activations are NCHW
+/// (`shape = [n, c, h, w]`, row-major: `w` varies fastest); parameters keep PyTorch's shapes
+/// (`[out, in, kh, kw]` for a convolution, `[c]` for BatchNorm).
+public final class Tensor: @unchecked Sendable {
+    public let shape: [Int]
+    public let count: Int
+    public let data: UnsafeMutablePointer<Float>
+
+    /// A zero-filled tensor of `shape`.
+    public init(_ shape: [Int]) {
+        self.shape = shape
+        count = shape.reduce(1, *)
+        TensorTraffic.bytes &+= count * 4
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
+        data = raw.bindMemory(to: Float.self, capacity: max(1, count))
+        data.initialize(repeating: 0, count: max(1, count))
+    }
+
+    /// A tensor holding `values` (count must match the shape).
+    public convenience init(_ shape: [Int], values: [Float]) {
+        self.init(shape)
+        precondition(values.count == count, "\(values.count) values for shape \(shape)")
+        values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
+    }
+
+    deinit { UnsafeMutableRawPointer(data).deallocate() }
+
+    public var n: Int { shape[0] }
+    public var c: Int { shape[1] }
+    public var h: Int { shape[2] }
+    public var w: Int { shape[3] }
+    /// Elements in one channel plane (h x w) of an NCHW tensor.
+    public var plane: Int { shape[2] * shape[3] }
+
+    public var values: [Float] { Array(UnsafeBufferPointer(start: data, count: count)) }
+
+    public subscript(index: Int) -> Float {
+        get { data[index] }
+        set { data[index] = newValue }
+    }
+
+    public func zero() { data.update(repeating: 0, count: count) }
+
+    public func copy() -> Tensor {
+        let result = Tensor(shape)
+        result.data.update(from: data, count: count)
+        return result
+    }
+
+    /// Pointer to plane (image `image`, channel `channel`) of an NCHW tensor.
+    @inline(__always) public func plane(_ image: Int, _ channel: Int) -> UnsafeMutablePointer<Float> {
+        data + (image * shape[1] + channel) * shape[2] * shape[3]
+    }
+}
+
+/// How many threads the numeric kernels use (our own loops and OpenBLAS). Work is split into
+/// a fixed number of chunks and every reduction sums in a fixed order, so results depend only on
+/// the inputs, never on scheduling.
+public enum ComputeThreads {
+    nonisolated(unsafe) private static var current = 1
+
+    public static var count: Int { current }
+
+    /// Sets the thread count for our kernels and OpenBLAS (at least 1).
+    public static func set(_ threads: Int) {
+        current = max(1, threads)
+        openblas_set_num_threads(Int32(current))
+    }
+}
+
+/// Runs `body` over `0..<count` split into contiguous chunks, one per thread, in parallel.
+@inline(__always)
+func parallelFor(_ count: Int, minimumPerChunk: Int = 1, _ body: (Range<Int>) -> Void) {
+    let threads = min(ComputeThreads.count, max(1, count / max(1, minimumPerChunk)))
+    if threads <= 1 || count <= 1 {
+        body(0..<count)
+        return
+    }
+    DispatchQueue.concurrentPerform(iterations: threads) { chunk in
+        let start = count * chunk / threads
+        let end = count * (chunk + 1) / threads
+        if start < end { body(start..<end) }
+    }
+}
+
+/// C = alpha * op(A) * op(B) + beta * C, row-major, through OpenBLAS.
+@inline(__always)
+func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
+           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
+           beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+}
+
+/// Bytes of tensor storage allocated since `reset` (a benchmark's measure of memory traffic:
+/// every tensor is written once and read at least once).
+public enum TensorTraffic {
+    nonisolated(unsafe) static var bytes = 0
+    public static var bytesAllocated: Int { bytes }
+    public static func reset() { bytes = 0 }
+}

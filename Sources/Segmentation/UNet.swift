@@ -1,0 +1,202 @@
+import Foundation
+import Micrograph
+
+/// The shape of a residual U-Net. The study's network is `.study`: widths 4-8-16-32 with a
+/// 64-channel bottleneck, 3 x 3 kernels, one input channel, two classes (130,682 parameters).
+public struct UNetArchitecture: Codable, Equatable, Sendable {
+    /// Output channels of each encoder block, shallowest first; the decoder mirrors them.
+    public var widths: [Int]
+    public var bottleneckWidth: Int
+    public var kernel: Int
+    public var inputChannels: Int
+    public var classes: Int
+
+    public init(widths: [Int] = [4, 8, 16, 32], bottleneckWidth: Int = 64, kernel: Int = 3,
+                inputChannels: Int = 1, classes: Int = 2) {
+        self.widths = widths
+        self.bottleneckWidth = bottleneckWidth
+        self.kernel = kernel
+        self.inputChannels = inputChannels
+        self.classes = classes
+    }
+
+    public static let study = UNetArchitecture()
+
+    /// Height and width must be multiples of this.
+    public var sizeMultiple: Int { 1 << widths.count }
+}
+
+/// conv(k) -> BN -> ReLU -> conv(k) -> BN, plus a 1 x 1 projection of the block input, then ReLU
+/// (the study's `conv1`, `bn1`, `conv2`, `bn2`, `conv_add`).
+public final class ResidualBlock: @unchecked Sendable {
+    public let conv1: Conv2d
+    public let bn1: BatchNorm2d
+    public let conv2: Conv2d
+    public let bn2: BatchNorm2d
+    public let convAdd: Conv2d
+
+    /// What a training forward pass keeps for backward.
+    struct Saved {
+        var input: Tensor
+        var conv1: Tensor
+        var hidden: Tensor
+        var conv2: Tensor
+        var output: Tensor
+        var statistics1: BatchNorm2d.Statistics
+        var statistics2: BatchNorm2d.Statistics
+    }
+    var saved: Saved?
+
+    init(name: String, inChannels: Int, outChannels: Int, kernel: Int) {
+        conv1 = Conv2d(name: "\(name).conv1", inChannels: inChannels, outChannels: outChannels, kernel: kernel)
+        bn1 = BatchNorm2d(name: "\(name).bn1", channels: outChannels)
+        conv2 = Conv2d(name: "\(name).conv2", inChannels: outChannels, outChannels: outChannels, kernel: kernel)
+        bn2 = BatchNorm2d(name: "\(name).bn2", channels: outChannels)
+        convAdd = Conv2d(name: "\(name).conv_add", inChannels: inChannels, outChannels: outChannels, kernel: 1)
+    }
+
+    var parameters: [Parameter] {
+        [conv1.weight, conv1.bias, bn1.weight, bn1.bias, conv2.weight, conv2.bias, bn2.weight, bn2.bias,
+         convAdd.weight, convAdd.bias]
+    }
+
+    func forward(_ input: Tensor, training: Bool) -> Tensor {
+        let a = conv1.forward(input)
+        let statistics1 = training ? bn1.batchStatistics(a) : bn1.evaluationStatistics()
+        let hidden = training ? Tensor(a.shape) : a
+        bn1.apply(a, statistics1, residual: nil, relu: true, output: hidden)
+        let b = conv2.forward(hidden)
+        let statistics2 = training ? bn2.batchStatistics(b) : bn2.evaluationStatistics()
+        let output = convAdd.forward(input)
+        bn2.apply(b, statistics2, residual: output, relu: true, output: output)
+        saved = training ? Saved(input: input, conv1: a, hidden: hidden, conv2: b, output: output,
+                                 statistics1: statistics1, statistics2: statistics2) : nil
+        return output
+    }
+
+    /// Backpropagates `gradOutput` (consumed: overwritten in place); returns the input gradient,
+    /// or nil for the first block, whose input is the image.
+    func backward(_ gradOutput: Tensor, needInputGradient: Bool) -> Tensor? {
+        guard let saved else { preconditionFailure("backward without a training forward pass") }
+        reluMask(gradOutput, activation: saved.output)
+        let gradInput = convAdd.backward(input: saved.input, gradOutput: gradOutput,
+                                         needInputGradient: needInputGradient)
+        let gradB = Tensor(saved.conv2.shape)
+        bn2.backward(input: saved.conv2, gradOutput: gradOutput, statistics: saved.statistics2, gradInput: gradB)
+        let gradHidden = conv2.backward(input: saved.hidden, gradOutput: gradB)!
+        reluMask(gradHidden, activation: saved.hidden)
+        bn1.backward(input: saved.conv1, gradOutput: gradHidden, statistics: saved.statistics1, gradInput: gradHidden)
+        conv1.backward(input: saved.input, gradOutput: gradHidden, needInputGradient: needInputGradient,
+                       accumulateInto: gradInput)
+        self.saved = nil
+        return gradInput
+    }
+}
+
+/// The study's residual U-Net (see PIPELINE.md "Model"), NCHW float32, on the CPU.
+/// Input `[n, inputChannels, h, w]` with h and w multiples of `architecture.sizeMultiple`;
+/// output logits `[n, classes, h, w]`. Module names match the study's PyTorch state_dict:
+/// `downs.i.*`, `bottleneck.*`, `ups.i.*` (deepest first), `final_conv.*`.
+public final class ResidualUNet: @unchecked Sendable {
+    public let architecture: UNetArchitecture
+    public let downs: [ResidualBlock]
+    public let bottleneck: ResidualBlock
+    public let ups: [ResidualBlock]
+    public let finalConv: Conv2d
+
+    private var savedSkips: [Tensor] = []
+    private var savedWinners: [[UInt8]] = []
+    private var savedPooledShapes: [[Int]] = []
+    private var savedLowShapes: [[Int]] = []
+    private var savedFinalInput: Tensor?
+
+    /// A network with Kaiming-normal convolution weights drawn from `seed`.
+    public init(architecture: UNetArchitecture = .study, seed: UInt64 = 0) {
+        self.architecture = architecture
+        let k = architecture.kernel
+        var downs: [ResidualBlock] = []
+        var channels = architecture.inputChannels
+        for (index, width) in architecture.widths.enumerated() {
+            downs.append(ResidualBlock(name: "downs.\(index)", inChannels: channels, outChannels: width, kernel: k))
+            channels = width
+        }
+        self.downs = downs
+        bottleneck = ResidualBlock(name: "bottleneck", inChannels: channels, outChannels: architecture.bottleneckWidth, kernel: k)
+        channels = architecture.bottleneckWidth
+        var ups: [ResidualBlock] = []
+        for (index, width) in architecture.widths.reversed().enumerated() {
+            ups.append(ResidualBlock(name: "ups.\(index)", inChannels: width + channels, outChannels: width, kernel: k))
+            channels = width
+        }
+        self.ups = ups
+        finalConv = Conv2d(name: "final_conv", inChannels: channels, outChannels: architecture.classes, kernel: 1)
+        var random = SplitMix64(seed: seed)
+        for conv in convolutions { conv.initialize(&random) }
+    }
+
+    var blocks: [ResidualBlock] { downs + [bottleneck] + ups }
+    var convolutions: [Conv2d] { blocks.flatMap { [$0.conv1, $0.conv2, $0.convAdd] } + [finalConv] }
+    var batchNorms: [BatchNorm2d] { blocks.flatMap { [$0.bn1, $0.bn2] } }
+
+    /// Every trainable parameter, in a fixed order.
+    public var parameters: [Parameter] { blocks.flatMap(\.parameters) + [finalConv.weight, finalConv.bias] }
+
+    public var parameterCount: Int { parameters.reduce(0) { $0 + $1.value.count } }
+
+    /// Logits for `input`. `training` uses batch statistics (updating the running ones) and
+    /// keeps what `backward` needs; evaluation uses running statistics and keeps nothing.
+    public func forward(_ input: Tensor, training: Bool) -> Tensor {
+        precondition(input.c == architecture.inputChannels, "input has \(input.c) channels, the network takes \(architecture.inputChannels)")
+        precondition(input.h % architecture.sizeMultiple == 0 && input.w % architecture.sizeMultiple == 0,
+                     "input \(input.h) x \(input.w) is not a multiple of \(architecture.sizeMultiple)")
+        var skips: [Tensor] = []
+        var winners: [[UInt8]] = []
+        var x = input
+        for block in downs {
+            let skip = block.forward(x, training: training)
+            skips.append(skip)
+            let (pooled, won) = maxPool2(skip)
+            if training { winners.append(won); savedPooledShapes.append(pooled.shape) }
+            x = pooled
+        }
+        x = bottleneck.forward(x, training: training)
+        for (index, block) in ups.enumerated() {
+            let skip = skips[skips.count - 1 - index]
+            if training { savedLowShapes.append(x.shape) }
+            x = block.forward(upsampleConcat(skip: skip, low: x), training: training)
+        }
+        if training {
+            savedSkips = skips
+            savedWinners = winners
+            savedFinalInput = x
+        }
+        return finalConv.forward(x)
+    }
+
+    /// Accumulates parameter gradients for d loss / d logits from the last training forward pass.
+    public func backward(_ gradLogits: Tensor) {
+        guard let finalInput = savedFinalInput else { preconditionFailure("backward without a training forward pass") }
+        var grad = finalConv.backward(input: finalInput, gradOutput: gradLogits)!
+        var skipGradients: [Tensor] = savedSkips.map { Tensor($0.shape) }
+        for (index, block) in ups.enumerated().reversed() {
+            let gradConcat = block.backward(grad, needInputGradient: true)!
+            let level = savedSkips.count - 1 - index
+            grad = upsampleConcatBackward(gradConcat, skipGradient: skipGradients[level],
+                                          lowShape: savedLowShapes[index])
+        }
+        grad = bottleneck.backward(grad, needInputGradient: true)!
+        for level in stride(from: downs.count - 1, through: 0, by: -1) {
+            maxPool2BackwardAdd(grad, winners: savedWinners[level], into: skipGradients[level])
+            let gradSkip = skipGradients[level]
+            skipGradients[level] = Tensor([0])
+            if let next = downs[level].backward(gradSkip, needInputGradient: level > 0) { grad = next }
+        }
+        savedSkips = []
+        savedWinners = []
+        savedPooledShapes = []
+        savedLowShapes = []
+        savedFinalInput = nil
+    }
+
+    public func zeroGradients() { for parameter in parameters { parameter.gradient.zero() } }
+}

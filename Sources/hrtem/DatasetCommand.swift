@@ -1,0 +1,198 @@
+import ArgumentParser
+import Catalog
+import Foundation
+import Micrograph
+import Preprocessing
+
+extension Rescaling: ExpressibleByArgument {}
+
+struct DatasetCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "dataset",
+        abstract: "Define, build, inspect and export reproducible dataset versions.",
+        discussion: """
+        A recipe is a query plus every preprocessing, patching and split parameter (defaults are
+        the study's). `build` turns it into an immutable version folder under
+        <data>/datasets/NAME/<version id>/ whose id hashes the resolved recipe and its inputs.
+
+        Examples:
+          hrtem dataset create Ag5nm423e --where 'material = "Ag" and size = 5 and dose ~ 423 +- 20 and pixel_scale = 0.02'
+          hrtem dataset import catalog/recipes
+          hrtem dataset build Ag5nm423e
+          hrtem dataset list
+          hrtem dataset show Ag5nm423e@3f2a
+          hrtem dataset verify Ag5nm423e
+          hrtem dataset export Ag5nm423e --to out/
+        """,
+        subcommands: [DatasetCreateCommand.self, DatasetImportCommand.self, DatasetBuildCommand.self,
+                      DatasetListCommand.self, DatasetShowCommand.self, DatasetVerifyCommand.self,
+                      DatasetExportCommand.self])
+}
+
+struct DatasetCreateCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "create", abstract: "Store a dataset recipe in the catalog (replacing one of the same name).")
+
+    @OptionGroup var data: DataOptions
+    @Argument(help: "Recipe name (letters, digits, _ - .).") var name: String
+    @Option(name: .customLong("where"), help: "Frame query, e.g. 'material = \"Au\" and size = 5'.") var query: String
+    @Option(help: "Rescaling: standardize, normalize or histogram.") var rescale: Rescaling = .standardize
+    @Option(name: .customLong("flat-field"), help: "Flat-field correction: on or off.") var flatField: String = "on"
+    @Option(name: .customLong("flat-field-iterations"), help: "IRLS iterations of the flat-field fit.") var flatFieldIterations = 2
+    @Option(name: .customLong("xray-threshold"), help: "Counts above the median that mark an x-ray hit; 'off' disables.") var xrayThreshold: String = "1500"
+    @Option(help: "Patch size in pixels (a multiple of 16).") var patch = 512
+    @Option(help: "Tiling stride in pixels (default: the patch size).") var stride: Int?
+    @Option(name: .customLong("min-particle-pixels"), help: "Keep a patch only with more particle pixels than this.") var minParticlePixels = 400
+    @Option(help: "Image-level shuffle seed (NumPy legacy generator).") var seed = 34522
+    @Option(help: "Number of cross-validation folds.") var folds = 5
+    @Option(name: .customLong("group-folds-by"), help: "none (the study's contiguous folds), frame or session.") var groupFoldsBy = "none"
+    @Option(help: "A line describing the dataset.") var description: String?
+
+    func run() throws {
+        var recipe = DatasetRecipe(name: name, query: query, description: description)
+        recipe.rescale = rescale
+        guard ["on", "off"].contains(flatField) else { throw ValidationError("--flat-field must be on or off") }
+        recipe.flatField = flatField == "on"
+        recipe.flatFieldIterations = flatFieldIterations
+        if xrayThreshold == "off" { recipe.xrayThreshold = nil } else {
+            guard let value = Double(xrayThreshold) else { throw ValidationError("--xray-threshold must be a number or off") }
+            recipe.xrayThreshold = value
+        }
+        recipe.patch = patch
+        recipe.stride = stride ?? patch
+        recipe.minParticlePixels = minParticlePixels
+        recipe.seed = seed
+        recipe.folds = folds
+        recipe.groupFoldsBy = groupFoldsBy
+        do { try recipe.validate() } catch let error as DatasetError { throw ValidationError(error.description) }
+        let store = try CatalogStore(folder: data.folder)
+        try RecipeStore.save(recipe, in: store)
+        let selected = try store.count(matching: query)
+        print("recipe \(name) stored (\(selected) frames selected now); build it with `hrtem dataset build \(name)`")
+    }
+}
+
+struct DatasetImportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import", abstract: "Store recipe files (a folder of *.json, e.g. catalog/recipes, or single files).")
+
+    @OptionGroup var data: DataOptions
+    @Argument(help: "Recipe files or folders.") var paths: [String]
+
+    func run() throws {
+        let store = try CatalogStore(folder: data.folder)
+        for path in paths {
+            var directory: ObjCBool = false
+            let url = URL(fileURLWithPath: path)
+            if FileManager.default.fileExists(atPath: path, isDirectory: &directory), directory.boolValue {
+                let recipes = try RecipeStore.importFolder(url, into: store)
+                print("\(path): \(recipes.count) recipes stored (\(recipes.map(\.name).joined(separator: ", ")))")
+            } else {
+                let recipe = try DatasetRecipe.read(from: url)
+                try RecipeStore.save(recipe, in: store)
+                print("\(path): recipe \(recipe.name) stored")
+            }
+        }
+    }
+}
+
+struct DatasetBuildCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "build", abstract: "Materialize a recipe into an immutable, registered dataset version.")
+
+    @OptionGroup var data: DataOptions
+    @Argument(help: "Recipe name.") var name: String
+    @Option(help: "Frames preprocessed at once (memory: about 150 MB per 4096^2 frame).") var jobs = min(4, ProcessInfo.processInfo.activeProcessorCount)
+
+    func run() throws {
+        let store = try CatalogStore(folder: data.folder)
+        guard let recipe = try RecipeStore.recipe(named: name, in: store) else {
+            let known = try RecipeStore.all(in: store).map(\.name)
+            throw DatasetError("no recipe named \(name) (known: \(known.isEmpty ? "none; use `hrtem dataset create` or `hrtem dataset import catalog/recipes`" : known.joined(separator: ", ")))")
+        }
+        let result = try DatasetMaterializer.build(recipe, store: store, dataFolder: data.folder, jobs: max(1, jobs)) { line in
+            print(line)
+        }
+        print("\(result.version.name)@\(result.version.versionId)")
+    }
+}
+
+struct DatasetListCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list", abstract: "Recipes and their built versions.")
+    @OptionGroup var data: DataOptions
+
+    func run() throws {
+        let store = try CatalogStore(folder: data.folder)
+        let versions = try DatasetRegistry.versions(in: store)
+        for recipe in try RecipeStore.all(in: store) {
+            let mine = versions.filter { $0.name == recipe.name }
+            print("\(recipe.name)  \(mine.isEmpty ? "(not built)" : "\(mine.count) version\(mine.count == 1 ? "" : "s")")  \(recipe.query)")
+            for v in mine {
+                print("  @\(v.versionId.prefix(12))  \(v.frameCount) frames  \(v.patchCount) patches  \(v.createdAt)")
+            }
+        }
+    }
+}
+
+struct DatasetShowCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "show", abstract: "A recipe and, when built, its version (NAME or NAME@VERSION).")
+    @OptionGroup var data: DataOptions
+    @Argument(help: "NAME or NAME@VERSION (a version-id prefix).") var spec: String
+
+    func run() throws {
+        let store = try CatalogStore(folder: data.folder)
+        let name = String(spec.split(separator: "@").first ?? "")
+        guard let recipe = try RecipeStore.recipe(named: name, in: store) else { throw DatasetError("no recipe named \(name)") }
+        print(String(decoding: recipe.canonicalJSON(), as: UTF8.self))
+        if (try DatasetRegistry.versions(named: name, in: store)).isEmpty && !spec.contains("@") {
+            print("not built yet: hrtem dataset build \(name)")
+            return
+        }
+        let version = try DatasetRegistry.resolve(spec, in: store, dataFolder: data.folder)
+        let plan = try version.folds()
+        print("version \(version.versionId)")
+        print("folder  \(version.folder.path)")
+        print("frames \(version.info.frameCount), patches \(version.patchCount) of \(version.patchSize) x \(version.patchSize), folds \(plan.k) (\(plan.rule.rawValue))")
+        for fold in plan.folds {
+            print("  fold \(fold.fold) seed \(fold.seed): train \(fold.train.count), validation \(fold.validation.count), test \(fold.test.count)")
+        }
+    }
+}
+
+struct DatasetVerifyCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "verify", abstract: "Re-hash a version's files against its MANIFEST.")
+    @OptionGroup var data: DataOptions
+    @Argument(help: "NAME or NAME@VERSION.") var spec: String
+
+    func run() throws {
+        let store = try CatalogStore(folder: data.folder)
+        let version = try DatasetRegistry.resolve(spec, in: store, dataFolder: data.folder)
+        let problems = try version.verify()
+        if problems.isEmpty {
+            print("\(version.name)@\(version.versionId.prefix(12)): intact (\(DatasetVersion.dataFiles.count) files match MANIFEST)")
+        } else {
+            for problem in problems { print("\(version.folder.path)/\(problem)") }
+            throw ExitCode(1)
+        }
+    }
+}
+
+extension DatasetExport.Format: ExpressibleByArgument {}
+
+struct DatasetExportCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "export",
+        abstract: "Copy a version's files to a folder: npy as stored, or hdf5 in the study's layout.",
+        discussion: "hdf5 writes <Name>_Images.h5 (key images, float64) and <Name>_Labels.h5 (key labels, float32 0/1), as the study's Dryad files.")
+    @OptionGroup var data: DataOptions
+    @Argument(help: "NAME or NAME@VERSION.") var spec: String
+    @Option(help: "Destination folder.") var to: String
+    @Option(help: "npy or hdf5.") var format: DatasetExport.Format = .npy
+
+    func run() throws {
+        let store = try CatalogStore(folder: data.folder)
+        let version = try DatasetRegistry.resolve(spec, in: store, dataFolder: data.folder)
+        let written = try DatasetExport.export(version, to: URL(fileURLWithPath: to), format: format)
+        print("exported \(version.name)@\(version.versionId.prefix(12)) to \(to): \(written.map(\.lastPathComponent).joined(separator: ", "))")
+    }
+}

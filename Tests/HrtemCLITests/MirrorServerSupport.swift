@@ -1,0 +1,90 @@
+import Foundation
+import Micrograph
+import TestSupport
+import XCTest
+
+/// A local HTTP mirror (Benchmarks/peers/mirror_server.py) on 127.0.0.1 at a free port,
+/// serving `root`, with the faults given; stopped by `stop()` (and by itself after `lifetime`
+/// seconds or when this process is gone).
+/// A copy of Tests/MirrorsTests/LocalMirror.swift's launcher (test targets cannot share files).
+final class CLILocalMirror {
+    let root: URL
+    let port: Int
+    let logFile: URL
+    private let process: Process
+
+    var baseURL: String { "http://127.0.0.1:\(port)/" }
+
+    init(root: URL, faults: [String: [[String: Any]]] = [:], lifetime: Double = 120) throws {
+        self.root = root
+        // A proxy set for the machine (CI) must not capture requests to the local mirror.
+        for variable in ["no_proxy", "NO_PROXY"] {
+            let current = ProcessInfo.processInfo.environment[variable] ?? ""
+            if !current.contains("127.0.0.1") {
+                setenv(variable, current.isEmpty ? "127.0.0.1,localhost" : current + ",127.0.0.1,localhost", 1)
+            }
+        }
+        let work = root.deletingLastPathComponent()
+        logFile = work.appendingPathComponent("server-\(UUID().uuidString.prefix(6)).log")
+        let faultsFile = work.appendingPathComponent("faults-\(UUID().uuidString.prefix(6)).json")
+        try JSONSerialization.data(withJSONObject: faults).write(to: faultsFile)
+        let script = packageRoot.appendingPathComponent("Benchmarks/peers/mirror_server.py")
+        process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", script.path, "--root", root.path, "--faults", faultsFile.path,
+                             "--log", logFile.path, "--lifetime", String(lifetime)]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        // The first line is "PORT <n>"; read byte by byte so nothing after it is consumed.
+        var line = Data()
+        let handle = pipe.fileHandleForReading
+        while true {
+            let byte = handle.readData(ofLength: 1)
+            if byte.isEmpty || byte == Data("\n".utf8) { break }
+            line.append(byte)
+        }
+        let text = String(decoding: line, as: UTF8.self)
+        guard text.hasPrefix("PORT "), let port = Int(text.dropFirst(5)) else {
+            process.terminate()
+            throw XCTSkip("local test mirror did not start (python3 missing?): '\(text)'")
+        }
+        self.port = port
+    }
+
+    func stop() {
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+    }
+
+    struct LoggedRequest: Decodable {
+        var path: String
+        var range: String?
+        var status: Int
+        var sent: Int
+        var proxied: Bool?
+        var agent: String?
+        var authorization: String?
+    }
+
+    /// The requests the server has answered so far, in order.
+    func requests() -> [LoggedRequest] {
+        guard let text = try? String(contentsOf: logFile, encoding: .utf8) else { return [] }
+        return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(LoggedRequest.self, from: Data($0.utf8)) }
+    }
+}
+
+/// Deterministic test content (same bytes for the same seed).
+func cliTestBytes(count: Int, seed: UInt64) -> Data {
+    var random = SplitMix64(seed: seed)
+    var data = Data(count: count)
+    data.withUnsafeMutableBytes { raw in
+        let bytes = raw.bindMemory(to: UInt8.self)
+        var word: UInt64 = 0
+        for i in 0..<count {
+            if i % 8 == 0 { word = random.next() }
+            bytes[i] = UInt8(truncatingIfNeeded: word >> (8 * UInt64(i % 8)))
+        }
+    }
+    return data
+}

@@ -1,0 +1,89 @@
+import Foundation
+import Micrograph
+@testable import Segmentation
+import TestSupport
+import XCTest
+
+/// The study's own trained weights, run by hrtem, against the logits PyTorch computed
+/// (../shared/reference/study_unet_parity.json).
+final class ReferenceParityTests: XCTestCase {
+    func testStudyArchitectureHas130682Parameters() {
+        XCTAssertEqual(ResidualUNet(architecture: .study).parameterCount, 130_682)
+    }
+
+    func testStudyWeightsReproducePyTorchLogits() throws {
+        guard let reference = referenceFolder else { throw XCTSkip(referenceMissingMessage) }
+        let oracle = try JSONSerialization.jsonObject(
+            with: Data(contentsOf: reference.appendingPathComponent("study_unet_parity.json"))) as! [String: Any]
+        let weightsURL = reference.appendingPathComponent("study_unet_2p2nm_fold0.safetensors")
+        let network = try ResidualUNet.load(from: weightsURL)
+        XCTAssertEqual(network.architecture, .study)
+        // Every tensor of the study's state_dict maps 1:1 onto ours, and back.
+        let file = try readSafetensors(from: weightsURL)
+        XCTAssertEqual(Set(file.tensors.map(\.name)), Set(network.stateTensors().map(\.name)))
+        XCTAssertEqual(file["downs.0.conv1.weight"]?.float32Values, network.downs[0].conv1.weight.value.values)
+
+        let size = (oracle["input"] as! [String: Any])["size"] as! Int
+        let (input, disc) = parityInput(size: size)
+        var sumOfSquares: Double = 0
+        for value in input.values { sumOfSquares += Double(value) * Double(value) }
+        XCTAssertEqual(sumOfSquares, oracle["input_sum_of_squares"] as! Double, accuracy: 0.05)
+
+        let logits = network.forward(input, training: false)
+        XCTAssertEqual(logits.shape, [1, 2, size, size])
+        for entry in oracle["logits_at"] as! [[String: Any]] {
+            let row = entry["row"] as! Int, column = entry["col"] as! Int
+            let expected = entry["logits"] as! [Double]
+            for k in 0..<2 {
+                XCTAssertEqual(Double(logits.plane(0, k)[row * size + column]), expected[k], accuracy: 1e-3,
+                               "logit \(k) at (\(row), \(column))")
+            }
+        }
+        let expectedMeans = oracle["logits_mean"] as! [Double]
+        for k in 0..<2 {
+            var sum: Double = 0
+            for i in 0..<(size * size) { sum += Double(logits.plane(0, k)[i]) }
+            XCTAssertEqual(sum / Double(size * size), expectedMeans[k], accuracy: 1e-4)
+        }
+        let predicted = hardPrediction(logits)
+        let particles = predicted.reduce(0) { $0 + Int($1) }
+        let expectedParticles = oracle["predicted_particle_pixels"] as! Int
+        XCTAssertLessThanOrEqual(abs(particles - expectedParticles), max(1, expectedParticles / 1000),
+                                 "predicted particle pixels \(particles) vs PyTorch \(expectedParticles)")
+        let dice = diceScores(logits: logits, labels: disc)
+        XCTAssertEqual(dice.hard[0], oracle["hard_dice_vs_disc"] as! Double, accuracy: 1e-3)
+    }
+
+    func testSafetensorsRoundTripOfAModelIsByteIdentical() throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let network = ResidualUNet(architecture: UNetArchitecture(widths: [2, 3], bottleneckWidth: 4), seed: 5)
+        let first = folder.appendingPathComponent("a.safetensors"), second = folder.appendingPathComponent("b.safetensors")
+        try network.save(to: first)
+        let loaded = try ResidualUNet.load(from: first)
+        try loaded.save(to: second)
+        XCTAssertEqual(try Data(contentsOf: first), try Data(contentsOf: second))
+        XCTAssertEqual(loaded.architecture, network.architecture)
+    }
+
+    /// The oracle's formula input (float64, standardized with the n-1 deviation, then float32)
+    /// and the disc it hides, as 0/1 labels.
+    private func parityInput(size: Int) -> (Tensor, [UInt8]) {
+        let s = Double(size)
+        var values = [Double](repeating: 0, count: size * size)
+        var disc = [UInt8](repeating: 0, count: size * size)
+        for i in 0..<size {
+            for j in 0..<size {
+                let di = Double(i), dj = Double(j)
+                let r2 = (di - 0.4 * s) * (di - 0.4 * s) + (dj - 0.55 * s) * (dj - 0.55 * s)
+                let particle: Double = r2 < (0.18 * s) * (0.18 * s) ? 1 : 0
+                values[i * size + j] = 0.3 * sin(0.11 * di + 0.05 * dj) * cos(0.07 * dj)
+                    + particle * 1.2 * sin(2 * .pi * (di + 0.5 * dj) / 12) + 0.2 * cos(0.013 * di * dj / s)
+                disc[i * size + j] = UInt8(particle)
+            }
+        }
+        let mean = values.reduce(0, +) / Double(values.count)
+        let deviation = (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)).squareRoot()
+        return (Tensor([1, 1, size, size], values: values.map { Float(($0 - mean) / deviation) }), disc)
+    }
+}
