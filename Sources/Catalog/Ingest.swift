@@ -91,6 +91,9 @@ public struct Ingester: Sendable {
         }
     }
 
+    /// The name `FetchFrames` (the mirrors helper) records downloads with.
+    typealias FoundFile = IngestFile
+
     /// What reading one frame file gave (computed in parallel, written serially).
     struct ReadFrame {
         var file: IngestFile
