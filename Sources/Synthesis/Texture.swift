@@ -62,16 +62,12 @@ func gaussianBlur(_ pixels: inout [Float], width: Int, height: Int, sigma: Doubl
         let total = kernel.reduce(0, +)
         kernel = kernel.map { $0 / total }
         convolveRows(&pixels, width: width, height: height, kernel: kernel)
-        transpose(&pixels, width: width, height: height)
-        convolveRows(&pixels, width: height, height: width, kernel: kernel)
-        transpose(&pixels, width: height, height: width)
+        convolveColumns(&pixels, width: width, height: height, kernel: kernel)
     } else {
         // One box of width 2r + 1 has variance r (r + 1) / 3, three in a row r (r + 1): pick r so that is sigma^2.
         let radius = max(1, Int((((1 + 4 * sigma * sigma).squareRoot() - 1) / 2).rounded()))
         for _ in 0..<3 { boxRows(&pixels, width: width, height: height, radius: radius) }
-        transpose(&pixels, width: width, height: height)
-        for _ in 0..<3 { boxRows(&pixels, width: height, height: width, radius: radius) }
-        transpose(&pixels, width: height, height: width)
+        for _ in 0..<3 { boxColumns(&pixels, width: width, height: height, radius: radius) }
     }
 }
 
@@ -127,27 +123,60 @@ private func boxRows(_ pixels: inout [Float], width: Int, height: Int, radius: I
     }
 }
 
-private func transpose(_ pixels: inout [Float], width: Int, height: Int) {
-    var out = [Float](repeating: 0, count: pixels.count)
-    let block = 32
-    pixels.withUnsafeBufferPointer { source in
-        out.withUnsafeMutableBufferPointer { destination in
-            var rowBlock = 0
-            while rowBlock < height {
-                var columnBlock = 0
-                while columnBlock < width {
-                    for row in rowBlock..<min(rowBlock + block, height) {
-                        for column in columnBlock..<min(columnBlock + block, width) {
-                            destination[column * height + row] = source[row * width + column]
-                        }
-                    }
-                    columnBlock += block
+/// The column-direction twin of `convolveRows`: whole rows are combined at a time (cache- and
+/// vector-friendly, no transpose); each output row depends only on input rows, so the bytes do not
+/// depend on the schedule.
+private func convolveColumns(_ pixels: inout [Float], width: Int, height: Int, kernel: [Float]) {
+    let radius = kernel.count / 2
+    let source = pixels
+    source.withUnsafeBufferPointer { input in
+        pixels.withUnsafeMutableBufferPointer { output in
+            let inBase = input.baseAddress!, outBase = output.baseAddress!
+            concurrentRows(height) { row in
+                let line = outBase + row * width
+                for column in 0..<width { line[column] = 0 }
+                for t in 0..<kernel.count {
+                    let tap = kernel[t]
+                    let sourceLine = inBase + reflect(row + t - radius, height) * width
+                    for column in 0..<width { line[column] += tap * sourceLine[column] }
                 }
-                rowBlock += block
             }
         }
     }
-    pixels = out
+}
+
+/// Box filter down the columns with a running sum per column (in `Double`), carried from row to
+/// row; the rows are split into bands of 32 (a fixed height, never the core count), each
+/// starting its sums afresh, so the bytes do not depend on the machine or the schedule.
+private func boxColumns(_ pixels: inout [Float], width: Int, height: Int, radius: Int) {
+    let span = 2 * radius + 1
+    let scale = 1 / Double(span)
+    let source = pixels
+    let bandHeight = 32
+    let bands = (height + bandHeight - 1) / bandHeight
+    source.withUnsafeBufferPointer { input in
+        pixels.withUnsafeMutableBufferPointer { output in
+            let inBase = input.baseAddress!, outBase = output.baseAddress!
+            concurrentRows(bands) { band in
+                let start = band * bandHeight, end = min(height, start + bandHeight)
+                guard start < end else { return }
+                var sums = [Double](repeating: 0, count: width)
+                for t in (start - radius)...(start + radius) {
+                    let sourceLine = inBase + reflect(t, height) * width
+                    for column in 0..<width { sums[column] += Double(sourceLine[column]) }
+                }
+                for row in start..<end {
+                    if row > start {
+                        let adding = inBase + reflect(row + radius, height) * width
+                        let removing = inBase + reflect(row - radius - 1, height) * width
+                        for column in 0..<width { sums[column] += Double(adding[column]) - Double(removing[column]) }
+                    }
+                    let line = outBase + row * width
+                    for column in 0..<width { line[column] = Float(sums[column] * scale) }
+                }
+            }
+        }
+    }
 }
 
 /// Runs `body(row)` for every row in 0..<rows, spread over the machine's cores in contiguous

@@ -77,6 +77,18 @@ final class SynthCommandTests: XCTestCase {
         XCTAssertEqual(selected.count, 2)
         XCTAssertEqual(Set(selected.compactMap { $0["magnification_kx"] as? Double }), [160])
         XCTAssertEqual(Set(selected.compactMap { $0["shape"] as? String }), ["Oblong"])
+        // What the catalog's parser read back from the synthetic file names.
+        XCTAssertEqual(Set(selected.compactMap { $0["dose_rate"] as? Double }), [1380])
+        XCTAssertEqual(Set(selected.compactMap { $0["exposure_s"] as? Double }), [0.6384])
+        XCTAssertEqual(Set(selected.compactMap { $0["date"] as? String }), ["2024-01-08", "2024-01-15"])
+
+        // ... and `hrtem ingest` joins every frame and label to its row.
+        let ingested = try runHrtem(["ingest", out.path, "--data", data])
+        XCTAssertEqual(ingested.status, 0, ingested.standardError)
+        XCTAssertTrue(ingested.standardOutput.contains("16 joined to the metadata table"), ingested.standardOutput)
+        XCTAssertTrue(ingested.standardOutput.contains("labels: 16 new"), ingested.standardOutput)
+        let labeled = try runHrtem(["query", "labeled = true and pixel_scale = 0.02", "--count", "--data", data])
+        XCTAssertEqual(labeled.standardOutput, "8\n", labeled.standardError)
     }
 
     func testTheSameSeedGivesTheSameBytesAndAnotherSeedDoesNot() throws {
