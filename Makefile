@@ -8,8 +8,7 @@ APT_PACKAGES := libsqlite3-dev libtiff-dev libcurl4-openssl-dev libopenblas-dev 
 BUILD_FLAGS := -c release -Xswiftc -enable-testing
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test demo bench peers clean fuzz
-.PHONY: deps build test demo bench peers clean fixtures
+.PHONY: deps build test demo bench peers clean fuzz fixtures
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \

@@ -35,6 +35,10 @@ func milliseconds(_ body: () throws -> Void) rethrows -> Double {
 func fmt(_ value: Double, _ digits: Int = 2) -> String { String(format: "%.\(digits)f", value) }
 
 let frameCount = argument("--frames", default: 1_000_000)
+/// `--keep PATH`: fill PATH once and reuse it on later runs (for iterating on indexes).
+let keptCatalog: URL? = CommandLine.arguments.firstIndex(of: "--keep").flatMap {
+    $0 + 1 < CommandLine.arguments.count ? URL(fileURLWithPath: CommandLine.arguments[$0 + 1]) : nil
+}
 let repeats = argument("--repeats", default: 31)
 let benchFolder = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
 let peerScript = benchFolder.deletingLastPathComponent().appendingPathComponent("peers/catalog_peer.py")
@@ -45,6 +49,13 @@ let referenceTable = benchFolder.deletingLastPathComponent().deletingLastPathCom
 let work = FileManager.default.temporaryDirectory.appendingPathComponent("bench-catalog-\(getpid())")
 try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
 defer { try? FileManager.default.removeItem(at: work) }
+
+/// Three-predicate queries that each select about 1% of uniformly drawn frames.
+let benchQueries = [
+    #"material = "Ag" and size = 5 and pixel_scale = 0.02"#,
+    #"material = "Au" and dose ~ 285 +- 10 and size = 10"#,
+    #"support = "SiN" and magnification = 330 and dose < 100"#,
+]
 
 // The study's value sets (PIPELINE.md and the metadata table).
 let materials = ["Au", "Ag", "CdSe"]
@@ -58,11 +69,13 @@ let dates = ["2021-08-26", "2021-09-02", "2021-10-06", "2021-12-15", "2022-02-02
              "2022-11-09", "2023-01-23"]
 
 print("bench-catalog: \(frameCount) frames, median of \(repeats) runs (machine shared: timings are noisy)")
+let catalogFile = keptCatalog ?? work.appendingPathComponent("catalog.sqlite")
+let reuse = FileManager.default.fileExists(atPath: catalogFile.path)
 var random = SplitMix64(seed: 20_240_611)
 func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
 var frames: [FrameRecord] = []
 frames.reserveCapacity(frameCount)
-for index in 0..<frameCount {
+for index in 0..<(reuse ? 0 : frameCount) {
     let material = pick(materials), support = pick(supports), dose = pick(doses), date = pick(dates)
     let magnification = pick(magnifications), exposure = 0.1596
     let session = "\(date.replacingOccurrences(of: "-", with: "_")) bench \(index % 11)"
@@ -74,24 +87,32 @@ for index in 0..<frameCount {
                               instrument: "Team05", dose: dose, doseRate: name.doseRate, exposureSeconds: exposure,
                               pixelScaleNm: pick(pixelScales), magnificationKx: magnification, date: date))
 }
-let catalogFile = work.appendingPathComponent("catalog.sqlite")
 let store = try CatalogStore(file: catalogFile)
-let fillMs = try milliseconds { try store.insertFrames(frames) }
+if reuse {
+    print("reusing \(catalogFile.path)")
+} else {
+    let fillMs = try milliseconds { try store.insertFrames(frames) }
+    print("fill: \(frameCount) frames in \(fmt(fillMs / 1000, 1)) s (\(Int(Double(frameCount) / fillMs * 1000)) frames/s, one transaction)")
+}
 frames = []
 try store.dbQueue.write { db in try db.execute(sql: "ANALYZE") }
-print("fill: \(frameCount) frames in \(fmt(fillMs / 1000, 1)) s (\(Int(Double(frameCount) / fillMs * 1000)) frames/s, one transaction)")
+for query in benchQueries {
+    let compiled = try FrameQuery.parse(query).compile()
+    let plan = try store.dbQueue.read { db in
+        try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT * FROM frames WHERE \(compiled.sql)", arguments: compiled.arguments)
+            .map { $0["detail"] as String? ?? "" }
+    }
+    print("plan of \(query): \(plan.joined(separator: "; "))")
+}
 
-let queries = [
-    #"material = "Ag" and size = 5 and pixel_scale = 0.02"#,
-    #"material = "Au" and dose ~ 285 +- 10 and size = 10"#,
-    #"support = "SiN" and magnification = 330 and dose < 100"#,
-]
+let queries = benchQueries
 var spec: [[String: Any]] = []
-var hrtemRows: [Int] = [], hrtemMs: [Double] = [], countMs: [Double] = []
+var hrtemRows: [Int] = [], hrtemMs: [Double] = [], countMs: [Double] = [], idsMs: [Double] = []
 for query in queries {
     var rows = try store.frames(matching: query).count
     hrtemMs.append(median(try (0..<repeats).map { _ in try milliseconds { rows = try store.frames(matching: query).count } }))
     countMs.append(median(try (0..<repeats).map { _ in try milliseconds { _ = try store.count(matching: query) } }))
+    idsMs.append(median(try (0..<repeats).map { _ in try milliseconds { _ = try store.frameIds(matching: query) } }))
     hrtemRows.append(rows)
     let compiled = try FrameQuery.parse(query).compile()
     let arguments: [Any] = compiled.values.map { value -> Any in
@@ -113,7 +134,7 @@ for query in queries {
             numpy.append(["column": String(field.column.dropFirst("frames.".count)),
                           "low": value - FrameQuery.defaultMargin, "high": value + FrameQuery.defaultMargin])
         case .compare(let field, .less, .number(let value)):
-            numpy.append(["column": String(field.column.dropFirst("frames.".count)), "low": -Double.infinity, "high": value])
+            numpy.append(["column": String(field.column.dropFirst("frames.".count)), "low": -1e300, "high": value])
         case .near(let field, let value, let margin):
             numpy.append(["column": String(field.column.dropFirst("frames.".count)),
                           "low": value - margin, "high": value + margin])
@@ -147,18 +168,20 @@ let peerSQLite = peer?["sqlite3"] as? [Double]
 let peerNumpy = peer?["numpy"] as? [Double]
 let peerRows = peer?["rows"] as? [Int]
 print("")
-print("query (returns every matching frame record)                rows   %rows  hrtem ms  count ms  sqlite3(py) ms  numpy ms")
+print("query                                                      rows   %rows  records ms  ids ms  count ms  sqlite3(py) ms  numpy ms")
 for (index, query) in queries.enumerated() {
     let rows = hrtemRows[index]
     var line = query.padding(toLength: 58, withPad: " ", startingAt: 0)
     line += String(rows).leftPadded(7) + fmt(100 * Double(rows) / Double(frameCount)).leftPadded(8)
-    line += fmt(hrtemMs[index]).leftPadded(10) + fmt(countMs[index]).leftPadded(10)
+    line += fmt(hrtemMs[index]).leftPadded(12) + fmt(idsMs[index]).leftPadded(8) + fmt(countMs[index]).leftPadded(10)
     line += (peerSQLite.map { fmt($0[index]) } ?? "n/a").leftPadded(16)
     line += (peerNumpy.map { fmt($0[index]) } ?? "n/a").leftPadded(10)
     if let peerRows, peerRows[index] != rows { line += "  (peer rows \(peerRows[index]) differ!)" }
     print(line)
 }
-print("target: < 10 ms median per query; numpy excludes loading columns (in-memory masks only)")
+print("records: CatalogStore.frames(matching:) (parse, SQL, every column of every row, decoded, in catalog order);")
+print("ids: frameIds(matching:); count: count(matching:); sqlite3(py): the same SQL and columns from Python;")
+print("numpy: boolean masks over columns already in memory. Target: < 10 ms median per query.")
 
 if let data = try? Data(contentsOf: referenceTable) {
     var importMs: [Double] = [], reimportMs: [Double] = []

@@ -3,7 +3,8 @@
 
 Serves the files under --root on 127.0.0.1 at a free port and prints "PORT <n>" on its first
 line. GET and HEAD, byte ranges ("bytes=N-" and "bytes=N-M"), one JSON line per request in
---log: {"path", "range", "status", "sent"} (sent = body bytes written).
+--log: {"path", "range", "status", "sent", "proxied", "agent", "authorization"} (sent = body bytes written; proxied: the
+request came in absolute form, i.e. the client used this server as its HTTP proxy).
 
 --faults FILE is a JSON object: relative path (decoded, no leading "/") -> list of faults, each
 used for "times" requests (default: every request) in order:
@@ -81,6 +82,9 @@ class Handler(BaseHTTPRequestHandler):
 
     def serve(self, head):
         raw = self.path.split("?", 1)[0]
+        if raw.startswith("http://"):
+            # Absolute form: the client took this server for its proxy (http_proxy).
+            raw = "/" + raw[len("http://"):].partition("/")[2]
         path = urllib.parse.unquote(raw).lstrip("/")
         rng = self.headers.get("Range")
         local = os.path.realpath(os.path.join(state.root, path))
@@ -127,7 +131,9 @@ class Handler(BaseHTTPRequestHandler):
             except (BrokenPipeError, ConnectionResetError):
                 sent = -1
         state.record({"path": path, "range": rng, "status": status, "sent": sent,
-                      "fault": kind})
+                      "fault": kind, "proxied": self.path.startswith("http://"),
+                      "agent": self.headers.get("User-Agent"),
+                      "authorization": self.headers.get("Authorization")})
         if kind == "drop":
             # Reset, not a clean close: the client sees the transfer cut mid-body.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))

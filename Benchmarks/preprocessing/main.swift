@@ -6,9 +6,18 @@
 //   swift build -c release --product bench-preprocessing && .build/release/bench-preprocessing [SIZE] [RUNS]
 //
 // Targets (issue 5): under 0.5 s a frame on one core, at least 5x faster than NumPy.
+//   .build/release/bench-preprocessing materialize [FRAMES] [SIZE] [JOBS]
+// builds a FRAMES-frame dataset (study recipe) from synthetic DM4 frames in a temporary data
+// folder and reports the time and the peak resident memory (target: under 1 GB for 10 frames).
+import Catalog
 import Foundation
 import Micrograph
 import Preprocessing
+
+if CommandLine.arguments.count > 1 && CommandLine.arguments[1] == "materialize" {
+    runMaterializeBenchmark(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
 
 let arguments = CommandLine.arguments
 let size = arguments.count > 1 ? Int(arguments[1]) ?? 4096 : 4096
@@ -121,4 +130,57 @@ do {
     }
 } catch {
     print("  numpy  peer unavailable: \(error)")
+}
+
+func peakResidentMegabytes() -> Double {
+    var usage = rusage()
+    getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &usage)
+    return Double(usage.ru_maxrss) / 1024   // Linux reports KiB
+}
+
+func runMaterializeBenchmark(_ arguments: [String]) {
+    let frames = arguments.count > 0 ? Int(arguments[0]) ?? 10 : 10
+    let size = arguments.count > 1 ? Int(arguments[1]) ?? 4096 : 4096
+    let jobs = arguments.count > 2 ? Int(arguments[2]) ?? 2 : 2
+    let root = FileManager.default.temporaryDirectory.appendingPathComponent("hrtem-bench-materialize-\(getpid())")
+    defer { try? FileManager.default.removeItem(at: root) }
+    do {
+        let dataFolder = DataFolder(url: root.appendingPathComponent("data"))
+        let files = root.appendingPathComponent("files")
+        try FileManager.default.createDirectory(at: files, withIntermediateDirectories: true)
+        let store = try CatalogStore(folder: dataFolder)
+        for f in 0..<frames {
+            // one frame in memory at a time while writing the inputs
+            let raster = syntheticFrame(size: size, seed: UInt64(100 + f))
+            var label = [UInt8](repeating: 0, count: size * size)
+            var random = SplitMix64(seed: UInt64(f))
+            for _ in 0..<(size / 64) {
+                let cr = Int(random.next() % UInt64(size)), cc = Int(random.next() % UInt64(size)), radius = 40
+                for r in max(0, cr - radius)..<min(size, cr + radius) {
+                    for c in max(0, cc - radius)..<min(size, cc + radius) where (r - cr) * (r - cr) + (c - cc) * (c - cc) <= radius * radius {
+                        label[r * size + c] = 255
+                    }
+                }
+            }
+            let name = "frame_\(f).dm4"
+            try writeDM(raster, to: files.appendingPathComponent(name), pixelSizeNM: 0.02)
+            try writePNG(gray8: Raster(width: size, height: size, pixels: label), to: files.appendingPathComponent("frame_\(f)_label.png"))
+            let record = try store.upsertFrame(FrameRecord(session: "bench", fileName: name, metadataRow: f, material: "Au",
+                                                           path: files.appendingPathComponent(name).path,
+                                                           sha256: try sha256Hex(fileAt: files.appendingPathComponent(name)),
+                                                           width: size, height: size))
+            try store.upsertLabel(LabelRecord(frameId: record.id!, source: "png", path: files.appendingPathComponent("frame_\(f)_label.png").path))
+        }
+        let before = peakResidentMegabytes()
+        let recipe = DatasetRecipe(name: "bench", query: "material = \"Au\"")
+        let start = DispatchTime.now().uptimeNanoseconds
+        let result = try DatasetMaterializer.build(recipe, store: store, dataFolder: dataFolder, jobs: jobs)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        print("bench-preprocessing materialize: \(frames) frames of \(size) x \(size), jobs \(jobs)")
+        print(String(format: "  build %.2f s (%.0f ms a frame), %d patches", seconds, seconds * 1000 / Double(frames), result.version.patchCount))
+        print(String(format: "  peak resident memory %.0f MB (%.0f MB before the build, while writing the inputs); target < 1024 MB", peakResidentMegabytes(), before))
+    } catch {
+        print("bench-preprocessing materialize failed: \(error)")
+        exit(1)
+    }
 }

@@ -130,6 +130,23 @@ public enum CatalogSchema {
             CREATE INDEX results_dataset_version ON results(dataset_version);
             """)
         }
+        // Frame queries combine a few low-cardinality fields (3 materials, 4 sizes, 5 pixel
+        // scales...): no single-column index narrows them enough, so the indexes lead with
+        // the equality-tested text field, then the fields the study selects on. SQLite seeks
+        // on the leading equality and range and tests the later columns inside the index
+        // before touching the table (deferred seek).
+        migrator.registerMigration("v2-query-indexes") { db in
+            try db.execute(sql: """
+            DROP INDEX frames_material_size;
+            DROP INDEX frames_material_scale;
+            DROP INDEX frames_size;
+            CREATE INDEX frames_material_size_scale_dose
+                ON frames(material, particle_size_nm, pixel_scale_nm, dose);
+            CREATE INDEX frames_material_scale_size_dose
+                ON frames(material, pixel_scale_nm, particle_size_nm, dose);
+            CREATE INDEX frames_support_magnification_dose ON frames(support, magnification_kx, dose);
+            """)
+        }
         return migrator
     }
 }

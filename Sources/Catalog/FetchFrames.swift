@@ -13,6 +13,12 @@ public struct FetchItem: Sendable {
     public var request: DownloadRequest
     /// Whether the store already holds this file under the SHA-256 the catalog recorded.
     public var alreadyStored: Bool
+    /// A local copy the catalog already points at (e.g. from `hrtem ingest`) whose size matches
+    /// the record: such a frame is not downloaded again.
+    public var localCopy: URL?
+
+    /// Nothing to transfer: stored, or present where the catalog says.
+    public var isPresent: Bool { alreadyStored || localCopy != nil }
 }
 
 /// What recording fetched files in the catalog did.
@@ -53,70 +59,80 @@ public enum FrameFetcher {
             var request = client.request(for: framePath, expected: expected)
             request.key = framePath.description
             items.append(FetchItem(kind: .frame, frame: frame, remotePath: framePath, request: request,
-                                   alreadyStored: expected.sha256.flatMap { store.lookup(sha256: $0, size: expected.size) } != nil))
+                                   alreadyStored: expected.sha256.flatMap { store.lookup(sha256: $0, size: expected.size) } != nil,
+                                   localCopy: presentCopy(path: frame.path, size: frame.byteSize, sha256: frame.sha256)))
             guard labels, let id = frame.id else { continue }
             let labelPath = try MirrorDefinition.labelPath(folder: frame.session, file: frame.fileName)
             let recorded = try catalog.labels(frameId: id).first { $0.source == labelSource }
             let labelExpected = ExpectedContent(sha256: recorded?.sha256)
             items.append(FetchItem(kind: .label, frame: frame, remotePath: labelPath,
                                    request: client.request(for: labelPath, expected: labelExpected),
-                                   alreadyStored: labelExpected.sha256.flatMap { store.lookup(sha256: $0) } != nil))
+                                   alreadyStored: labelExpected.sha256.flatMap { store.lookup(sha256: $0) } != nil,
+                                   localCopy: presentCopy(path: recorded?.path, size: nil, sha256: recorded?.sha256)))
         }
         return items
     }
 
+    /// The recorded local file, when it exists with its recorded size (and a digest was recorded,
+    /// i.e. it was hashed when it was ingested).
+    private static func presentCopy(path: String?, size: Int64?, sha256: String?) -> URL? {
+        guard let path, sha256 != nil,
+              let attributes = try? FileManager.default.attributesOfItem(atPath: path),
+              attributes[.type] as? FileAttributeType == .typeRegular else { return nil }
+        if let size, (attributes[.size] as? NSNumber)?.int64Value != size { return nil }
+        return URL(fileURLWithPath: path)
+    }
+
     /// Records one fetched (or skipped) file in the catalog, in its own transaction, so a fetch
-    /// that is interrupted keeps the records of the files it finished.
+    /// that is interrupted keeps the records of the files it finished. Readable files go through
+    /// ingest's per-file recording (`Ingester.record` / `recordLabel`: header, facts, metadata
+    /// joins, label particle count), exactly as `hrtem ingest` would record them; a file whose
+    /// header cannot be read still gets its path, size and SHA-256 (and is reported).
     /// - Throws: `DatabaseError` when the catalog cannot be written.
     public static func record(_ item: FetchItem, file: StoredFile, in catalog: CatalogStore,
                               report: inout FetchRecordReport) throws {
+        let modified = ((try? FileManager.default.attributesOfItem(atPath: file.url.path))?[.modificationDate] as? Date)?
+            .timeIntervalSince1970 ?? 0
+        let ingester = Ingester(jobs: 1)
+        var ingestReport = IngestReport()
         switch item.kind {
         case .frame:
-            var frame = item.frame
-            frame.path = file.url.path
-            frame.byteSize = file.size
-            frame.sha256 = file.sha256
-            do {
-                let header = try readMicrographHeader(at: file.url)
-                frame.format = header.format.rawValue
-                frame.width = header.width
-                frame.height = header.height
-                frame.pixelType = header.pixelType.rawValue
-            } catch {
+            let found = Ingester.FoundFile(url: file.url, session: item.frame.session, fileName: item.frame.fileName,
+                                           size: file.size, modified: modified)
+            var read = Ingester.ReadFrame(file: found, header: nil, sha256: file.sha256, error: nil)
+            do { read.header = try readMicrographHeader(at: file.url) } catch {
                 report.unreadable.append("\(item.remotePath): \(error)")
             }
-            frame.ingestedAt = ISO8601DateFormatter().string(from: Date())
             try catalog.dbQueue.write { db in
-                // Re-read inside the transaction: keep metadata another process may have updated.
-                if var current = try CatalogStore.frame(session: frame.session, file: frame.fileName, in: db) {
-                    current.path = frame.path
-                    current.byteSize = frame.byteSize
-                    current.sha256 = frame.sha256
-                    current.format = frame.format ?? current.format
-                    current.width = frame.width ?? current.width
-                    current.height = frame.height ?? current.height
-                    current.pixelType = frame.pixelType ?? current.pixelType
-                    current.ingestedAt = frame.ingestedAt
+                if read.header != nil {
+                    try ingester.record(read, in: db, report: &ingestReport)
+                } else if var current = try CatalogStore.frame(session: item.frame.session, file: item.frame.fileName, in: db) {
+                    current.path = file.url.path
+                    current.byteSize = file.size
+                    current.sha256 = file.sha256
+                    current.ingestedAt = ISO8601DateFormatter().string(from: Date())
                     try CatalogStore.upsertFrame(current, in: db)
-                } else {
-                    try CatalogStore.upsertFrame(frame, in: db)
                 }
             }
             report.framesRecorded += 1
         case .label:
-            guard let frameId = item.frame.id else { return }
-            var label = LabelRecord(frameId: frameId, source: labelSource, path: file.url.path, sha256: file.sha256, format: "png")
-            do {
-                let mask = try readLabelMask(at: file.url)
-                label.width = mask.width
-                label.height = mask.height
-                label.particlePixels = mask.pixels.reduce(0) { $0 + ($1 != 0 ? 1 : 0) }
-            } catch {
+            let found = Ingester.FoundFile(url: file.url, session: item.frame.session,
+                                           fileName: item.remotePath.lastSegment, size: file.size, modified: modified)
+            var mask: Raster<UInt8>?
+            do { mask = try readLabelMask(at: file.url) } catch {
                 report.unreadable.append("\(item.remotePath): \(error)")
             }
-            try catalog.upsertLabel(label)
+            try catalog.dbQueue.write { db in
+                if mask != nil {
+                    try ingester.recordLabel(found, mask: mask, sha256: file.sha256, error: nil, in: db, report: &ingestReport)
+                } else if let frameId = item.frame.id {
+                    try CatalogStore.upsertLabel(LabelRecord(frameId: frameId, source: labelSource, path: file.url.path,
+                                                             sha256: file.sha256, format: "png"), in: db)
+                }
+            }
             report.labelsRecorded += 1
         }
+        report.unreadable += ingestReport.unplaced.map { "\(item.remotePath): \($0.reason)" }
     }
 }
 

@@ -63,6 +63,9 @@ public struct Ingester: Sendable {
         self.rehash = rehash
     }
 
+    /// File times compared as whole microseconds (a Double would not survive JSON exactly).
+    static func microseconds(_ seconds: Double) -> Int64 { Int64((seconds * 1e6).rounded()) }
+
     static let frameExtensions: Set<String> = ["dm3", "dm4", "tif", "tiff"]
 
     struct FoundFile {
@@ -107,7 +110,7 @@ public struct Ingester: Sendable {
             let results = readInParallel(batch) { file -> ReadFrame in
                 if !rehash, let existing = byPath[file.url.path], existing.byteSize == file.size,
                    let facts = existing.facts.flatMap({ try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }),
-                   (facts["mtime"] as? Double) == file.modified, existing.sha256 != nil {
+                   (facts["mtime_us"] as? Int64) == Ingester.microseconds(file.modified), existing.sha256 != nil {
                     return ReadFrame(file: file, header: nil, sha256: existing.sha256, error: nil, reused: true)
                 }
                 do {
@@ -333,7 +336,7 @@ public struct Ingester: Sendable {
         var tags = [String: String]()
         for (path, value) in header.tags.flattened() { tags[path] = value.summary }
         let object: [String: Any] = [
-            "mtime": modified,
+            "mtime_us": microseconds(modified),
             "metadata_from": metadataFrom,
             "shape": header.shape,
             "byte_order": header.byteOrder.rawValue,

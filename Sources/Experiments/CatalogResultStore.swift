@@ -28,7 +28,7 @@ public struct CatalogResultStore: ResultStore {
         try catalog.dbQueue.write { db in
             try Self.ensureVersion(unit.dataset, in: db)
             let record = ModelRecord(id: unit.id, datasetVersion: unit.dataset.id, fold: unit.fold,
-                                     seed: Int64(bitPattern: unit.settings.seed),
+                                     seed: unit.settings.seed.map { Int64(bitPattern: $0) },
                                      settings: canonicalJSON(unit.settings), checkpointPath: model.folder,
                                      card: canonicalJSON(model))
             try record.save(db)

@@ -108,18 +108,35 @@ public struct JSONResultStore: ResultStore {
     }
 }
 
-/// Records into several stores and reads from the first: `[JSON folder, catalog]` keeps the
-/// JSON folder as what decides "done" while the catalog gets every row. Records go to the
-/// stores in reverse order, so a unit the first store holds is in all of them.
+/// Records into several stores and finds a result in any of them: `[JSON folder, catalog]`
+/// keeps the plan's results folder complete while the catalog gets every row, and a model or
+/// evaluation recorded in the catalog by another plan (same unit id) is reused. Records go to
+/// the stores in reverse order, so a unit the first store holds is in all of them.
 public struct LayeredResultStore: ResultStore {
     public let stores: [ResultStore]
     public init(_ stores: [ResultStore]) { self.stores = stores }
 
-    public func model(for unit: TrainUnit) throws -> ModelRef? { try stores.first?.model(for: unit) ?? nil }
+    public func model(for unit: TrainUnit) throws -> ModelRef? {
+        for (index, store) in stores.enumerated() {
+            if let model = try store.model(for: unit) {
+                for earlier in stores[..<index] { try earlier.record(model, for: unit) }
+                return model
+            }
+        }
+        return nil
+    }
     public func record(_ model: ModelRef, for unit: TrainUnit) throws {
         for store in stores.reversed() { try store.record(model, for: unit) }
     }
-    public func metrics(for unit: EvaluateUnit) throws -> EvaluationMetrics? { try stores.first?.metrics(for: unit) ?? nil }
+    public func metrics(for unit: EvaluateUnit) throws -> EvaluationMetrics? {
+        for (index, store) in stores.enumerated() {
+            if let metrics = try store.metrics(for: unit) {
+                for earlier in stores[..<index] { try earlier.record(metrics, for: unit) }
+                return metrics
+            }
+        }
+        return nil
+    }
     public func record(_ metrics: EvaluationMetrics, for unit: EvaluateUnit) throws {
         for store in stores.reversed() { try store.record(metrics, for: unit) }
     }

@@ -45,8 +45,9 @@ public struct TrainingSettings: Codable, Hashable, Sendable {
     public var epochs: Int
     public var batchSize: Int
     public var learningRate: Double
-    /// Base seed of the run; the trainer derives per-fold streams from it.
-    public var seed: UInt64
+    /// Base seed of the run, or nil for the study's per-fold seeds (the version's folds.json).
+    /// Fold k of a run with seed S trains with `SplitMix64(seed: S).derived(k).next()`.
+    public var seed: UInt64?
     /// Fixed Gaussian-noise augmentation level rho (units of the image std), or nil.
     public var noiseRho: Double?
     /// rho ~ U(0, noiseRhoMax) per sample, or nil. Never set together with `noiseRho`.
@@ -57,7 +58,7 @@ public struct TrainingSettings: Codable, Hashable, Sendable {
     public var threads: Int
 
     /// The study's protocol (PIPELINE.md "Model"): 250 epochs, batch 32, Adam lr 1e-4, rotation on.
-    public init(epochs: Int = 250, batchSize: Int = 32, learningRate: Double = 1e-4, seed: UInt64 = 0,
+    public init(epochs: Int = 250, batchSize: Int = 32, learningRate: Double = 1e-4, seed: UInt64? = nil,
                 noiseRho: Double? = nil, noiseRhoMax: Double? = nil, rotate: Bool = true, threads: Int = 1) {
         self.epochs = epochs
         self.batchSize = batchSize
@@ -135,6 +136,9 @@ public struct EvaluateUnit: Codable, Hashable, Sendable, Identifiable {
     public var scope: EvaluationScope
     /// Score every patch under the 8 dihedral transforms (the study does).
     public var dihedral: Bool
+    /// Threads the evaluation uses (the training unit's; not part of the id, which already
+    /// depends on it through the training unit).
+    public var threads: Int
 
     public var label: String { "evaluate \(trainUnitID.prefix(12)) on \(testDataset.label) (\(scope))" }
 }
@@ -256,7 +260,8 @@ public struct MatrixPlan: Codable, Hashable, Sendable {
                 evaluationUnits.append(EvaluateUnit(id: unitID, trainUnitID: trainUnit.id,
                                                     trainDatasetID: trainUnit.dataset.id,
                                                     variantIndex: trainUnit.variantIndex, fold: trainUnit.fold,
-                                                    testDataset: test, scope: scope, dihedral: dihedral))
+                                                    testDataset: test, scope: scope, dihedral: dihedral,
+                                                    threads: trainUnit.settings.threads))
             }
         }
         var seenUnits = Set<String>()
@@ -276,7 +281,6 @@ public struct MatrixPlan: Codable, Hashable, Sendable {
         self.trainUnits = trainUnits
         self.evaluationUnits = evaluationUnits
         self.commandLine = commandLine
-        self.hrtemVersion = currentHRTEMVersion
         self.hrtemVersion = hrtemBuildVersion
         self.id = String(stableHash(([kind.rawValue] + trainUnits.map(\.id) + evaluationUnits.map(\.id)).joined(separator: "\n")).prefix(16))
     }
@@ -376,6 +380,3 @@ func describeDecodingError(_ error: Error) -> String {
     @unknown default: return "\(error)"
     }
 }
-
-/// The library version under a name that stored `hrtemVersion` properties do not shadow.
-let currentHRTEMVersion = hrtemVersion

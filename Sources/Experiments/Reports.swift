@@ -395,7 +395,7 @@ public enum MatrixReport {
         for variant in plan.variants {
             let s = variant.settings
             let noise = s.noiseRho.map { "rho \($0)" } ?? s.noiseRhoMax.map { "rho ~ U(0, \($0))" } ?? "none"
-            out += "<tr><td>\(escapeMarkup(variant.label))</td><td class=\"num\">\(s.epochs)</td><td class=\"num\">\(s.batchSize)</td><td class=\"num\">\(s.learningRate)</td><td class=\"num\">\(s.seed)</td><td>\(escapeMarkup(noise))</td><td>\(s.rotate ? "on" : "off")</td><td class=\"num\">\(s.threads)</td></tr>\n"
+            out += "<tr><td>\(escapeMarkup(variant.label))</td><td class=\"num\">\(s.epochs)</td><td class=\"num\">\(s.batchSize)</td><td class=\"num\">\(s.learningRate)</td><td class=\"num\">\(s.seed.map(String.init) ?? "study per-fold")</td><td>\(escapeMarkup(noise))</td><td>\(s.rotate ? "on" : "off")</td><td class=\"num\">\(s.threads)</td></tr>\n"
         }
         return out + "</table>\n"
     }
@@ -416,10 +416,17 @@ public enum MatrixReport {
     static func reproduceSection(_ plan: MatrixPlan, planFile: URL?) -> String {
         var out = "<h2>How to reproduce</h2>\n"
         if !plan.commandLine.isEmpty {
-            out += "<p>The command that planned this run (a rerun resumes and redoes nothing finished):</p>\n"
-            out += "<pre>\(escapeMarkup(plan.commandLine.map(shellQuote).joined(separator: " ")))</pre>\n"
+            var local: [String] = [], skipNext = false
+            for word in plan.commandLine {
+                if skipNext { skipNext = false; continue }
+                if word == "--emit-slurm" { skipNext = true; continue }
+                if word.hasPrefix("--emit-slurm=") { continue }
+                local.append(word)
+            }
+            out += "<p>The command that plans and runs this experiment here (a rerun resumes and redoes nothing finished):</p>\n"
+            out += "<pre>\(escapeMarkup(local.map(shellQuote).joined(separator: " ")))</pre>\n"
             out += "<p>The same on a Slurm cluster (dataset versions and the data folder on shared storage):</p>\n"
-            out += "<pre>\(escapeMarkup((plan.commandLine.map(shellQuote) + ["--emit-slurm", "slurm-\(plan.id)"]).joined(separator: " ")))\nbash slurm-\(escapeMarkup(plan.id))/submit.sh</pre>\n"
+            out += "<pre>\(escapeMarkup((local.map(shellQuote) + ["--emit-slurm", "slurm-\(plan.id)"]).joined(separator: " ")))\nbash slurm-\(escapeMarkup(plan.id))/submit.sh</pre>\n"
         }
         if let planFile {
             let quoted = shellQuote(planFile.path)

@@ -103,7 +103,6 @@ public enum SlurmEmitter {
             if let account = options.account { lines.append("#SBATCH --account=\(account)") }
             if let time = options.timeLimit { lines.append("#SBATCH --time=\(time)") }
             if let memory = options.memory { lines.append("#SBATCH --mem=\(memory)") }
-            lines.append("# Made by hrtem \(hrtemVersion) for plan \(plan.id) (\(plan.name)).")
             lines.append("# Made by hrtem \(hrtemBuildVersion) for plan \(plan.id) (\(plan.name)).")
             lines.append("set -euo pipefail")
             lines.append("HRTEM=${HRTEM:-\(shellQuote(options.hrtemExecutable))}")

@@ -1,25 +1,138 @@
 import Catalog
 import Foundation
+import Micrograph
+import Segmentation
 
 /// Runs units with the bundled residual U-Net trainer and evaluator (module Segmentation).
 ///
-/// Not wired yet: the trainer of issue 7 has not landed on main. Until it does, creating this
-/// executor fails with a message saying so, and plans for it can still be planned, emitted for
-/// Slurm and reported on.
+/// A training unit trains into `<data>/models/<unit id>/` (`model.safetensors`, `model.json`,
+/// `training.csv`, `checkpoint.safetensors`); a folder that already holds a finished model of
+/// the same dataset version, fold and configuration is reused as it is, and an interrupted
+/// training resumes from its checkpoint. An evaluation loads the model and the test version and
+/// scores the unit's patches (its test fold on the diagonal, every patch elsewhere) with the
+/// study's metrics, dihedral x8; for fold 0 it also writes a sample overlay PNG under
+/// `<model folder>/overlays/`.
 public struct TrainerExecutor: UnitExecutor {
     public let dataFolder: DataFolder
+    /// Receives one line per finished epoch.
+    public var log: (@Sendable (String) -> Void)?
 
-    /// - Throws: `ExperimentError` while the trainer is not part of the build.
-    public init(dataFolder: DataFolder) throws {
+    public init(dataFolder: DataFolder, log: (@Sendable (String) -> Void)? = nil) {
         self.dataFolder = dataFolder
-        throw ExperimentError("the bundled trainer is not part of this build yet (Segmentation's train/evaluate); plan with `--executor simulated` to exercise the runner, or emit the plan for Slurm")
+        self.log = log
+    }
+
+    public func modelFolder(_ unit: TrainUnit) -> URL { dataFolder.modelsFolder.appendingPathComponent(unit.id) }
+
+    /// The trainer's configuration for a unit. A run seed S gives fold k the seed
+    /// `SplitMix64(seed: S).derived(k).next()`; no seed keeps the folds' own (the study's).
+    public static func configuration(_ unit: TrainUnit) -> TrainingConfiguration {
+        var configuration = TrainingConfiguration()
+        let settings = unit.settings
+        configuration.epochs = settings.epochs
+        configuration.batchSize = settings.batchSize
+        configuration.learningRate = settings.learningRate
+        configuration.seed = settings.seed.map { seed in
+            var generator = SplitMix64(seed: seed).derived(UInt64(unit.fold))
+            return generator.next()
+        }
+        if let rho = settings.noiseRho, rho > 0 { configuration.noise = .fixed(rho) }
+        else if let rho = settings.noiseRhoMax, rho > 0 { configuration.noise = .uniform(rho) }
+        configuration.rotate = settings.rotate
+        configuration.dihedral = true
+        configuration.threads = settings.threads
+        return configuration
     }
 
     public func train(_ unit: TrainUnit) throws -> ModelRef {
-        throw ExperimentError("\(unit.label): the bundled trainer is not part of this build yet")
+        let folder = modelFolder(unit)
+        let configuration = TrainerExecutor.configuration(unit)
+        if let card = finishedCard(in: folder), card.fold == unit.fold, card.configuration == configuration {
+            return ModelRef(id: unit.id, folder: folder.path, bestEpoch: card.bestEpoch,
+                            bestValidationLoss: card.bestValidationLoss, seconds: 0)
+        }
+        let label = unit.label
+        let log = self.log
+        let model = try Segmentation.train(datasetFolder: URL(fileURLWithPath: unit.dataset.folder), fold: unit.fold,
+                                           config: configuration, output: folder) { progress in
+            guard progress.epochFinished, let log else { return }
+            var line = "\(label): epoch \(progress.epoch)/\(progress.epochs), loss \(String(format: "%.4f", progress.trainingLoss))"
+            if let validation = progress.validation {
+                line += ", validation loss \(String(format: "%.4f", validation.loss)), hard Dice \(String(format: "%.3f", validation.hardDice))"
+            }
+            if let left = progress.estimatedSecondsLeft { line += ", \(Int(left.rounded())) s left" }
+            log(line)
+        }
+        return ModelRef(id: unit.id, folder: folder.path, bestEpoch: model.card.bestEpoch,
+                        bestValidationLoss: model.card.bestValidationLoss, seconds: model.card.trainingSeconds)
     }
 
     public func evaluate(_ unit: EvaluateUnit, model: ModelRef) throws -> EvaluationMetrics {
-        throw ExperimentError("\(unit.label): the bundled evaluator is not part of this build yet")
+        let started = Date()
+        let trained = try TrainedModel.load(from: URL(fileURLWithPath: model.folder))
+        let dataset = try PatchDataset.load(from: URL(fileURLWithPath: unit.testDataset.folder))
+        let rows: [Int]
+        if let fold = unit.scope.fold { rows = try dataset.fold(fold).test } else { rows = Array(0..<dataset.count) }
+        guard !rows.isEmpty else {
+            throw ExperimentError("\(unit.label): no patches to score in \(unit.testDataset.folder)")
+        }
+        ComputeThreads.set(unit.threads)
+        let metrics = Segmentation.evaluate(network: trained.network, dataset: dataset, rows: rows, dihedral: unit.dihedral)
+        var overlays: [String]?
+        if unit.fold == 0 {
+            let url = URL(fileURLWithPath: model.folder).appendingPathComponent("overlays/\(unit.id).png")
+            try writeOverlay(network: trained.network, dataset: dataset, row: rows[0], to: url)
+            overlays = [url.path]
+        }
+        return EvaluationMetrics(loss: metrics.loss, softDice: metrics.softDice, hardDice: metrics.hardDice,
+                                 falsePositiveRate: metrics.falsePositiveRate, falseNegativeRate: metrics.falseNegativeRate,
+                                 patches: metrics.patches, sampleOverlays: overlays,
+                                 seconds: Date().timeIntervalSince(started))
+    }
+
+    /// The card of a finished training in `folder` (weights and card both present), or nil.
+    func finishedCard(in folder: URL) -> ModelCard? {
+        guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("model.safetensors").path),
+              let data = FileManager.default.contents(atPath: folder.appendingPathComponent("model.json").path) else { return nil }
+        return try? JSONDecoder().decode(ModelCard.self, from: data)
+    }
+
+    /// A picture of one patch: the image in gray, pixels both predicted and labelled particle
+    /// tinted green, predicted only (false positives) red, labelled only (false negatives) blue.
+    /// At most 256 pixels a side (nearest-neighbour subsampling).
+    func writeOverlay(network: ResidualUNet, dataset: PatchDataset, row: Int, to url: URL) throws {
+        let side = dataset.height, pixels = dataset.patchPixels
+        let input = Tensor([1, 1, side, dataset.width])
+        dataset.images.withUnsafeBufferPointer { images in
+            input.data.update(from: images.baseAddress! + row * pixels, count: pixels)
+        }
+        let logits = network.forward(input, training: false)
+        let image = UnsafeBufferPointer(start: input.data, count: pixels)
+        let low = image.min() ?? 0, high = image.max() ?? 1
+        let range = high > low ? high - low : 1
+        let step = max(1, (max(side, dataset.width) + 255) / 256)
+        let outHeight = (side + step - 1) / step, outWidth = (dataset.width + step - 1) / step
+        var rgb = [UInt8](repeating: 0, count: outHeight * outWidth * 3)
+        for y in 0..<outHeight {
+            for x in 0..<outWidth {
+                let index = (y * step) * dataset.width + x * step
+                let gray = Double((input.data[index] - low) / range) * 255
+                let predicted = logits.data[pixels + index] > logits.data[index]
+                let truth = dataset.labels[row * pixels + index] != 0
+                var colour = (gray, gray, gray)
+                switch (predicted, truth) {
+                case (true, true): colour = (gray * 0.5, gray * 0.5 + 110, gray * 0.5)
+                case (true, false): colour = (gray * 0.5 + 127, gray * 0.5, gray * 0.5)
+                case (false, true): colour = (gray * 0.5, gray * 0.5, gray * 0.5 + 127)
+                case (false, false): break
+                }
+                let out = (y * outWidth + x) * 3
+                rgb[out] = UInt8(max(0, min(255, colour.0)))
+                rgb[out + 1] = UInt8(max(0, min(255, colour.1)))
+                rgb[out + 2] = UInt8(max(0, min(255, colour.2)))
+            }
+        }
+        try FileManager.default.createDirectory(at: url.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try writePNG(rgb: rgb, width: outWidth, height: outHeight, to: url)
     }
 }

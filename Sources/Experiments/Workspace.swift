@@ -1,5 +1,6 @@
 import Catalog
 import Foundation
+import GRDB
 import Micrograph
 
 /// Experiments inside a data folder: where plans, results and reports live, which executor runs
@@ -27,7 +28,7 @@ public struct ExperimentWorkspace: Sendable {
             let seconds = ProcessInfo.processInfo.environment["HRTEM_SIMULATED_SECONDS"].flatMap(Double.init) ?? 0
             return SimulatedExecutor(modelsFolder: dataFolder.modelsFolder.appendingPathComponent("simulated"),
                                      secondsPerUnit: seconds)
-        case .trainer: return try TrainerExecutor(dataFolder: dataFolder)
+        case .trainer: return TrainerExecutor(dataFolder: dataFolder)
         }
     }
 
@@ -123,10 +124,53 @@ public enum DatasetResolution {
         guard !trimmed.isEmpty else { throw ExperimentError("an empty dataset name in the list") }
         let candidates = [URL(fileURLWithPath: trimmed), dataFolder.datasetsFolder.appendingPathComponent(trimmed)]
         for url in candidates where isDirectory(url) && isVersionFolder(url) {
+            if let version = try? DatasetVersion.open(at: url) {
+                let catalog = FileManager.default.fileExists(atPath: dataFolder.catalogFile.path) ? try? CatalogStore(folder: dataFolder) : nil
+                return describe(version, catalog: catalog)
+            }
             return try versionFolder(url)
         }
+        if let registered = try catalogVersion(trimmed, in: dataFolder) { return registered }
         if let byName = try latestVersionFolder(named: trimmed, in: dataFolder) { return try versionFolder(byName) }
         throw ExperimentError("dataset \"\(trimmed)\": no version folder found (looked for a folder with recipe.json or MANIFEST at \(trimmed) and under \(dataFolder.datasetsFolder.path)); build it with `hrtem dataset build \(trimmed)`")
+    }
+
+    /// A version registered in the catalog (issue 5's `DatasetRegistry`): NAME is its newest
+    /// version, NAME@PREFIX the one version whose id starts with PREFIX. Nil when the catalog
+    /// has no version of that name.
+    static func catalogVersion(_ spec: String, in dataFolder: DataFolder) throws -> DatasetVersionRef? {
+        guard FileManager.default.fileExists(atPath: dataFolder.catalogFile.path) else { return nil }
+        let catalog = try CatalogStore(folder: dataFolder)
+        let name = String(spec.split(separator: "@", maxSplits: 1)[0])
+        guard !(try DatasetRegistry.versions(named: name, in: catalog)).isEmpty else { return nil }
+        let version: DatasetVersion
+        do { version = try DatasetRegistry.resolve(spec, in: catalog, dataFolder: dataFolder) } catch {
+            throw ExperimentError("\(error)")
+        }
+        return describe(version, catalog: catalog)
+    }
+
+    /// A built version as a plan sees it; the axes' facts come from its frames' catalog rows.
+    public static func describe(_ version: DatasetVersion, catalog: CatalogStore?) -> DatasetVersionRef {
+        let info = version.info
+        var frames: [[String: Any]] = []
+        if let catalog {
+            for frame in info.frames {
+                guard let record = try? catalog.frame(session: frame.session, file: frame.file) else { continue }
+                var facts: [String: Any] = [:]
+                facts["material"] = record.material
+                facts["size"] = record.particleSizeNm
+                facts["dose"] = record.dose
+                facts["pixel_scale"] = record.pixelScaleNm
+                frames.append(facts)
+            }
+        }
+        var metadata = frameSummary(["frames": frames])
+        if metadata.isEmpty { metadata.append(MetadataEntry("frames", String(info.frameCount))) }
+        metadata.append(MetadataEntry("patches", "\(info.patchCount) (\(info.patchSize) × \(info.patchSize) px)"))
+        metadata.append(MetadataEntry("preprocessing", "\(info.recipe.rescale.rawValue), flat-field \(info.recipe.flatField ? "on" : "off")"))
+        return DatasetVersionRef(id: info.versionId, name: info.name, folder: version.folder.standardizedFileURL.path,
+                                 foldCount: (try? version.folds().k) ?? info.recipe.folds, metadata: metadata)
     }
 
     static func isDirectory(_ url: URL) -> Bool {
@@ -185,9 +229,40 @@ public enum DatasetResolution {
             }
         }
         if foldCount == nil, let k = (recipe["folds"] as? Int) { foldCount = k }
-        var metadata: [MetadataEntry] = []
+        var metadata = frameSummary(recipe)
         for key in ["query", "where"] { if let value = recipe[key] as? String { metadata.append(MetadataEntry("query", value)); break } }
-        if let patches = recipe["patchCount"] as? Int { metadata.append(MetadataEntry("patches", String(patches))) }
+        if let patches = (recipe["patchCount"] ?? recipe["patch_count"]) as? Int { metadata.append(MetadataEntry("patches", String(patches))) }
         return DatasetVersionRef(id: id, name: name, folder: folder.path, foldCount: foldCount, metadata: metadata)
+    }
+}
+
+extension DatasetResolution {
+    /// The key facts of a version's frames for the report's axes: the distinct values of
+    /// material, particle size, dose and pixel scale over the frames its recipe lists
+    /// (`frames`: objects with those keys, in camelCase or snake_case).
+    static func frameSummary(_ recipe: [String: Any]) -> [MetadataEntry] {
+        guard let frames = (recipe["frames"] ?? recipe["inputs"]) as? [[String: Any]], !frames.isEmpty else { return [] }
+        let facts: [(label: String, keys: [String], unit: String)] = [
+            ("material", ["material"], ""), ("size", ["size", "particleSize", "particle_size"], " nm"),
+            ("dose", ["dose"], " e/Å²"), ("pixel scale", ["pixelScale", "pixel_scale"], " nm/px"),
+        ]
+        var entries: [MetadataEntry] = []
+        for fact in facts {
+            var values: [String] = []
+            for frame in frames {
+                guard let raw = fact.keys.lazy.compactMap({ frame[$0] }).first else { continue }
+                let text: String
+                if let number = raw as? Double { text = number == number.rounded() && abs(number) < 1e9 ? String(Int(number)) : "\(number)" }
+                else if let number = raw as? Int { text = String(number) }
+                else if let string = raw as? String { text = string }
+                else { continue }
+                if !values.contains(text) { values.append(text) }
+            }
+            guard !values.isEmpty else { continue }
+            let shown = values.count > 4 ? Array(values.prefix(4)) + ["…"] : values
+            entries.append(MetadataEntry(fact.label, shown.joined(separator: ", ") + fact.unit))
+        }
+        entries.append(MetadataEntry("frames", String(frames.count)))
+        return entries
     }
 }

@@ -86,6 +86,31 @@ public final class MappedFile: @unchecked Sendable {
             if count > 0 { destination.copyMemory(from: bytes.baseAddress! + offset, byteCount: count) }
             return
         }
+        // Large reads go in parallel chunks: one thread's copy from the page cache (and the
+        // kernel's zeroing of the fresh pages it lands in) is well below memory bandwidth.
+        let chunk = 16 << 20
+        // Only where cores are plentiful: on a small shared machine the threads just compete.
+        let threads = min(4, ProcessInfo.processInfo.activeProcessorCount / 2, count / chunk)
+        if threads > 1 {
+            let share = ((count + threads - 1) / threads + (2 << 20) - 1) & ~((2 << 20) - 1)
+            var failure: FormatError?
+            let lock = NSLock()
+            DispatchQueue.concurrentPerform(iterations: threads) { part in
+                let start = part * share
+                guard start < count else { return }
+                do {
+                    try readSerially(offset: offset + start, count: min(share, count - start), into: destination + start)
+                } catch let error as FormatError {
+                    lock.lock(); failure = failure ?? error; lock.unlock()
+                } catch {}
+            }
+            if let failure { throw failure }
+            return
+        }
+        try readSerially(offset: offset, count: count, into: destination)
+    }
+
+    private func readSerially(offset: Int, count: Int, into destination: UnsafeMutableRawPointer) throws {
         var done = 0
         while done < count {
             let n = pread(descriptor, destination + done, count - done, off_t(offset + done))

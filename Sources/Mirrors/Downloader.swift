@@ -97,6 +97,8 @@ public final class DownloadProgress: @unchecked Sendable {
     private let lock = NSLock()
     private var _bytes: Int64 = 0
     private var _filesDone = 0
+    private var _announced: Int64 = 0
+    private var _announcedFiles = 0
     private var _active: [String] = []
 
     public init() {}
@@ -106,6 +108,11 @@ public final class DownloadProgress: @unchecked Sendable {
     public var activeKeys: [String] { lock.lock(); defer { lock.unlock() }; return _active }
 
     func add(bytes: Int64) { lock.lock(); _bytes += bytes; lock.unlock() }
+    /// A transfer's body length became known (its `Content-Length`).
+    func announce(bytes: Int64) { lock.lock(); _announced += bytes; _announcedFiles += 1; lock.unlock() }
+    /// Body bytes announced so far and by how many transfers (to estimate the total when the
+    /// mirror publishes no sizes).
+    public var announced: (bytes: Int64, files: Int) { lock.lock(); defer { lock.unlock() }; return (_announced, _announcedFiles) }
     func started(_ key: String) { lock.lock(); _active.append(key); lock.unlock() }
     func finished(_ key: String) {
         lock.lock()
@@ -141,6 +148,24 @@ public final class Downloader: @unchecked Sendable {
                          onFinish: (@Sendable (DownloadResult) -> Void)? = nil) -> [DownloadResult] {
         _ = curlGlobalInit
         guard !requests.isEmpty else { return [] }
+        // The same URL twice would race for one partial file: fetch it once, answer both.
+        var firstIndex: [String: Int] = [:]
+        var unique: [DownloadRequest] = []
+        var slot: [Int] = []
+        for request in requests {
+            if let index = firstIndex[request.url] { slot.append(index); continue }
+            firstIndex[request.url] = unique.count
+            slot.append(unique.count)
+            unique.append(request)
+        }
+        if unique.count < requests.count {
+            let results = download(unique, onFinish: onFinish)
+            return requests.indices.map { i in
+                var result = results[slot[i]]
+                result.request = requests[i]
+                return result
+            }
+        }
         let shared = WorkList(count: requests.count)
         let workers = max(1, min(configuration.jobs, requests.count))
         let group = DispatchGroup()
@@ -236,6 +261,9 @@ final class AttemptContext {
     var status = 0
     var retryAfter: String?
     var contentRangeStart: Int64?
+    /// The complete length from `Content-Range: bytes */N` (a 416 reply names it).
+    var contentRangeTotal: Int64?
+    var contentLength: Int64?
     var decision: BodyDecision?
     var rangeMismatch = false
     var restartedFromZero = false
@@ -258,6 +286,8 @@ final class AttemptContext {
             status = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
             retryAfter = nil
             contentRangeStart = nil
+            contentRangeTotal = nil
+            contentLength = nil
         } else if lower.hasPrefix("retry-after:") {
             retryAfter = String(line.dropFirst("retry-after:".count)).trimmingCharacters(in: .whitespacesAndNewlines)
         } else if lower.hasPrefix("content-range:") {
@@ -266,10 +296,21 @@ final class AttemptContext {
             if value.hasPrefix("bytes "), let dash = value.firstIndex(of: "-") {
                 contentRangeStart = Int64(value[value.index(value.startIndex, offsetBy: 6)..<dash])
             }
+            if let slash = value.lastIndex(of: "/") { contentRangeTotal = Int64(value[value.index(after: slash)...]) }
+        } else if lower.hasPrefix("content-length:") {
+            contentLength = Int64(lower.dropFirst("content-length:".count).trimmingCharacters(in: .whitespacesAndNewlines))
         }
     }
 
     private func decide() -> BodyDecision {
+        let decision = decideBody()
+        if decision == .write, memory == nil, let contentLength {
+            progress?.announce(bytes: contentLength)
+        }
+        return decision
+    }
+
+    private func decideBody() -> BodyDecision {
         let success = status == 0 || (200..<300).contains(status)
         guard success else { return .discard }
         if memory != nil { return .write }
@@ -507,6 +548,12 @@ final class TransferWorker {
                     sleepBeforeRetry(request, attempt: result.attempts, retryAfter: nil)
                     continue
                 }
+                completed = true
+                break
+            }
+            if context.status == 416, existing > 0, context.contentRangeTotal == existing {
+                // The partial file already holds the whole file (a run stopped just before
+                // publishing it): verify it as it is.
                 completed = true
                 break
             }

@@ -87,16 +87,26 @@ public final class ProgressDisplay: @unchecked Sendable {
         self.timer = timer
     }
 
-    /// The status line: `[3/10] 120.0 MB of 646.0 MB  85.2 MB/s  ETA 0:06`.
+    /// The status line: `[3/10] 120.0 MB of 646.0 MB  85.2 MB/s  ETA 0:06`. Without published
+    /// sizes the total is estimated from the `Content-Length` of the transfers started so far
+    /// (frames of one study are all about the same size) and marked `~`.
     public func statusLine() -> String {
-        let bytes = downloader.progress.bytesReceived
+        let progress = downloader.progress
+        let bytes = progress.bytesReceived
         let elapsed = max(1e-3, monotonicSeconds() - started)
         let rate = Double(bytes) / elapsed
-        var line = "[\(downloader.progress.filesDone)/\(totalFiles)] \(formatBytes(bytes))"
-        if let expectedBytes { line += " of \(formatBytes(expectedBytes))" }
+        var total = expectedBytes
+        var estimated = false
+        let announced = progress.announced
+        if total == nil, announced.files > 0 {
+            total = Int64(Double(announced.bytes) / Double(announced.files) * Double(totalFiles))
+            estimated = announced.files < totalFiles
+        }
+        var line = "[\(progress.filesDone)/\(totalFiles)] \(formatBytes(bytes))"
+        if let total { line += " of \(estimated ? "~" : "")\(formatBytes(total))" }
         line += "  \(formatBytes(Int64(rate)))/s"
-        if let expectedBytes, rate > 0, expectedBytes > bytes {
-            let eta = Int(Double(expectedBytes - bytes) / rate)
+        if let total, rate > 0, total > bytes {
+            let eta = Int(Double(total - bytes) / rate)
             line += String(format: "  ETA %d:%02d", eta / 60, eta % 60)
         }
         return line

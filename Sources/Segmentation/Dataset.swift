@@ -75,7 +75,7 @@ public struct PatchDataset: Sendable {
         let recipeURL = folder.appendingPathComponent("recipe.json")
         if let data = try? Data(contentsOf: recipeURL),
            let recipe = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
-            if let id = (recipe["id"] ?? recipe["version"] ?? recipe["version_id"]) as? String { versionID = id }
+            if let id = (recipe["versionId"] ?? recipe["id"] ?? recipe["version_id"]) as? String { versionID = id }
         }
         return PatchDataset(folder: folder, count: count, height: imageArray.shape[1], width: imageArray.shape[2],
                             images: images, labels: labels, folds: foldsFile.folds, versionID: versionID)

@@ -177,25 +177,22 @@ struct DatasetVerifyCommand: ParsableCommand {
     }
 }
 
+extension DatasetExport.Format: ExpressibleByArgument {}
+
 struct DatasetExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "export", abstract: "Copy a version's files to a folder (npy: as stored).")
+        commandName: "export",
+        abstract: "Copy a version's files to a folder: npy as stored, or hdf5 in the study's layout.",
+        discussion: "hdf5 writes <Name>_Images.h5 (key images, float64) and <Name>_Labels.h5 (key labels, float32 0/1), as the study's Dryad files.")
     @OptionGroup var data: DataOptions
     @Argument(help: "NAME or NAME@VERSION.") var spec: String
     @Option(help: "Destination folder.") var to: String
-    @Option(help: "npy (hdf5 is not available in this build).") var format = "npy"
+    @Option(help: "npy or hdf5.") var format: DatasetExport.Format = .npy
 
     func run() throws {
-        guard format == "npy" else { throw ValidationError("--format \(format): only npy is supported in this build") }
         let store = try CatalogStore(folder: data.folder)
         let version = try DatasetRegistry.resolve(spec, in: store, dataFolder: data.folder)
-        let destination = URL(fileURLWithPath: to)
-        try FileManager.default.createDirectory(at: destination, withIntermediateDirectories: true)
-        for name in DatasetVersion.dataFiles + ["MANIFEST"] {
-            let target = destination.appendingPathComponent(name)
-            if FileManager.default.fileExists(atPath: target.path) { throw DatasetError("\(target.path) exists; not overwriting") }
-            try FileManager.default.copyItem(at: version.folder.appendingPathComponent(name), to: target)
-        }
-        print("exported \(version.name)@\(version.versionId.prefix(12)) to \(destination.path)")
+        let written = try DatasetExport.export(version, to: URL(fileURLWithPath: to), format: format)
+        print("exported \(version.name)@\(version.versionId.prefix(12)) to \(to): \(written.map(\.lastPathComponent).joined(separator: ", "))")
     }
 }

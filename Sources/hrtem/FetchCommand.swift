@@ -44,9 +44,10 @@ struct FetchCommand: ParsableCommand {
         }
         if dryRun {
             for item in items {
-                print("\(item.alreadyStored ? "stored" : "fetch ")\t\(item.kind.rawValue)\t\(item.request.url)")
+                let state = item.alreadyStored ? "stored" : item.localCopy != nil ? "local " : "fetch "
+                print("\(state)\t\(item.kind.rawValue)\t\(item.request.url)")
             }
-            let pending = items.filter { !$0.alreadyStored }
+            let pending = items.filter { !$0.isPresent }
             let sizes = pending.compactMap(\.request.expected.size)
             var line = "\(items.count) files selected, \(pending.count) to fetch"
             if sizes.count == pending.count && !pending.isEmpty { line += " (\(formatBytes(sizes.reduce(0, +))))" }
@@ -58,11 +59,17 @@ struct FetchCommand: ParsableCommand {
         nonisolated(unsafe) var recordErrors: [String] = []
         let byKey = Dictionary(items.map { ($0.request.key, $0) }, uniquingKeysWith: { first, _ in first })
         let downloader = client.downloader
-        let display = ProgressDisplay(downloader: downloader, totalFiles: items.count,
+        // Frames the catalog already has on local disk (ingested) are not downloaded again.
+        let local = items.filter { $0.localCopy != nil && !$0.alreadyStored }
+        let transfers = items.filter { $0.localCopy == nil || $0.alreadyStored }
+        for item in local {
+            FileHandle.standardError.write(Data("skipped \(item.remotePath) (present at \(item.localCopy!.path))\n".utf8))
+        }
+        let display = ProgressDisplay(downloader: downloader, totalFiles: transfers.count,
                                       expectedBytes: nil, interactive: ProgressDisplay.standardErrorIsTerminal)
         let started = monotonicSeconds()
         display.start()
-        let results = downloader.download(items.map(\.request)) { result in
+        let results = downloader.download(transfers.map(\.request)) { result in
             display.finished(result)
             guard let file = result.file, let item = byKey[result.request.key] else { return }
             recordLock.lock(); defer { recordLock.unlock() }
@@ -71,7 +78,8 @@ struct FetchCommand: ParsableCommand {
             }
         }
         display.stop()
-        let summary = FetchSummary(results, seconds: monotonicSeconds() - started)
+        var summary = FetchSummary(results, seconds: monotonicSeconds() - started)
+        summary.skipped += local.count
         var text = summary.text
         text += "\nrecorded \(report.framesRecorded) frame\(report.framesRecorded == 1 ? "" : "s") and \(report.labelsRecorded) label\(report.labelsRecorded == 1 ? "" : "s") in the catalog"
         for line in report.unreadable { text += "\nwarning: stored but unreadable: \(line)" }

@@ -21,6 +21,8 @@ struct HRTEM: ParsableCommand {
             ShowCommand.self,
             LabelboxCommand.self,
             DatasetCommand.self,
+            TrainCommand.self,
+            EvaluateCommand.self,
             MirrorCommand.self,
             FetchCommand.self,
             MatrixCommand.self,

@@ -58,7 +58,7 @@ struct MatrixCommand: ParsableCommand {
         @Option(help: "Results folder (default: results/ beside the plan).") var results: String?
 
         func run() throws {
-            let workspace = ExperimentWorkspace(dataFolder: data.folder)
+            let workspace = MatrixCLI.workspace(data.folder)
             let (planUnit, outcome) = try workspace.runUnit(planFile: MatrixCLI.absoluteURL(plan), index: unit,
                                                             resultsFolder: results.map(MatrixCLI.absoluteURL))
             print("unit \(unit) (\(planUnit.label)): \(outcome.rawValue)")
@@ -76,7 +76,7 @@ struct MatrixCommand: ParsableCommand {
         @Option(help: "Report folder (default: <data>/experiments/<plan id>/report).") var out: String?
 
         func run() throws {
-            let workspace = ExperimentWorkspace(dataFolder: data.folder)
+            let workspace = MatrixCLI.workspace(data.folder)
             let collected = try workspace.collect(planFile: MatrixCLI.absoluteURL(plan), resultsFolder: results.map(MatrixCLI.absoluteURL),
                                                   reportFolder: out.map(MatrixCLI.absoluteURL))
             print(MatrixReport.textTable(collected.results), terminator: "")
@@ -95,7 +95,7 @@ struct TrainingOptions: ParsableArguments {
     @Option(help: "Training epochs per fold model.") var epochs: Int = 250
     @Option(help: "Batch size.") var batch: Int = 32
     @Option(name: .customLong("lr"), help: "Adam learning rate.") var learningRate: Double = 1e-4
-    @Option(help: "Base seed.") var seed: UInt64 = 0
+    @Option(help: "Base seed (default: the study's per-fold seeds from the version's folds.json).") var seed: UInt64?
     @Option(help: "Fixed Gaussian-noise augmentation rho (units of the image std).") var noise: Double?
     @Option(name: .customLong("noise-max"), help: "Noise augmentation with rho ~ U(0, this) per sample.") var noiseMax: Double?
     @Option(help: "Online flip + rotation augmentation: on or off.") var rotate: String = "on"
@@ -145,8 +145,16 @@ struct ExperimentRunOptions: ParsableArguments {
 /// The plumbing `matrix` and `sweep` share.
 enum MatrixCLI {
     /// Runs the plan here (resuming) and writes the report, or emits it for Slurm.
+    /// The workspace of a data folder, with the trainer reporting each epoch on stderr.
+    static func workspace(_ data: DataFolder) -> ExperimentWorkspace {
+        ExperimentWorkspace(dataFolder: data) { kind, folder in
+            kind == .trainer ? TrainerExecutor(dataFolder: folder, log: { MatrixCLI.printError($0) })
+                             : try ExperimentWorkspace.defaultExecutor(kind, folder)
+        }
+    }
+
     static func runOrEmit(_ plan: MatrixPlan, options: ExperimentRunOptions, data: DataFolder) throws {
-        let workspace = ExperimentWorkspace(dataFolder: data)
+        let workspace = workspace(data)
         if let emit = options.emitSlurm {
             let hrtem = options.slurmHrtem ?? Bundle.main.executableURL?.path ?? CommandLine.arguments[0]
             let files = try workspace.emitSlurm(plan, to: MatrixCLI.absoluteURL(emit), options: SlurmOptions(

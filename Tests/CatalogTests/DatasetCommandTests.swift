@@ -73,6 +73,24 @@ final class DatasetCommandTests: XCTestCase {
         let version = try DatasetRegistry.resolve("au5", in: fixture.store, dataFolder: fixture.dataFolder)
         XCTAssertEqual(try Data(contentsOf: export.appendingPathComponent("images.npy")), try Data(contentsOf: version.imagesFile))
 
+        let h5 = fixture.root.appendingPathComponent("h5")
+        let exportedH5 = try runHrtem(["dataset", "export", "au5", "--to", h5.path, "--format", "hdf5"] + data)
+        XCTAssertEqual(exportedH5.status, 0, exportedH5.standardError)
+        let images = h5.appendingPathComponent("au5_Images.h5"), labels = h5.appendingPathComponent("au5_Labels.h5")
+        XCTAssertTrue(FileManager.default.fileExists(atPath: images.path))
+        if pythonCanImport("h5py") {
+            let check = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), [peerPython, "-c", """
+                import h5py, numpy as np, sys
+                a = h5py.File(sys.argv[1])['images'][:]; b = np.load(sys.argv[2])
+                l = h5py.File(sys.argv[3])['labels'][:]; m = np.load(sys.argv[4])
+                assert a.dtype == np.float64 and l.dtype == np.float32, (a.dtype, l.dtype)
+                assert np.array_equal(a, b.astype(np.float64)) and np.array_equal(l, m.astype(np.float32))
+                print(a.shape)
+                """, images.path, version.imagesFile.path, labels.path, version.labelsFile.path])
+            XCTAssertEqual(check.status, 0, check.standardError)
+            XCTAssertTrue(check.standardOutput.contains("(\(version.patchCount), 64, 64)"), check.standardOutput)
+        }
+
         // one flipped byte is found
         var bytes = try Data(contentsOf: version.labelsFile)
         bytes[bytes.count - 5] ^= 0x01

@@ -88,6 +88,7 @@ final class IngestCommandTests: XCTestCase {
         XCTAssertEqual(second.status, 0, second.standardError)
         XCTAssertTrue(second.standardOutput.contains("0 new, 0 joined to the metadata table, 0 changed, 3 unchanged"), second.standardOutput)
         XCTAssertTrue(second.standardOutput.contains("labels: 0 new, 0 changed, 1 unchanged"), second.standardOutput)
+        XCTAssertTrue(second.standardOutput.contains("hashed 0.0 MB"), "unchanged files are not hashed again: \(second.standardOutput)")
 
         // A rewritten file is noticed.
         Thread.sleep(forTimeInterval: 0.05)

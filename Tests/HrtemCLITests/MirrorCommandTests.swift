@@ -132,4 +132,19 @@ final class MirrorCommandTests: XCTestCase {
         let stored = dataFolder.appendingPathComponent("store/\(sha256Hex(content).prefix(2))/\(sha256Hex(content))")
         XCTAssertEqual(try Data(contentsOf: stored), content)
     }
+
+    func testProxyFromTheEnvironmentIsUsed() throws {
+        let content = cliTestBytes(count: 10_000, seed: 4)
+        try put(content, at: relative)
+        let proxy = try serve()
+        // The mirror's host does not exist: only a proxy can answer for it.
+        let result = try runHrtem(["mirror", "get", "nersc", relative, "--attempts", "1"],
+                                  environment: ["HRTEM_HOME": dataFolder.path,
+                                                "HRTEM_MIRROR_NERSC_URL": "http://mirror.hrtem-test.invalid/",
+                                                "http_proxy": proxy.baseURL, "no_proxy": "", "NO_PROXY": ""])
+        XCTAssertEqual(result.status, 0, result.standardError)
+        XCTAssertTrue(result.standardOutput.hasPrefix(sha256Hex(content)), result.standardOutput)
+        XCTAssertEqual(proxy.requests().map(\.proxied), [true])
+        XCTAssertEqual(proxy.requests().first?.path, relative)
+    }
 }

@@ -17,6 +17,13 @@ final class CLILocalMirror {
 
     init(root: URL, faults: [String: [[String: Any]]] = [:], lifetime: Double = 120) throws {
         self.root = root
+        // A proxy set for the machine (CI) must not capture requests to the local mirror.
+        for variable in ["no_proxy", "NO_PROXY"] {
+            let current = ProcessInfo.processInfo.environment[variable] ?? ""
+            if !current.contains("127.0.0.1") {
+                setenv(variable, current.isEmpty ? "127.0.0.1,localhost" : current + ",127.0.0.1,localhost", 1)
+            }
+        }
         let work = root.deletingLastPathComponent()
         logFile = work.appendingPathComponent("server-\(UUID().uuidString.prefix(6)).log")
         let faultsFile = work.appendingPathComponent("faults-\(UUID().uuidString.prefix(6)).json")
@@ -55,6 +62,9 @@ final class CLILocalMirror {
         var range: String?
         var status: Int
         var sent: Int
+        var proxied: Bool?
+        var agent: String?
+        var authorization: String?
     }
 
     /// The requests the server has answered so far, in order.

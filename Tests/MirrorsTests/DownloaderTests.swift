@@ -87,6 +87,8 @@ final class DownloaderTests: XCTestCase {
         XCTAssertEqual(server.requests().count, requestsBefore, "a stored file is not fetched again")
         // The request was for the percent-encoded path of a folder with spaces and '/'.
         XCTAssertEqual(server.requests().first?.path, path.description)
+        XCTAssertEqual(server.requests().first?.agent, "hrtem/\(hrtemVersion)")
+        XCTAssertNil(server.requests().first?.authorization)
     }
 
     func testDroppedConnectionResumesWithRange() throws {
@@ -271,7 +273,55 @@ final class DownloaderTests: XCTestCase {
         XCTAssertEqual(result.outcome, .fetched)
         XCTAssertEqual(result.verifiedBy, "sha-256 (mirror)")
         XCTAssertEqual(try Data(contentsOf: result.file!.url), h5)
+        XCTAssertEqual(Set(server.requests().map(\.authorization)), ["Bearer secret"], "the token goes with every Dryad request")
         let anonymous = MirrorClient(definition: .dryad, downloader: downloader(), environment: [:])
         XCTAssertEqual(anonymous.rateLimiter?.ratePerSecond ?? 0, 0.5, accuracy: 1e-12)
+    }
+
+    func testCompletePartialFromAnInterruptedRunIsPublishedWithoutTransfer() throws {
+        // A run that got every byte but was killed before the rename: the Range request gets a
+        // 416 naming the full length, which equals the partial file; it is verified and published.
+        let server = try serve()
+        let downloader = downloader()
+        let partial = downloader.partialLocation(for: request(server))
+        try FileManager.default.createDirectory(at: partial.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try content.write(to: partial)
+        let result = downloader.download([request(server)])[0]
+        try assertVerified(result)
+        XCTAssertEqual(result.bytesTransferred, 0)
+        XCTAssertEqual(result.resumedFrom, Int64(content.count))
+        XCTAssertEqual(server.requests().map(\.status), [416])
+    }
+
+    func testTheSameURLTwiceIsFetchedOnce() throws {
+        let server = try serve()
+        let results = downloader().download([request(server), request(server)])
+        XCTAssertEqual(results.map(\.outcome), [.fetched, .fetched])
+        XCTAssertEqual(results[0].file, results[1].file)
+        XCTAssertEqual(server.requests().count, 1)
+    }
+
+    func testStatusLineEstimatesTheTotalFromContentLength() throws {
+        let server = try serve()
+        let downloader = downloader()
+        let display = ProgressDisplay(downloader: downloader, totalFiles: 3, expectedBytes: nil, interactive: false,
+                                      write: { _ in })
+        XCTAssertTrue(display.statusLine().hasPrefix("[0/3] 0 B  "), display.statusLine())
+        _ = downloader.download([request(server)])
+        let line = display.statusLine()
+        XCTAssertTrue(line.hasPrefix("[1/3] 300.0 kB of ~900.0 kB"), line)
+        XCTAssertTrue(line.contains("ETA"), line)
+        let known = ProgressDisplay(downloader: downloader, totalFiles: 1, expectedBytes: 300_000, interactive: false, write: { _ in })
+        XCTAssertTrue(known.statusLine().hasPrefix("[1/1] 300.0 kB of 300.0 kB"), known.statusLine())
+        // Log lines when not on a terminal.
+        final class Lines: @unchecked Sendable { var text = "" }
+        let lines = Lines()
+        let logged = ProgressDisplay(downloader: downloader, totalFiles: 1, expectedBytes: nil, interactive: false,
+                                     write: { lines.text += $0 })
+        let result = downloader.download([request(server, expected: ExpectedContent(sha256: sha256Hex(content)))])[0]
+        logged.finished(result)
+        XCTAssertTrue(lines.text.hasPrefix("skipped [2/1] \(path) (already stored)"), lines.text)
+        let summary = FetchSummary([result], seconds: 1)
+        XCTAssertTrue(summary.text.hasPrefix("fetched 0, skipped 1, failed 0"), summary.text)
     }
 }

@@ -1,0 +1,100 @@
+import Catalog
+import Experiments
+import Foundation
+import Micrograph
+import XCTest
+
+/// The real executor on two tiny dataset versions (16 x 16 patches, 3 folds, 2 epochs): the
+/// plumbing between the runner and the trainer, not the learning (Segmentation tests that).
+final class TrainerExecutorTests: XCTestCase {
+    var folder: URL!
+    override func setUpWithError() throws { folder = try temporaryFolder() }
+    override func tearDown() { try? FileManager.default.removeItem(at: folder) }
+
+    /// 12 patches of discs on noise; `contrast` scales the discs against the noise.
+    func makeVersion(_ name: String, contrast: Float, seed: UInt64) throws -> DatasetVersionRef {
+        let url = folder.appendingPathComponent("datasets/\(name)/\(name)-v1")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        let count = 12, side = 16
+        var random = SplitMix64(seed: seed)
+        var images = [Float](), labels = [UInt8]()
+        for _ in 0..<count {
+            let cy = 4 + Int(random.nextUnitDouble() * 8), cx = 4 + Int(random.nextUnitDouble() * 8)
+            for y in 0..<side {
+                for x in 0..<side {
+                    let inside = (y - cy) * (y - cy) + (x - cx) * (x - cx) <= 9
+                    labels.append(inside ? 1 : 0)
+                    images.append((inside ? contrast : 0) + Float(random.nextGaussian()) * 0.5)
+                }
+            }
+        }
+        try writeNPY(NPYArray(shape: [count, side, side], float32: images), to: url.appendingPathComponent("images.npy"))
+        try writeNPY(NPYArray(shape: [count, side, side], uint8: labels), to: url.appendingPathComponent("labels.npy"))
+        var folds: [String] = []
+        for fold in 0..<3 {
+            let test = Array(fold * 4..<(fold + 1) * 4)
+            let rest = (0..<count).filter { !test.contains($0) }
+            folds.append("{\"fold\": \(fold), \"seed\": \(100 + fold), \"train\": \(rest.dropFirst()), \"validation\": [\(rest[0])], \"test\": \(test)}")
+        }
+        try Data("{\"format\": 1, \"k\": 3, \"rule\": \"study\", \"folds\": [\(folds.joined(separator: ", "))]}".utf8)
+            .write(to: url.appendingPathComponent("folds.json"))
+        try Data("{\"name\": \"\(name)\", \"query\": \"contrast \(contrast)\"}".utf8).write(to: url.appendingPathComponent("recipe.json"))
+        return try DatasetResolution.resolve(url.path, in: DataFolder(url: folder.appendingPathComponent("data")))
+    }
+
+    func testTrainerExecutorRunsAMatrixAndReusesFinishedModels() throws {
+        let easy = try makeVersion("easy", contrast: 3, seed: 1)
+        let hard = try makeVersion("hard", contrast: 1, seed: 2)
+        XCTAssertEqual(easy.foldCount, 3)
+        let settings = TrainingSettings(epochs: 2, batchSize: 8, seed: 5, threads: 1)
+        let plan = try MatrixPlan(name: "tiny", trainOn: [easy, hard], testOn: [easy, hard], folds: 3,
+                                  variants: [TrainingVariant(label: "default", settings: settings)], executor: .trainer)
+        let data = DataFolder(url: folder.appendingPathComponent("data"))
+        let lines = LineLog()
+        let executor = TrainerExecutor(dataFolder: data, log: { lines.append($0) })
+        let store = JSONResultStore(folder: folder.appendingPathComponent("results"))
+        try MatrixRunner(plan: plan, executor: executor, store: store, jobs: 2).run()
+        let results = try MatrixResults(plan: plan, store: store)
+        XCTAssertTrue(results.isComplete)
+        XCTAssertEqual(lines.lines.count, 6 * 2, "one line per epoch of each fold model")
+        for cell in results.cells {
+            for fold in cell.folds {
+                let metrics = fold.metrics
+                for value in [metrics.hardDice, metrics.softDice, metrics.falsePositiveRate, metrics.falseNegativeRate] {
+                    XCTAssertTrue((0...1).contains(value), "\(value) in \(cell.trainDatasetID)->\(cell.testDatasetID)")
+                }
+                XCTAssertEqual(metrics.patches, cell.isDiagonal ? 4 * 8 : 12 * 8, "diagonal: the test fold; else all, x8")
+                XCTAssertEqual(metrics.sampleOverlays != nil, fold.fold == 0)
+                if let overlay = metrics.sampleOverlays?.first {
+                    let bytes = try Data(contentsOf: URL(fileURLWithPath: overlay))
+                    XCTAssertEqual(Array(bytes.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
+                }
+            }
+        }
+        for unit in plan.trainUnits {
+            let model = try XCTUnwrap(try store.model(for: unit))
+            XCTAssertEqual(model.folder, data.modelsFolder.appendingPathComponent(unit.id).path)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: model.folder + "/model.safetensors"))
+        }
+
+        // A new plan that needs the same models (a smaller matrix, own results folder) reuses them.
+        let again = try MatrixPlan(name: "subset", trainOn: [easy], testOn: [easy, hard], folds: 3,
+                                   variants: [TrainingVariant(label: "default", settings: settings)], executor: .trainer)
+        let second = JSONResultStore(folder: folder.appendingPathComponent("results-2"))
+        try MatrixRunner(plan: again, executor: TrainerExecutor(dataFolder: data), store: second, jobs: 1).run()
+        for unit in again.trainUnits { XCTAssertEqual(try second.model(for: unit)?.seconds, 0, "reused, not retrained") }
+        let subset = try MatrixResults(plan: again, store: second)
+        for cell in subset.cells {
+            XCTAssertEqual(cell.hardDice, results.cell(train: cell.trainDatasetID, test: cell.testDatasetID)?.hardDice,
+                           "evaluation is deterministic")
+        }
+        let html = MatrixReport.html(results)
+        XCTAssertTrue(html.contains("data:image/png;base64,"))
+    }
+}
+
+final class LineLog: @unchecked Sendable {
+    private let lock = NSLock()
+    private(set) var lines: [String] = []
+    func append(_ line: String) { lock.lock(); lines.append(line); lock.unlock() }
+}

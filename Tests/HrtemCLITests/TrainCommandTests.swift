@@ -1,0 +1,62 @@
+import Foundation
+import Micrograph
+import TestSupport
+import XCTest
+
+/// `hrtem train` and `hrtem evaluate` end to end, on a tiny synthetic dataset version made here.
+final class TrainCommandTests: XCTestCase {
+    private func makeVersion(in folder: URL, count: Int = 20, side: Int = 16) throws {
+        var images = [Float](), labels = [UInt8]()
+        var random = SplitMix64(seed: 77)
+        for _ in 0..<count {
+            let ci = random.nextUnitDouble() * Double(side), cj = random.nextUnitDouble() * Double(side)
+            for i in 0..<side {
+                for j in 0..<side {
+                    let inside = (Double(i) - ci) * (Double(i) - ci) + (Double(j) - cj) * (Double(j) - cj) < 16
+                    images.append(Float((inside ? 1.5 : 0) + 0.3 * random.nextGaussian()))
+                    labels.append(inside ? 1 : 0)
+                }
+            }
+        }
+        try writeNPY(NPYArray(shape: [count, side, side], float32: images), to: folder.appendingPathComponent("images.npy"))
+        try writeNPY(NPYArray(shape: [count, side, side], uint8: labels), to: folder.appendingPathComponent("labels.npy"))
+        let folds = #"{"format": 1, "k": 1, "rule": "study", "folds": [{"fold": 0, "seed": 962, "train": [6,7,8,9,10,11,12,13,14,15,16,17,18,19], "validation": [4,5], "test": [0,1,2,3]}]}"#
+        try Data(folds.utf8).write(to: folder.appendingPathComponent("folds.json"))
+    }
+
+    func testTrainThenEvaluateFromTheCommandLine() throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let version = folder.appendingPathComponent("version")
+        try FileManager.default.createDirectory(at: version, withIntermediateDirectories: true)
+        try makeVersion(in: version)
+        let modelFolder = folder.appendingPathComponent("model")
+        let trained = try runHrtem(["train", version.path, "--fold", "0", "--epochs", "2", "--batch", "8",
+                                    "--widths", "4", "--bottleneck", "8", "--noise-max", "0.3", "--threads", "1",
+                                    "--out", modelFolder.path, "--data", folder.appendingPathComponent("data").path])
+        XCTAssertEqual(trained.status, 0, trained.standardError)
+        XCTAssertTrue(trained.standardOutput.contains("best epoch"), trained.standardOutput)
+        XCTAssertTrue(trained.standardError.contains("epoch 2/2"), trained.standardError)
+        for name in ["model.safetensors", "model.json", "training.csv", "checkpoint.safetensors"] {
+            XCTAssertTrue(FileManager.default.fileExists(atPath: modelFolder.appendingPathComponent(name).path), name)
+        }
+        let card = try JSONSerialization.jsonObject(with: Data(contentsOf: modelFolder.appendingPathComponent("model.json"))) as! [String: Any]
+        XCTAssertEqual(card["fold"] as? Int, 0)
+        XCTAssertEqual(card["seed"] as? Int, 962)
+        XCTAssertEqual(card["datasetVersion"] as? String, "version")
+
+        let evaluated = try runHrtem(["evaluate", modelFolder.path, version.path, "--all", "--json"])
+        XCTAssertEqual(evaluated.status, 0, evaluated.standardError)
+        let metrics = try JSONSerialization.jsonObject(with: Data(evaluated.standardOutput.utf8)) as! [String: Any]
+        XCTAssertEqual(metrics["patches"] as? Int, 20 * 8)
+        XCTAssertNotNil(metrics["hardDice"] as? Double)
+
+        let bad = try runHrtem(["train", version.path, "--fold", "0", "--noise", "0.2", "--noise-max", "0.3"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.standardError.contains("not both"), bad.standardError)
+        let missing = try runHrtem(["train", folder.appendingPathComponent("nowhere").path, "--fold", "0",
+                                    "--data", folder.appendingPathComponent("data").path])
+        XCTAssertNotEqual(missing.status, 0)
+        XCTAssertTrue(missing.standardError.contains("no dataset version"), missing.standardError)
+    }
+}
