@@ -25,6 +25,17 @@ func peakResidentMiB() -> Double {
     return kib / 1024
 }
 
+/// CPU seconds (user + system) of this process, or of its waited-for children.
+func cpuSeconds(children: Bool = false) -> Double {
+    var usage = rusage()
+    getrusage(children ? RUSAGE_CHILDREN.rawValue : RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) * 1e-6
+}
+
+/// The machine is shared: wall-clock rates swing with the load, so each client's CPU time is
+/// printed too, as MB per CPU-second (what one dedicated core would sustain).
+func cpuNote(_ cpu: Double) -> String { String(format: "CPU %.2f s = %.0f MB per CPU-s", cpu, totalBytes / cpu / 1e6) }
+
 let work = FileManager.default.temporaryDirectory.appendingPathComponent("hrtem-bench-mirrors-\(getpid())")
 let tree = work.appendingPathComponent("tree")
 try FileManager.default.createDirectory(at: tree.appendingPathComponent("session A"), withIntermediateDirectories: true)
@@ -91,12 +102,14 @@ func runHrtem(storeRoot: URL, label: String) -> Double {
     configuration.jobs = jobs
     let downloader = Downloader(store: store, configuration: configuration)
     let start = monotonicSeconds()
+    let cpuStart = cpuSeconds()
     let results = downloader.download(urls.enumerated().map { DownloadRequest(key: names[$0.offset], url: $0.element) })
     let seconds = monotonicSeconds() - start
+    let cpu = cpuSeconds() - cpuStart
     let failed = results.filter { if case .fetched = $0.outcome { return false } else { return true } }
     guard failed.isEmpty else { fatalError("hrtem fetch failed: \(failed.map(\.outcome))") }
-    print(String(format: "%@: %6.2f s  %7.1f MB/s  peak RSS so far %.1f MiB", label, seconds, totalBytes / seconds / 1e6,
-                 peakResidentMiB()))
+    print(String(format: "%@: %6.2f s  %7.1f MB/s  %@  peak RSS so far %.1f MiB", label, seconds, totalBytes / seconds / 1e6,
+                 cpuNote(cpu), peakResidentMiB()))
     try? FileManager.default.removeItem(at: storeRoot)
     return totalBytes / seconds / 1e6
 }
@@ -120,11 +133,13 @@ curl.executableURL = URL(fileURLWithPath: "/usr/bin/env")
 curl.arguments = ["curl"] + curlArguments
 curl.standardError = FileHandle.nullDevice
 let curlStart = monotonicSeconds()
+let curlCPUStart = cpuSeconds(children: true)
 if (try? curl.run()) != nil {
     curl.waitUntilExit()
     let curlSeconds = monotonicSeconds() - curlStart
-    print(String(format: "curl CLI      : %6.2f s  %7.1f MB/s  (--parallel %d, no hash, no fsync)%@", curlSeconds,
-                 totalBytes / curlSeconds / 1e6, jobs, curl.terminationStatus == 0 ? "" : "  [curl exit \(curl.terminationStatus)]"))
+    print(String(format: "curl CLI      : %6.2f s  %7.1f MB/s  %@  (--parallel %d, no hash, no fsync)%@", curlSeconds,
+                 totalBytes / curlSeconds / 1e6, cpuNote(cpuSeconds(children: true) - curlCPUStart), jobs,
+                 curl.terminationStatus == 0 ? "" : "  [curl exit \(curl.terminationStatus)]"))
 } else {
     print("curl CLI      : not available")
 }
@@ -155,13 +170,14 @@ peer.executableURL = URL(fileURLWithPath: "/usr/bin/env")
 peer.arguments = ["python3", "-c", python, pythonOut.path] + urls
 let peerPipe = Pipe()
 peer.standardOutput = peerPipe
+let peerCPUStart = cpuSeconds(children: true)
 if (try? peer.run()) != nil {
     let output = String(decoding: peerPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
     peer.waitUntilExit()
     let fields = output.split(separator: " ").compactMap { Double($0.trimmingCharacters(in: .whitespacesAndNewlines)) }
     if fields.count == 2 {
-        print(String(format: "python urllib : %6.2f s  %7.1f MB/s  (hashlib sha256, no fsync)  peak RSS %.1f MiB",
-                     fields[0], totalBytes / fields[0] / 1e6, fields[1]))
+        print(String(format: "python urllib : %6.2f s  %7.1f MB/s  %@  (hashlib sha256, no fsync)  peak RSS %.1f MiB",
+                     fields[0], totalBytes / fields[0] / 1e6, cpuNote(cpuSeconds(children: true) - peerCPUStart), fields[1]))
     } else {
         print("python urllib : failed: \(output)")
     }

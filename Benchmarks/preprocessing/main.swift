@@ -174,7 +174,7 @@ func runMaterializeBenchmark(_ arguments: [String]) {
         let before = peakResidentMegabytes()
         let recipe = DatasetRecipe(name: "bench", query: "material = \"Au\"")
         let start = DispatchTime.now().uptimeNanoseconds
-        let result = try DatasetMaterializer.build(recipe, store: store, dataFolder: dataFolder, jobs: jobs)
+        let result = try DatasetMaterializer.build(recipe, store: store, dataFolder: dataFolder, jobs: jobs) { print("  | " + $0) }
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         print("bench-preprocessing materialize: \(frames) frames of \(size) x \(size), jobs \(jobs)")
         print(String(format: "  build %.2f s (%.0f ms a frame), %d patches", seconds, seconds * 1000 / Double(frames), result.version.patchCount))

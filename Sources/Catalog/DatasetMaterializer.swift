@@ -156,6 +156,8 @@ public enum DatasetMaterializer {
                       jobs: Int, log: (String) -> Void) throws -> DatasetVersionInfo {
         let recipe = resolved.recipe
         let patch = recipe.patch
+        let started = DispatchTime.now().uptimeNanoseconds
+        func elapsed() -> String { String(format: "%.1f s", Double(DispatchTime.now().uptimeNanoseconds - started) / 1e9) }
         let order = studyShuffle(count: inputs.count, seed: UInt32(recipe.seed))
         let stored = order.map { inputs[$0] }
 
@@ -174,7 +176,7 @@ public enum DatasetMaterializer {
         }
         if let error = keptResults.errors.compactMap({ $0 }).first { throw error }
         let patchCount = kept.reduce(0) { $0 + $1.count }
-        log("\(stored.count) frames, \(patchCount) patches of \(patch) x \(patch)")
+        log("\(stored.count) frames, \(patchCount) patches of \(patch) x \(patch) (labels read in \(elapsed()))")
 
         // pass 2: frames, `jobs` at a time, appended in stored order
         let imagesURL = folder.appendingPathComponent("images.npy"), labelsURL = folder.appendingPathComponent("labels.npy")
@@ -221,7 +223,7 @@ public enum DatasetMaterializer {
             }
             if delay > 0 { usleep(UInt32(delay * 1000)) }
             start += batchSize
-            log("  \(min(start, stored.count))/\(stored.count) frames")
+            log("  \(min(start, stored.count))/\(stored.count) frames (\(elapsed()))")
         }
         try imagesHandle.synchronize(); try labelsHandle.synchronize()
 
@@ -256,6 +258,7 @@ public enum DatasetMaterializer {
             manifest += "\(try sha256Hex(fileAt: folder.appendingPathComponent(name)))  \(name)\n"
         }
         try writeSynced(Data(manifest.utf8), to: folder.appendingPathComponent("MANIFEST"))
+        log("  written and hashed (\(elapsed()))")
         return info
     }
 

@@ -99,7 +99,7 @@ public struct DatasetVersion: Sendable {
     /// All labels, (N, P, P) uint8 0/1.
     public func labels() throws -> NPYArray { try readNPY(from: labelsFile) }
 
-    /// Patch `index` as a raster (reads the whole file; prefer `images()` for many).
+    /// The rows of `patches.csv` (patch index, session, file, row, column, particle pixels).
     public func patchRows() throws -> [PatchRow] {
         let url = folder.appendingPathComponent("patches.csv")
         let text = try String(contentsOf: url, encoding: .utf8)

@@ -68,17 +68,35 @@ public struct Ingester: Sendable {
 
     static let frameExtensions: Set<String> = ["dm3", "dm4", "tif", "tiff"]
 
-    struct FoundFile {
-        var url: URL
-        var session: String
-        var fileName: String
+    /// One file to ingest: where it is and the (session, file name) it is catalogued under.
+    public struct IngestFile: Sendable {
+        public var url: URL
+        public var session: String
+        public var fileName: String
         var size: Int64
         var modified: Double
+
+        /// - Throws: `FormatError` when the file cannot be examined.
+        public init(url: URL, session: String, fileName: String? = nil) throws {
+            let values: URLResourceValues
+            do { values = try url.resourceValues(forKeys: [.fileSizeKey, .contentModificationDateKey]) } catch {
+                throw FormatError(file: url.path, "cannot examine: \(error.localizedDescription)")
+            }
+            self.init(url: url, session: session, fileName: fileName ?? url.lastPathComponent, size: Int64(values.fileSize ?? 0),
+                      modified: values.contentModificationDate?.timeIntervalSince1970 ?? 0)
+        }
+
+        init(url: URL, session: String, fileName: String, size: Int64, modified: Double) {
+            self.url = url; self.session = session; self.fileName = fileName; self.size = size; self.modified = modified
+        }
     }
+
+    /// The name `FetchFrames` (the mirrors helper) records downloads with.
+    typealias FoundFile = IngestFile
 
     /// What reading one frame file gave (computed in parallel, written serially).
     struct ReadFrame {
-        var file: FoundFile
+        var file: IngestFile
         var header: MicrographHeader?
         var sha256: String?
         var error: String?
@@ -93,9 +111,18 @@ public struct Ingester: Sendable {
         guard FileManager.default.fileExists(atPath: root.path, isDirectory: &isFolder), isFolder.boolValue else {
             throw FormatError(file: folder.path, "not a folder")
         }
-        var report = IngestReport()
         let (frames, labels, skipped) = try scan(root)
-        report.unplaced += skipped
+        var report = try ingest(frames: frames, labels: labels, into: store, progress: progress)
+        report.unplaced = skipped + report.unplaced
+        return report
+    }
+
+    /// Ingests given files wherever they lie (e.g. downloads in the content-addressed store):
+    /// each frame under its (session, file name), each label (`<stem>_label.png` named by
+    /// `fileName`) for the frame of the same stem in its session. Same rules as `ingest(folder:)`.
+    public func ingest(frames: [IngestFile], labels: [IngestFile], into store: CatalogStore,
+                       progress: ((String) -> Void)? = nil) throws -> IngestReport {
+        var report = IngestReport()
         report.framesScanned = frames.count
 
         // Frames first (labels need their ids), in batches: read + hash in parallel, then one transaction.
@@ -130,7 +157,7 @@ public struct Ingester: Sendable {
 
         for start in stride(from: 0, to: labels.count, by: batchSize) {
             let batch = Array(labels[start..<min(start + batchSize, labels.count)])
-            let results = readInParallel(batch) { file -> (FoundFile, Raster<UInt8>?, String?, String?) in
+            let results = readInParallel(batch) { file -> (IngestFile, Raster<UInt8>?, String?, String?) in
                 do {
                     let mask = try readLabelMask(at: file.url)
                     return (file, mask, try sha256Hex(fileAt: file.url), nil)
@@ -149,12 +176,12 @@ public struct Ingester: Sendable {
     }
 
     /// Finds frame and label files. Files that are neither are listed as unplaced.
-    func scan(_ root: URL) throws -> (frames: [FoundFile], labels: [FoundFile], skipped: [IngestReport.Unplaced]) {
+    func scan(_ root: URL) throws -> (frames: [IngestFile], labels: [IngestFile], skipped: [IngestReport.Unplaced]) {
         guard let walker = FileManager.default.enumerator(at: root, includingPropertiesForKeys: [.isRegularFileKey, .fileSizeKey, .contentModificationDateKey],
                                                           options: [.skipsHiddenFiles]) else {
             throw FormatError(file: root.path, "cannot list the folder")
         }
-        var frames = [FoundFile](), labels = [FoundFile](), skipped = [IngestReport.Unplaced]()
+        var frames = [IngestFile](), labels = [IngestFile](), skipped = [IngestReport.Unplaced]()
         let rootComponents = root.pathComponents
         for case let url as URL in walker {
             let values = try? url.resourceValues(forKeys: [.isRegularFileKey, .fileSizeKey, .contentModificationDateKey])
@@ -168,7 +195,7 @@ public struct Ingester: Sendable {
                 folderComponents.removeLast()
                 let session = folderComponents.isEmpty ? root.lastPathComponent : folderComponents.joined(separator: "/")
                 if fileName.lowercased().hasSuffix("_label.png") {
-                    labels.append(FoundFile(url: url, session: session, fileName: fileName, size: size, modified: modified))
+                    labels.append(IngestFile(url: url, session: session, fileName: fileName, size: size, modified: modified))
                 } else {
                     skipped.append(.init(path: url.path, reason: "in a Labels folder but not named <stem>_label.png"))
                 }
@@ -177,7 +204,7 @@ public struct Ingester: Sendable {
             let session = folderComponents.isEmpty ? root.lastPathComponent : folderComponents.joined(separator: "/")
             if Ingester.frameExtensions.contains(url.pathExtension.lowercased())
                 || ((try? MicrographFormat.detect(fileAt: url)).map { $0 != .png } ?? false) {
-                frames.append(FoundFile(url: url, session: session, fileName: fileName, size: size, modified: modified))
+                frames.append(IngestFile(url: url, session: session, fileName: fileName, size: size, modified: modified))
             } else {
                 skipped.append(.init(path: url.path, reason: "not a frame (DM3/DM4/TIFF) and not in a Labels folder"))
             }
@@ -291,7 +318,7 @@ public struct Ingester: Sendable {
         return rows.count == 1 ? rows[0] : nil
     }
 
-    func recordLabel(_ file: FoundFile, mask: Raster<UInt8>?, sha256: String?, error: String?,
+    func recordLabel(_ file: IngestFile, mask: Raster<UInt8>?, sha256: String?, error: String?,
                      in db: Database, report: inout IngestReport) throws {
         if let error {
             report.unplaced.append(.init(path: file.url.path, reason: error))

@@ -76,8 +76,9 @@ public struct SessionProfile: Equatable, Codable, Sendable {
     }
 
     /// Session `index` of a study seeded with `seed`: the gain within +-6% of nominal (a small
-    /// difference between sessions), an illumination that falls off by roughly 5 to 15% towards
-    /// the edges around a centre within the middle half of the field, plus a tilt of up to +-6%.
+    /// difference between sessions), an illumination whose fall-off coefficient is 0.15 to 0.45
+    /// (the corners of a centred field 5 to 15% below the mean) around a centre within the middle
+    /// half of the field, plus a tilt of up to +-6% across each axis.
     public init(index: Int, seed: UInt64) {
         var random = SplitMix64(seed: seed).derived(0x5E55_1000 &+ UInt64(index))
         let gainFactor = 1 + 0.06 * (2 * random.nextUnitDouble() - 1)

@@ -41,7 +41,9 @@ public struct SyntheticStudyTruth: Codable, Equatable, Sendable {
 /// Every file appears atomically under its final name; the metadata table is written last,
 /// so an interrupted run leaves no table that names missing frames.
 /// - Parameters:
-///   - overwrite: replace files of an earlier run; without it a non-empty `root` is refused.
+///   - overwrite: write into a non-empty `root`, replacing files of the same names (files of an
+///     earlier run with other names stay; the new metadata table lists only this run's frames);
+///     without it a non-empty `root` is refused before anything is written.
 ///   - progress: called after each frame with (frames done, total, the entry).
 /// - Throws: `SynthesisError` for a bad plan or a non-empty folder; `FormatError` when a file
 ///   cannot be written.

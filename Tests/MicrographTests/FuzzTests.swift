@@ -8,7 +8,7 @@ import XCTest
 /// file and a byte offset. `HRTEM_FUZZ_CASES` sets the number of cases (`make fuzz` runs a
 /// long soak); `HRTEM_FUZZ_SEED` the seed.
 final class FuzzTests: XCTestCase {
-    static var caseCount: Int { Int(ProcessInfo.processInfo.environment["HRTEM_FUZZ_CASES"] ?? "") ?? 4000 }
+    static var caseCount: Int { Int(ProcessInfo.processInfo.environment["HRTEM_FUZZ_CASES"] ?? "") ?? 10000 }
     static var seed: UInt64 { UInt64(ProcessInfo.processInfo.environment["HRTEM_FUZZ_SEED"] ?? "") ?? 20261125 }
 
     /// Valid files of every format and layout, made by hrtem's own writers.

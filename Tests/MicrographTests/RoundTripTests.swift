@@ -188,3 +188,57 @@ final class RoundTripTests: XCTestCase {
         XCTAssertEqual(lines[2][4], sha256Hex((0..<15).map { Int16($0 * 1000 - 7000) }.withUnsafeBytes { Array($0) }))
     }
 }
+
+/// Inputs hrtem's writers cannot make: palette and low-bit PNGs from Pillow, and a DM file
+/// whose DataType says complex.
+final class ForeignInputTests: XCTestCase {
+    func testComplexDMIsRefusedWithAClearMessage() throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let url = folder.appendingPathComponent("complex.dm4")
+        try writeDM(Raster(width: 4, height: 2, pixels: [Double](repeating: 1, count: 8)), to: url, version: .dm4)
+        var bytes = [UInt8](try Data(contentsOf: url))
+        // The frame's DataType (the second one; the first is the thumbnail's): name, 8-byte
+        // size, "%%%%", 8-byte descriptor length, 8-byte type, then the int32 value (12).
+        let name = Array("DataType".utf8)
+        let hits = (0...(bytes.count - name.count)).filter { Array(bytes[$0..<($0 + name.count)]) == name }
+        XCTAssertEqual(hits.count, 2)
+        let value = hits[1] + name.count + 8 + 4 + 8 + 8
+        XCTAssertEqual(bytes[value], 12)
+        bytes[value] = 13
+        XCTAssertThrowsError(try readMicrographHeader(bytes: Data(bytes), name: "complex.dm4")) { error in
+            XCTAssertTrue("\(error)".contains("complex") && "\(error)".contains("complex.dm4 at byte"), "\(error)")
+        }
+    }
+
+    func testPaletteAndLowBitPNGMasks() throws {
+        guard pythonCanImport("PIL") else {
+            throw XCTSkip("Pillow is not importable by \(peerPython): palette/1-bit PNG checks skipped")
+        }
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let script = """
+        import sys
+        from PIL import Image
+        out = sys.argv[1]
+        w, h = 13, 7
+        on = [(x + 2 * y) % 5 == 0 for y in range(h) for x in range(w)]
+        one = Image.new("1", (w, h)); one.putdata([255 if v else 0 for v in on]); one.save(out + "/one.png")
+        pal = Image.new("P", (w, h)); pal.putpalette([0, 0, 0, 200, 30, 30] + [0] * 762)
+        pal.putdata([1 if v else 0 for v in on]); pal.save(out + "/palette.png")
+        four = pal.convert("L").point(lambda v: 15 if v else 0); four.save(out + "/gray4.png", bits=4)
+        """
+        let scriptURL = folder.appendingPathComponent("make.py")
+        try writeFileAtomically(Data(script.utf8), to: scriptURL)
+        let made = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), [peerPython, scriptURL.path, folder.path])
+        XCTAssertEqual(made.status, 0, made.standardError)
+        let expected: [UInt8] = (0..<7).flatMap { y in (0..<13).map { x in (x + 2 * y) % 5 == 0 ? UInt8(1) : 0 } }
+        for name in ["one.png", "palette.png", "gray4.png"] {
+            let mask = try readLabelMask(at: folder.appendingPathComponent(name))
+            XCTAssertEqual(mask.width, 13, name)
+            XCTAssertEqual(mask.pixels, expected, name)
+        }
+        let classes = try readClassMask(at: folder.appendingPathComponent("palette.png"), colorMap: [RGBColor(200, 30, 30): 3])
+        XCTAssertEqual(classes.pixels, expected.map { $0 * 3 })
+    }
+}

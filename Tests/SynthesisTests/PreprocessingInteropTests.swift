@@ -47,6 +47,30 @@ final class PreprocessingInteropTests: XCTestCase {
         XCTAssertLessThan(after, 0.01, "flat-field leaves \(after) relative spread of support block means")
     }
 
+    /// Two sessions imaging the same condition differ in raw counts (gain, illumination); after
+    /// the flat-field division their support levels agree: the study's finding that flat-field
+    /// correction is what makes nominally identical sessions comparable.
+    func testFlatFieldMakesTwoSessionsOfOneConditionAgree() throws {
+        let profiles = (0..<40).map { SessionProfile(index: $0, seed: 3) }
+        let low = try XCTUnwrap(profiles.min { $0.gain < $1.gain }), high = try XCTUnwrap(profiles.max { $0.gain < $1.gain })
+        XCTAssertGreaterThan(high.gain / low.gain, 1.05)
+        let condition = SynthesisCondition(material: .gold, particleSize: 5, pixelScale: 0.042, dose: 423)
+        func supportLevels(_ session: SessionProfile) -> (raw: Double, corrected: Double) {
+            let frame = SyntheticFrame(width: 256, height: 256, condition: condition, session: session, random: SplitMix64(seed: 4))
+            var raw = frame.counts
+            removeXRays(&raw)
+            let corrected = flatFieldCorrected(raw, fitFlatField(raw))
+            var rawSum = 0.0, correctedSum = 0.0, n = 0.0
+            for index in 0..<raw.count where frame.label.pixels[index] == 0 {
+                rawSum += Double(raw.pixels[index]); correctedSum += corrected.pixels[index]; n += 1
+            }
+            return (rawSum / n, correctedSum / n)
+        }
+        let a = supportLevels(low), b = supportLevels(high)
+        XCTAssertGreaterThan(abs(b.raw / a.raw - 1), 0.04, "raw sessions differ")
+        XCTAssertEqual(b.corrected / a.corrected, 1, accuracy: 0.01, "corrected sessions agree")
+    }
+
     /// The largest relative deviation of a block's mean over support pixels from the mean of all
     /// support pixels, with the frame cut into blocks x blocks squares.
     private func blockSpread(_ values: [Double], label: Raster<UInt8>, side: Int, blocks: Int) -> Double {
