@@ -11,7 +11,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 HRTEM="${HRTEM:-.build/release/hrtem}"
 OUT="${DEMO_OUT:-demo-output}"
-EPOCHS="${DEMO_EPOCHS:-12}"
+EPOCHS="${DEMO_EPOCHS:-40}"
 FIXTURES=Fixtures/synthetic
 
 rm -rf "$OUT"
@@ -25,8 +25,8 @@ step "catalog: import the metadata table and ingest the frames and labels"
 "$HRTEM" ingest "$FIXTURES"
 "$HRTEM" summary --by dose,pixel_scale
 
-step "dataset versions from queries (patches of 64 px, 3 folds)"
-common=(--patch 64 --min-particle-pixels 100 --folds 3)
+step "dataset versions from queries (patches of 32 px, 3 folds)"
+common=(--patch 32 --stride 32 --min-particle-pixels 100 --folds 3)
 "$HRTEM" dataset create high-dose   --where 'dose ~ 884 +- 5 and pixel_scale = 0.02'  "${common[@]}" \
     --description "884 e/A^2, 0.02 nm/px"
 "$HRTEM" dataset create low-dose    --where 'dose ~ 80 +- 5 and pixel_scale = 0.02'   "${common[@]}" \
@@ -36,7 +36,7 @@ common=(--patch 64 --min-particle-pixels 100 --folds 3)
 for name in high-dose low-dose coarse-scale; do "$HRTEM" dataset build "$name"; done
 
 step "generalization matrix: train on each dataset, test on every other ($EPOCHS epochs)"
-"$HRTEM" matrix --datasets high-dose,low-dose,coarse-scale --folds 3 --epochs "$EPOCHS" --batch 16 \
-    --name demo --out "$OUT"
+"$HRTEM" matrix --datasets high-dose,low-dose,coarse-scale --folds 3 --epochs "$EPOCHS" --batch 8 \
+    --threads 1 --jobs 2 --name demo --out "$OUT"
 
 printf '\nreport: %s/report.html (matrix.csv, matrix.json, heatmap.svg beside it)\n' "$OUT"
