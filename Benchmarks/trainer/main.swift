@@ -2,7 +2,7 @@
 // in one run. Times a training step (forward, backward, Adam) per image at 512 x 512 batch 8 and
 // 256 x 256 batch 32, and inference per image at 512 x 512 (batch 8), with THREADS threads
 // (default 2), best of REPEATS (default 3) after one warm-up.
-// Usage: bench-trainer [--threads N] [--repeats R] [--no-peer]
+// Usage: bench-trainer [--threads N] [--repeats R] [--no-peer] [--direct-limit IN_x_OUT]
 // The peer is Benchmarks/peers/torch_unet_bench.py run by $HRTEM_TORCH_PYTHON, $HRTEM_PYTHON,
 // ./.venv/bin/python3 or python3, whichever first imports torch.
 import Foundation
@@ -16,6 +16,7 @@ while let argument = arguments.next() {
     case "--threads": threads = Int(arguments.next() ?? "") ?? threads
     case "--repeats": repeats = Int(arguments.next() ?? "") ?? repeats
     case "--no-peer": runPeer = false
+    case "--direct-limit": Conv2d.directLimit = Int(arguments.next() ?? "") ?? Conv2d.directLimit
     default: print("unknown argument \(argument)"); exit(64)
     }
 }

@@ -54,65 +54,92 @@ public final class Conv2d: @unchecked Sendable {
         for i in 0..<bias.value.count { bias.value[i] = Float((random.nextUnitDouble() * 2 - 1) * bound) }
     }
 
+    /// Images are split into one contiguous chunk per thread, each chunk running its own
+    /// single-threaded sgemm calls (a batch smaller than the thread count lets OpenBLAS thread
+    /// instead).
     public func forward(_ input: Tensor) -> Tensor {
         precondition(input.c == inChannels, "conv \(weight.name): \(input.c) channels in, expected \(inChannels)")
         let output = Tensor([input.n, outChannels, input.h, input.w])
         let plane = input.plane
-        let scratch = kernel == 1 ? nil : Tensor([reduction, plane])
-        for image in 0..<input.n {
-            let out = output.plane(image, 0)
-            for channel in 0..<outChannels {
-                (out + channel * plane).update(repeating: bias.value[channel], count: plane)
+        let chunks = chunkCount(input.n)
+        setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
+        let direct = usesDirectKernel
+        let scratch = kernel == 1 || direct ? [] : (0..<chunks).map { _ in Tensor([reduction, plane]) }
+        parallelChunks(input.n) { chunk, images in
+            for image in images {
+                let out = output.plane(image, 0)
+                for channel in 0..<outChannels {
+                    (out + channel * plane).update(repeating: bias.value[channel], count: plane)
+                }
+                if direct {
+                    directForward(input, into: output, image: image)
+                    continue
+                }
+                let columns: UnsafeMutablePointer<Float>
+                if kernel != 1 {
+                    im2col(input, image: image, into: scratch[chunk].data)
+                    columns = scratch[chunk].data
+                } else {
+                    columns = input.plane(image, 0)
+                }
+                sgemm(transA: false, transB: false, m: outChannels, n: plane, k: reduction,
+                      a: weight.value.data, lda: reduction, b: columns, ldb: plane, beta: 1, c: out, ldc: plane)
             }
-            let columns: UnsafeMutablePointer<Float>
-            if let scratch {
-                im2col(input, image: image, into: scratch.data)
-                columns = scratch.data
-            } else {
-                columns = input.plane(image, 0)
-            }
-            sgemm(transA: false, transB: false, m: outChannels, n: plane, k: reduction,
-                  a: weight.value.data, lda: reduction, b: columns, ldb: plane, beta: 1, c: out, ldc: plane)
         }
         return output
     }
 
     /// Accumulates the weight and bias gradients for `gradOutput`, and returns the input
     /// gradient (added into `accumulateInto` when given, so a tensor feeding two layers
-    /// collects both), or nil when `needInputGradient` is false.
+    /// collects both), or nil when `needInputGradient` is false. Per-chunk partial gradients are
+    /// summed in chunk order.
     @discardableResult
     public func backward(input: Tensor, gradOutput: Tensor, needInputGradient: Bool = true,
                          accumulateInto: Tensor? = nil) -> Tensor? {
         let plane = input.plane
         let gradInput = needInputGradient ? (accumulateInto ?? Tensor(input.shape)) : nil
-        let scratch = kernel == 1 ? nil : Tensor([reduction, plane])
-        for image in 0..<input.n {
-            let gradOut = gradOutput.plane(image, 0)
-            for channel in 0..<outChannels {
-                var sum: Double = 0
-                let row = gradOut + channel * plane
-                for i in 0..<plane { sum += Double(row[i]) }
-                bias.gradient[channel] += Float(sum)
+        let chunks = chunkCount(input.n)
+        setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
+        let direct = usesDirectKernel
+        let scratch = kernel == 1 || direct ? [] : (0..<chunks).map { _ in Tensor([reduction, plane]) }
+        let weightPartials = (0..<chunks).map { _ in Tensor([outChannels, reduction]) }
+        let biasPartials = Tensor([chunks, outChannels])
+        parallelChunks(input.n) { chunk, images in
+            for image in images {
+                let gradOut = gradOutput.plane(image, 0)
+                for channel in 0..<outChannels {
+                    biasPartials[chunk * outChannels + channel] += blockedSum(gradOut + channel * plane, count: plane)
+                }
+                if direct {
+                    directBackwardWeights(input: input, gradOutput: gradOutput, image: image, into: weightPartials[chunk].data)
+                    if let gradInput { directBackwardData(gradOutput, into: gradInput, image: image) }
+                    continue
+                }
+                let columns: UnsafeMutablePointer<Float>
+                if kernel != 1 {
+                    im2col(input, image: image, into: scratch[chunk].data)
+                    columns = scratch[chunk].data
+                } else {
+                    columns = input.plane(image, 0)
+                }
+                sgemm(transA: false, transB: true, m: outChannels, n: reduction, k: plane,
+                      a: gradOut, lda: plane, b: columns, ldb: plane, beta: 1, c: weightPartials[chunk].data, ldc: reduction)
+                guard let gradInput else { continue }
+                if kernel != 1 {
+                    sgemm(transA: true, transB: false, m: reduction, n: plane, k: outChannels,
+                          a: weight.value.data, lda: reduction, b: gradOut, ldb: plane, beta: 0, c: scratch[chunk].data, ldc: plane)
+                    col2imAdd(scratch[chunk].data, into: gradInput, image: image)
+                } else {
+                    sgemm(transA: true, transB: false, m: inChannels, n: plane, k: outChannels,
+                          a: weight.value.data, lda: reduction, b: gradOut, ldb: plane, beta: 1,
+                          c: gradInput.plane(image, 0), ldc: plane)
+                }
             }
-            let columns: UnsafeMutablePointer<Float>
-            if let scratch {
-                im2col(input, image: image, into: scratch.data)
-                columns = scratch.data
-            } else {
-                columns = input.plane(image, 0)
-            }
-            sgemm(transA: false, transB: true, m: outChannels, n: reduction, k: plane,
-                  a: gradOut, lda: plane, b: columns, ldb: plane, beta: 1, c: weight.gradient.data, ldc: reduction)
-            guard let gradInput else { continue }
-            if let scratch {
-                sgemm(transA: true, transB: false, m: reduction, n: plane, k: outChannels,
-                      a: weight.value.data, lda: reduction, b: gradOut, ldb: plane, beta: 0, c: scratch.data, ldc: plane)
-                col2imAdd(scratch.data, into: gradInput, image: image)
-            } else {
-                sgemm(transA: true, transB: false, m: inChannels, n: plane, k: outChannels,
-                      a: weight.value.data, lda: reduction, b: gradOut, ldb: plane, beta: 1,
-                      c: gradInput.plane(image, 0), ldc: plane)
-            }
+        }
+        for chunk in 0..<chunks {
+            let partial = weightPartials[chunk]
+            for i in 0..<weight.gradient.count { weight.gradient[i] += partial[i] }
+            for channel in 0..<outChannels { bias.gradient[channel] += biasPartials[chunk * outChannels + channel] }
         }
         return gradInput
     }
@@ -120,8 +147,8 @@ public final class Conv2d: @unchecked Sendable {
     /// columns[(ci * k + ky) * k + kx][y * w + x] = input[image, ci, y + (ky - r) d, x + (kx - r) d], 0 outside.
     func im2col(_ input: Tensor, image: Int, into columns: UnsafeMutablePointer<Float>) {
         let h = input.h, w = input.w, k = kernel, d = dilation, radius = (kernel - 1) / 2
-        parallelFor(reduction, minimumPerChunk: 4) { rows in
-            for row in rows {
+        do {
+            for row in 0..<reduction {
                 let ci = row / (k * k), ky = (row / k) % k, kx = row % k
                 let dy = (ky - radius) * d, dx = (kx - radius) * d
                 let source = input.plane(image, ci)
@@ -146,8 +173,8 @@ public final class Conv2d: @unchecked Sendable {
     /// The adjoint of `im2col`: adds each column entry back onto the input pixel it came from.
     func col2imAdd(_ columns: UnsafeMutablePointer<Float>, into gradInput: Tensor, image: Int) {
         let h = gradInput.h, w = gradInput.w, k = kernel, d = dilation, radius = (kernel - 1) / 2
-        parallelFor(inChannels) { channels in
-            for ci in channels {
+        do {
+            for ci in 0..<inChannels {
                 let target = gradInput.plane(image, ci)
                 for ky in 0..<k {
                     for kx in 0..<k {
@@ -331,6 +358,21 @@ public final class BatchNorm2d: @unchecked Sendable {
             }
         }
     }
+}
+
+/// Sum of `count` floats: float partial sums over blocks of 1024 (vectorizable), folded into a
+/// double, returned as float.
+@inline(__always)
+func blockedSum(_ p: UnsafePointer<Float>, count: Int) -> Float {
+    var total: Double = 0
+    var i = 0
+    while i < count {
+        let end = min(count, i + 1024)
+        var a: Float = 0
+        while i < end { a += p[i]; i += 1 }
+        total += Double(a)
+    }
+    return Float(total)
 }
 
 /// Zeroes `gradient` wherever `activation` (a ReLU output) is not positive, in place.

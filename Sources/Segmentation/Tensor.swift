@@ -68,7 +68,7 @@ public enum ComputeThreads {
     /// Sets the thread count for our kernels and OpenBLAS (at least 1).
     public static func set(_ threads: Int) {
         current = max(1, threads)
-        openblas_set_num_threads(Int32(current))
+        setBLASThreads(current)
     }
 }
 
@@ -86,6 +86,33 @@ func parallelFor(_ count: Int, minimumPerChunk: Int = 1, _ body: (Range<Int>) ->
         if start < end { body(start..<end) }
     }
 }
+
+/// Runs `body(chunk, range)` over `0..<count` split into at most `ComputeThreads.count`
+/// contiguous chunks (chunk ids 0, 1, ... in order), in parallel. The split depends only on
+/// `count` and the thread count, so per-chunk partial sums reduced in chunk order are
+/// deterministic.
+func parallelChunks(_ count: Int, _ body: (Int, Range<Int>) -> Void) {
+    let chunks = chunkCount(count)
+    if chunks <= 1 {
+        body(0, 0..<count)
+        return
+    }
+    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+        body(chunk, (count * chunk / chunks)..<(count * (chunk + 1) / chunks))
+    }
+}
+
+func chunkCount(_ count: Int) -> Int { max(1, min(ComputeThreads.count, count)) }
+
+/// Sets how many threads OpenBLAS uses for the calls that follow (1 while our own threads
+/// each run their own sgemm).
+func setBLASThreads(_ threads: Int) {
+    if threads != currentBLASThreads {
+        currentBLASThreads = threads
+        openblas_set_num_threads(Int32(threads))
+    }
+}
+nonisolated(unsafe) private var currentBLASThreads = 0
 
 /// C = alpha * op(A) * op(B) + beta * C, row-major, through OpenBLAS.
 @inline(__always)

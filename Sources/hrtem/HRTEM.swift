@@ -23,6 +23,7 @@ struct HRTEM: ParsableCommand {
             DatasetCommand.self,
             TrainCommand.self,
             EvaluateCommand.self,
+            SegmentCommand.self,
             MirrorCommand.self,
             FetchCommand.self,
             MatrixCommand.self,

@@ -51,6 +51,21 @@ final class TrainCommandTests: XCTestCase {
         XCTAssertEqual(metrics["patches"] as? Int, 20 * 8)
         XCTAssertNotNil(metrics["hardDice"] as? Double)
 
+        // Segment a whole raw frame (the project's synthetic DM3 fixture) with the model.
+        let fixtures = packageRoot.appendingPathComponent("Fixtures/synthetic")
+        if let session = try FileManager.default.contentsOfDirectory(atPath: fixtures.path).sorted().first,
+           let frameName = try FileManager.default.contentsOfDirectory(atPath: fixtures.appendingPathComponent(session).path)
+               .sorted().first(where: { $0.hasSuffix(".dm3") }) {
+            let frame = fixtures.appendingPathComponent(session).appendingPathComponent(frameName)
+            let mask = folder.appendingPathComponent("mask.png"), overlay = folder.appendingPathComponent("overlay.png")
+            let segmented = try runHrtem(["segment", modelFolder.path, frame.path, "--out", mask.path,
+                                          "--overlay", overlay.path, "--tile", "64"])
+            XCTAssertEqual(segmented.status, 0, segmented.standardError)
+            XCTAssertTrue(segmented.standardOutput.contains("particle pixels"), segmented.standardOutput)
+            XCTAssertTrue(FileManager.default.fileExists(atPath: mask.path))
+            XCTAssertTrue(FileManager.default.fileExists(atPath: overlay.path))
+        }
+
         let bad = try runHrtem(["train", version.path, "--fold", "0", "--noise", "0.2", "--noise-max", "0.3"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.standardError.contains("not both"), bad.standardError)

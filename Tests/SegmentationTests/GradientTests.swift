@@ -195,3 +195,29 @@ final class GradientTests: XCTestCase {
         XCTAssertEqual(Double(parameter.value[1]), -2.1 - expected(0.1, 0.3), accuracy: 1e-5)
     }
 }
+
+final class DirectConvolutionTests: XCTestCase {
+    /// The direct kernel and the im2col + sgemm path agree on forward, input and weight gradients.
+    func testDirectAndGemmPathsAgree() {
+        let saved = Conv2d.directLimit
+        defer { Conv2d.directLimit = saved }
+        for (kernel, dilation) in [(3, 1), (5, 2)] {
+            var results: [[Float]] = []
+            for limit in [0, 1000] {
+                Conv2d.directLimit = limit
+                let conv = Conv2d(name: "c", inChannels: 3, outChannels: 4, kernel: kernel, dilation: dilation)
+                var random = SplitMix64(seed: 4)
+                conv.initialize(&random)
+                XCTAssertEqual(conv.usesDirectKernel, limit > 0)
+                let input = Tensor([3, 3, 9, 11]), grad = Tensor([3, 4, 9, 11])
+                for i in 0..<input.count { input[i] = Float(random.nextGaussian()) }
+                for i in 0..<grad.count { grad[i] = Float(random.nextGaussian()) }
+                let output = conv.forward(input)
+                let gradInput = conv.backward(input: input, gradOutput: grad)!
+                results.append(output.values + gradInput.values + conv.weight.gradient.values + conv.bias.gradient.values)
+            }
+            XCTAssertEqual(results[0].count, results[1].count)
+            for (a, b) in zip(results[0], results[1]) { XCTAssertEqual(a, b, accuracy: 1e-3 * max(1, abs(a))) }
+        }
+    }
+}
