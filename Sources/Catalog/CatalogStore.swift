@@ -67,7 +67,11 @@ public final class CatalogStore: Sendable {
 
     /// How many frames a query selects.
     public func count(matching query: String) throws -> Int {
-        let compiled = try FrameQuery.parse(query).compile()
+        try count(matching: FrameQuery.parse(query))
+    }
+
+    public func count(matching query: FrameQuery) throws -> Int {
+        let compiled = try query.compile()
         return try dbQueue.read { db in
             try Int.fetchOne(db, sql: "SELECT count(*) FROM frames WHERE \(compiled.sql)",
                              arguments: compiled.arguments) ?? 0
@@ -77,7 +81,11 @@ public final class CatalogStore: Sendable {
     /// The ids of the frames a query selects, in catalog order (cheaper than records when the
     /// caller only needs identities).
     public func frameIds(matching query: String) throws -> [Int64] {
-        let compiled = try FrameQuery.parse(query).compile()
+        try frameIds(matching: FrameQuery.parse(query))
+    }
+
+    public func frameIds(matching query: FrameQuery) throws -> [Int64] {
+        let compiled = try query.compile()
         return try dbQueue.read { db in
             try Int64.fetchAll(db, sql: "SELECT frames.id FROM frames WHERE \(compiled.sql) ORDER BY \(Self.frameOrder)",
                                arguments: compiled.arguments)

@@ -38,7 +38,7 @@ struct QueryCommand: ParsableCommand {
         let query = try FrameQuery.parse(expression)
         let store = try CatalogStore(folder: data.folder)
         if count {
-            print(try store.count(matching: query.text))
+            print(try store.count(matching: query))
             return
         }
         print(FrameListing.render(try store.frames(matching: query), as: format), terminator: "")
