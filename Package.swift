@@ -83,7 +83,7 @@ let package = Package(
         .testTarget(name: "SynthesisTests",
                     dependencies: ["Synthesis", "Preprocessing", "Micrograph", "TestSupport"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Catalog", "TestSupport"]),
-        .testTarget(name: "HrtemCLITests", dependencies: ["TestSupport", "Micrograph"]),
+        .testTarget(name: "HrtemCLITests", dependencies: ["TestSupport", "Micrograph", "Catalog"]),
     ],
     swiftLanguageModes: [.v5]
 )

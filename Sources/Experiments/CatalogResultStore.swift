@@ -25,14 +25,11 @@ public struct CatalogResultStore: ResultStore {
     }
 
     public func record(_ model: ModelRef, for unit: TrainUnit) throws {
-        try catalog.dbQueue.write { db in
-            try Self.ensureVersion(unit.dataset, in: db)
-            let record = ModelRecord(id: unit.id, datasetVersion: unit.dataset.id, fold: unit.fold,
-                                     seed: unit.settings.seed.map { Int64(bitPattern: $0) },
-                                     settings: canonicalJSON(unit.settings), checkpointPath: model.folder,
-                                     card: canonicalJSON(model))
-            try record.save(db)
-        }
+        let record = ModelRecord(id: unit.id, datasetVersion: unit.dataset.id, fold: unit.fold,
+                                 seed: unit.settings.seed.map { Int64(bitPattern: $0) },
+                                 settings: canonicalJSON(unit.settings), checkpointPath: model.folder,
+                                 card: canonicalJSON(model))
+        try catalog.registerModel(record, datasetFolder: unit.dataset.folder)
     }
 
     public func metrics(for unit: EvaluateUnit) throws -> EvaluationMetrics? {
@@ -45,24 +42,14 @@ public struct CatalogResultStore: ResultStore {
     }
 
     public func record(_ metrics: EvaluationMetrics, for unit: EvaluateUnit) throws {
-        try catalog.dbQueue.write { db in
-            try Self.ensureVersion(unit.testDataset, in: db)
-            guard try ModelRecord.fetchOne(db, key: unit.trainUnitID) != nil else {
-                throw ExperimentError("\(unit.label): its model \(unit.trainUnitID) is not in the catalog")
-            }
-            let scope = Self.scope(unit.scope)
-            try db.execute(sql: "DELETE FROM results WHERE model_id = ? AND dataset_version = ? AND scope = ?",
-                           arguments: [unit.trainUnitID, unit.testDataset.id, scope])
-            var record = ResultRecord(modelId: unit.trainUnitID, datasetVersion: unit.testDataset.id, scope: scope,
-                                      hardDice: metrics.hardDice, softDice: metrics.softDice, loss: metrics.loss,
-                                      fpRate: metrics.falsePositiveRate, fnRate: metrics.falseNegativeRate,
-                                      perPatch: canonicalJSON(metrics))
-            try record.insert(db)
+        let record = ResultRecord(modelId: unit.trainUnitID, datasetVersion: unit.testDataset.id, scope: Self.scope(unit.scope),
+                                  hardDice: metrics.hardDice, softDice: metrics.softDice, loss: metrics.loss,
+                                  fpRate: metrics.falsePositiveRate, fnRate: metrics.falseNegativeRate,
+                                  perPatch: canonicalJSON(metrics))
+        do {
+            try catalog.recordResult(record, datasetFolder: unit.testDataset.folder)
+        } catch let error as DatasetError {
+            throw ExperimentError("\(unit.label): \(error.description)")
         }
-    }
-
-    static func ensureVersion(_ dataset: DatasetVersionRef, in db: Database) throws {
-        try db.execute(sql: "INSERT OR IGNORE INTO dataset_versions (version_id, folder) VALUES (?, ?)",
-                       arguments: [dataset.id, dataset.folder])
     }
 }

@@ -31,9 +31,9 @@ public struct AxisCalibration: Sendable, Equatable, Codable {
     public var nanometresPerPixel: Double? {
         switch unit.trimmingCharacters(in: .whitespaces) {
         case "nm": return scale
-        case "A", "Å", "\u{00C5}", "ang", "Angstrom": return scale / 10
+        case "A", "\u{00C5}", "\u{212B}", "ang", "Angstrom": return scale / 10
         case "pm": return scale / 1000
-        case "um", "µm", "\u{00B5}m": return scale * 1000
+        case "um", "\u{00B5}m", "\u{03BC}m": return scale * 1000
         case "m": return scale * 1e9
         default: return nil
         }

@@ -35,17 +35,31 @@ struct EvaluateCommand: ParsableCommand {
         let patches = try PatchDataset.load(from: folder)
         let rows: [Int]
         let scope: String
+        let catalogScope: String
         if let fold {
             rows = try patches.fold(fold).test
             scope = "fold \(fold) test"
+            catalogScope = "fold:\(fold)"
         } else if !all, patches.versionID == trained.card.datasetVersion, let own = try? patches.fold(trained.card.fold) {
             rows = own.test
             scope = "fold \(trained.card.fold) test (the model's own)"
+            catalogScope = "fold:\(trained.card.fold)"
         } else {
             rows = Array(0..<patches.count)
             scope = "all patches"
+            catalogScope = "all"
         }
         let metrics = evaluate(network: trained.network, dataset: patches, rows: rows, dihedral: !noDihedral)
+        let modelId = trained.folder.lastPathComponent
+        var recorded = false
+        if FileManager.default.fileExists(atPath: data.folder.catalogFile.path) {
+            let store = try CatalogStore(file: data.folder.catalogFile)
+            if try store.model(id: modelId) != nil {
+                try recordResultInCatalog(metrics, modelId: modelId, datasetVersion: patches.versionID,
+                                          scope: catalogScope, datasetFolder: folder, store: store)
+                recorded = true
+            }
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
@@ -54,6 +68,7 @@ struct EvaluateCommand: ParsableCommand {
             print("\(patches.versionID), \(scope): \(metrics.patches) patches")
             print(String(format: "hard Dice %.4f  soft Dice %.4f  FP rate %.4f  FN rate %.4f  loss %.5f",
                          metrics.hardDice, metrics.softDice, metrics.falsePositiveRate, metrics.falseNegativeRate, metrics.loss))
+            if recorded { print("recorded in the catalog for model \(modelId)") }
         }
     }
 }

@@ -14,21 +14,21 @@ struct HRTEM: ParsableCommand {
         version: hrtemVersion,
         // Each issue's commands are added here, one line each, in the order of the data flow.
         subcommands: [
+            SynthCommand.self,
             ImportMetadataCommand.self,
+            MirrorCommand.self,
+            FetchCommand.self,
+            IngestCommand.self,
+            LabelboxCommand.self,
+            ShowCommand.self,
             QueryCommand.self,
             SummaryCommand.self,
-            IngestCommand.self,
-            ShowCommand.self,
-            LabelboxCommand.self,
             DatasetCommand.self,
             TrainCommand.self,
             EvaluateCommand.self,
             SegmentCommand.self,
-            MirrorCommand.self,
-            FetchCommand.self,
             MatrixCommand.self,
             SweepCommand.self,
-            SynthCommand.self,
         ]
     )
 }

@@ -107,10 +107,45 @@ struct TrainCommand: ParsableCommand {
             }
         }
         print("model: \(model.folder.path)")
+        if try registerInCatalog(model: model, settings: config, datasetFolder: folder, data: data.folder) {
+            print("registered in the catalog as model \(model.folder.lastPathComponent)")
+        }
         print(String(format: "best epoch %d, validation loss %.5f", model.card.bestEpoch, model.card.bestValidationLoss))
         if let test = model.card.test {
             print(String(format: "test (fold %d, %d patches): hard Dice %.4f  soft Dice %.4f  FP rate %.4f  FN rate %.4f  loss %.5f",
                          fold, test.patches, test.hardDice, test.softDice, test.falsePositiveRate, test.falseNegativeRate, test.loss))
         }
     }
+}
+
+/// Records a trained model (id = its folder name) and its test-fold metrics in the catalog's
+/// `models` and `results` tables, when the data folder has a catalog. Returns whether it did.
+func registerInCatalog(model: TrainedModel, settings: TrainingConfiguration, datasetFolder: URL,
+                       data: DataFolder) throws -> Bool {
+    guard FileManager.default.fileExists(atPath: data.catalogFile.path) else { return false }
+    let store = try CatalogStore(file: data.catalogFile)
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let card = String(decoding: try encoder.encode(model.card), as: UTF8.self)
+    let record = ModelRecord(id: model.folder.lastPathComponent, datasetVersion: model.card.datasetVersion,
+                             fold: model.card.fold, seed: Int64(bitPattern: model.card.seed),
+                             settings: String(decoding: try encoder.encode(settings), as: UTF8.self),
+                             checkpointPath: model.folder.path, card: card)
+    try store.registerModel(record, datasetFolder: datasetFolder.path)
+    if let test = model.card.test {
+        try recordResultInCatalog(test, modelId: record.id, datasetVersion: model.card.datasetVersion,
+                                  scope: "fold:\(model.card.fold)", datasetFolder: datasetFolder, store: store)
+    }
+    return true
+}
+
+func recordResultInCatalog(_ metrics: Metrics, modelId: String, datasetVersion: String, scope: String,
+                           datasetFolder: URL, store: CatalogStore) throws {
+    let encoder = JSONEncoder()
+    encoder.outputFormatting = [.sortedKeys]
+    let result = ResultRecord(modelId: modelId, datasetVersion: datasetVersion, scope: scope,
+                              hardDice: metrics.hardDice, softDice: metrics.softDice, loss: metrics.loss,
+                              fpRate: metrics.falsePositiveRate, fnRate: metrics.falseNegativeRate,
+                              perPatch: String(decoding: try encoder.encode(metrics), as: UTF8.self))
+    try store.recordResult(result, datasetFolder: datasetFolder.path)
 }

@@ -1,0 +1,48 @@
+import Catalog
+import Foundation
+import TestSupport
+import XCTest
+
+/// `hrtem train` and `hrtem evaluate` on a catalog dataset register the model and its metrics
+/// in the catalog's `models` and `results` tables.
+final class TrainCatalogTests: XCTestCase {
+    func testTrainAndEvaluateRecordInTheCatalog() throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let data = folder.appendingPathComponent("data").path
+        let fixtures = packageRoot.appendingPathComponent("Fixtures/synthetic")
+        func hrtem(_ arguments: [String]) throws -> CommandResult {
+            let result = try runHrtem(arguments + ["--data", data])
+            XCTAssertEqual(result.status, 0, "hrtem \(arguments.joined(separator: " ")): \(result.standardError)")
+            return result
+        }
+        _ = try hrtem(["import-metadata", fixtures.appendingPathComponent("Dataset_metadata.csv").path])
+        _ = try hrtem(["ingest", fixtures.path])
+        _ = try hrtem(["dataset", "create", "coarse", "--where", "dose ~ 884 +- 5 and pixel_scale = 0.042",
+                       "--patch", "32", "--min-particle-pixels", "100", "--folds", "2"])
+        _ = try hrtem(["dataset", "build", "coarse"])
+        let model = folder.appendingPathComponent("model")
+        let trained = try hrtem(["train", "coarse", "--fold", "1", "--epochs", "1", "--batch", "8", "--widths", "4",
+                                 "--bottleneck", "8", "--threads", "1", "--out", model.path])
+        XCTAssertTrue(trained.standardOutput.contains("registered in the catalog as model model"), trained.standardOutput)
+
+        let store = try CatalogStore(file: URL(fileURLWithPath: data).appendingPathComponent("catalog.sqlite"))
+        let record = try XCTUnwrap(try store.model(id: "model"))
+        XCTAssertEqual(record.fold, 1)
+        XCTAssertEqual(record.checkpointPath, model.path)
+        let card = try JSONSerialization.jsonObject(with: Data(XCTUnwrap(record.card).utf8)) as? [String: Any]
+        XCTAssertEqual(card?["datasetVersion"] as? String, record.datasetVersion)
+        XCTAssertEqual(try store.results(modelId: "model").map(\.scope), ["fold:1"])
+
+        let evaluated = try hrtem(["evaluate", model.path, "coarse", "--all"])
+        XCTAssertTrue(evaluated.standardOutput.contains("recorded in the catalog"), evaluated.standardOutput)
+        let results = try store.results(modelId: "model")
+        XCTAssertEqual(results.map(\.scope), ["fold:1", "all"])
+        let all = try XCTUnwrap(results.last)
+        XCTAssertEqual(all.datasetVersion, record.datasetVersion)
+        XCTAssertNotNil(all.hardDice)
+        // Evaluating again replaces the row rather than adding one.
+        _ = try hrtem(["evaluate", model.path, "coarse", "--all"])
+        XCTAssertEqual(try store.results(modelId: "model").count, 2)
+    }
+}
