@@ -39,4 +39,4 @@ step "generalization matrix: train on each dataset, test on every other ($EPOCHS
 "$HRTEM" matrix --datasets high-dose,low-dose,coarse-scale --folds 3 --epochs "$EPOCHS" --batch 8 \
     --threads 1 --jobs 2 --name demo --out "$OUT"
 
-printf '\nreport: %s/report.html (matrix.csv, matrix.json, heatmap.svg beside it)\n' "$OUT"
+printf '\nOpen %s/report.html in a browser (matrix.csv, matrix.json, heatmap.svg beside it).\n' "$OUT"
