@@ -9,7 +9,7 @@ final class FetchCommandTests: XCTestCase {
     var work: URL!
     var tree: URL!
     var dataFolder: URL { work.appendingPathComponent("data") }
-    var servers: [CLILocalMirror] = []
+    var servers: [LocalMirror] = []
     let header = "File name,Date,Material,Nanoparticle Size (nm),Nanoparticle Shape,Support,Instrument,Dosage (e/A2),Pixel Scale (nm),Folder"
     let agFolder = "2022_02_02 5nm Ag/UT Carbon"
     let auFolder = "2021_10_06 2nm Au"
@@ -44,13 +44,13 @@ final class FetchCommandTests: XCTestCase {
         try? FileManager.default.removeItem(at: work)
     }
 
-    func hrtem(_ arguments: [String], mirror: CLILocalMirror) throws -> CommandResult {
+    func hrtem(_ arguments: [String], mirror: LocalMirror) throws -> CommandResult {
         try runHrtem(arguments, environment: ["HRTEM_HOME": dataFolder.path,
                                               "HRTEM_MIRROR_NERSC_URL": mirror.baseURL,
                                               "HRTEM_MIRROR_STUDY_METADATA_URL": mirror.baseURL])
     }
 
-    func frames(_ query: String, _ mirror: CLILocalMirror) throws -> [[String: Any]] {
+    func frames(_ query: String, _ mirror: LocalMirror) throws -> [[String: Any]] {
         let result = try hrtem(["query", query, "--format", "json"], mirror: mirror)
         XCTAssertEqual(result.status, 0, result.standardError)
         let parsed = try JSONSerialization.jsonObject(with: Data(result.standardOutput.utf8))
@@ -58,7 +58,7 @@ final class FetchCommandTests: XCTestCase {
     }
 
     func testImportFromStudyThenFetchExactlyTheSelection() throws {
-        let server = try CLILocalMirror(root: tree)
+        let server = try LocalMirror(root: tree)
         servers.append(server)
         let imported = try hrtem(["import-metadata", "--from", "study"], mirror: server)
         XCTAssertEqual(imported.status, 0, imported.standardError)
@@ -101,7 +101,7 @@ final class FetchCommandTests: XCTestCase {
     }
 
     func testChangedFileOnTheMirrorIsQuarantinedAndMissingOneFails() throws {
-        let server = try CLILocalMirror(root: tree)
+        let server = try LocalMirror(root: tree)
         servers.append(server)
         try Data(table.utf8).write(to: work.appendingPathComponent("table.csv"))
         XCTAssertEqual(try hrtem(["import-metadata", work.appendingPathComponent("table.csv").path], mirror: server).status, 0)
@@ -126,7 +126,7 @@ final class FetchCommandTests: XCTestCase {
     }
 
     func testFetchFromAUserAddedMirror() throws {
-        let server = try CLILocalMirror(root: tree)
+        let server = try LocalMirror(root: tree)
         servers.append(server)
         try Data(table.utf8).write(to: work.appendingPathComponent("table.csv"))
         let env = ["HRTEM_HOME": dataFolder.path]

@@ -8,7 +8,7 @@ final class MirrorCommandTests: XCTestCase {
     var work: URL!
     var tree: URL!
     var dataFolder: URL { work.appendingPathComponent("data") }
-    var servers: [CLILocalMirror] = []
+    var servers: [LocalMirror] = []
     let relative = "2022_02_02 Ag/5 nm/20220202_Ag_UTC_330kx_2650e_0p1596s_01.dm3"
 
     override func setUpWithError() throws {
@@ -27,13 +27,13 @@ final class MirrorCommandTests: XCTestCase {
         try data.write(to: url)
     }
 
-    func serve(_ faults: [String: [[String: Any]]] = [:]) throws -> CLILocalMirror {
-        let server = try CLILocalMirror(root: tree, faults: faults)
+    func serve(_ faults: [String: [[String: Any]]] = [:]) throws -> LocalMirror {
+        let server = try LocalMirror(root: tree, faults: faults)
         servers.append(server)
         return server
     }
 
-    func hrtem(_ arguments: [String], mirror: CLILocalMirror? = nil) throws -> CommandResult {
+    func hrtem(_ arguments: [String], mirror: LocalMirror? = nil) throws -> CommandResult {
         var environment = ["HRTEM_HOME": dataFolder.path]
         if let mirror { environment["HRTEM_MIRROR_NERSC_URL"] = mirror.baseURL }
         return try runHrtem(arguments, environment: environment)
@@ -56,7 +56,7 @@ final class MirrorCommandTests: XCTestCase {
     }
 
     func testGetStoresVerifiedFileAndReportsFailures() throws {
-        let content = cliTestBytes(count: 200_000, seed: 3)
+        let content = testBytes(count: 200_000, seed: 3)
         try put(content, at: relative)
         let server = try serve()
         let got = try hrtem(["mirror", "get", "nersc", relative, "--jobs", "2"], mirror: server)
@@ -84,7 +84,7 @@ final class MirrorCommandTests: XCTestCase {
     /// the server's log shows) and ends with a verified file.
     func testKilledFetchResumesOnRerun() throws {
         let size = 3_000_000
-        let content = cliTestBytes(count: size, seed: 8)
+        let content = testBytes(count: size, seed: 8)
         try put(content, at: relative)
         // 1 MB/s: the first run is still downloading when it is killed.
         // Only the first request is slow; the partial file is named after the URL, so the rerun
@@ -134,7 +134,7 @@ final class MirrorCommandTests: XCTestCase {
     }
 
     func testProxyFromTheEnvironmentIsUsed() throws {
-        let content = cliTestBytes(count: 10_000, seed: 4)
+        let content = testBytes(count: 10_000, seed: 4)
         try put(content, at: relative)
         let proxy = try serve()
         // The mirror's host does not exist: only a proxy can answer for it.

@@ -1,21 +1,19 @@
 import Foundation
 import Micrograph
-import TestSupport
 import XCTest
 
 /// A local HTTP mirror (Benchmarks/peers/mirror_server.py) on 127.0.0.1 at a free port,
 /// serving `root`, with the faults given; stopped by `stop()` (and by itself after `lifetime`
 /// seconds or when this process is gone).
-/// A copy of Tests/MirrorsTests/LocalMirror.swift's launcher (test targets cannot share files).
-final class CLILocalMirror {
-    let root: URL
-    let port: Int
-    let logFile: URL
+public final class LocalMirror {
+    public let root: URL
+    public let port: Int
+    public let logFile: URL
     private let process: Process
 
-    var baseURL: String { "http://127.0.0.1:\(port)/" }
+    public var baseURL: String { "http://127.0.0.1:\(port)/" }
 
-    init(root: URL, faults: [String: [[String: Any]]] = [:], lifetime: Double = 120) throws {
+    public init(root: URL, faults: [String: [[String: Any]]] = [:], lifetime: Double = 120) throws {
         self.root = root
         // A proxy set for the machine (CI) must not capture requests to the local mirror.
         for variable in ["no_proxy", "NO_PROXY"] {
@@ -52,30 +50,30 @@ final class CLILocalMirror {
         self.port = port
     }
 
-    func stop() {
+    public func stop() {
         if process.isRunning { process.terminate() }
         process.waitUntilExit()
     }
 
-    struct LoggedRequest: Decodable {
-        var path: String
-        var range: String?
-        var status: Int
-        var sent: Int
-        var proxied: Bool?
-        var agent: String?
-        var authorization: String?
+    public struct LoggedRequest: Decodable {
+        public var path: String
+        public var range: String?
+        public var status: Int
+        public var sent: Int
+        public var proxied: Bool?
+        public var agent: String?
+        public var authorization: String?
     }
 
     /// The requests the server has answered so far, in order.
-    func requests() -> [LoggedRequest] {
+    public func requests() -> [LoggedRequest] {
         guard let text = try? String(contentsOf: logFile, encoding: .utf8) else { return [] }
         return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(LoggedRequest.self, from: Data($0.utf8)) }
     }
 }
 
 /// Deterministic test content (same bytes for the same seed).
-func cliTestBytes(count: Int, seed: UInt64) -> Data {
+public func testBytes(count: Int, seed: UInt64) -> Data {
     var random = SplitMix64(seed: seed)
     var data = Data(count: count)
     data.withUnsafeMutableBytes { raw in
