@@ -64,16 +64,18 @@ public final class Conv2d: @unchecked Sendable {
         let chunks = chunkCount(input.n)
         setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
         let direct = usesDirectKernel
-        let scratch = kernel == 1 || direct ? [] : (0..<chunks).map { _ in Tensor([reduction, plane]) }
+        let scratchCount = direct ? Conv2d.paddedCount(channels: inChannels, height: input.h, width: input.w, kernel: kernel, dilation: dilation)
+            : kernel == 1 ? 0 : reduction * plane
+        let scratch = scratchCount == 0 ? [] : (0..<chunks).map { _ in Tensor([scratchCount]) }
         parallelChunks(input.n) { chunk, images in
             for image in images {
                 let out = output.plane(image, 0)
+                if direct {
+                    directForward(input, into: output, image: image, scratch: scratch[chunk].data)
+                    continue
+                }
                 for channel in 0..<outChannels {
                     (out + channel * plane).update(repeating: bias.value[channel], count: plane)
-                }
-                if direct {
-                    directForward(input, into: output, image: image)
-                    continue
                 }
                 let columns: UnsafeMutablePointer<Float>
                 if kernel != 1 {
@@ -102,6 +104,11 @@ public final class Conv2d: @unchecked Sendable {
         setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
         let direct = usesDirectKernel
         let scratch = kernel == 1 || direct ? [] : (0..<chunks).map { _ in Tensor([reduction, plane]) }
+        let paddedInputs = direct ? (0..<chunks).map { _ in
+            Tensor([Conv2d.paddedCount(channels: inChannels, height: input.h, width: input.w, kernel: kernel, dilation: dilation)]) } : []
+        let paddedGradients = direct && gradInput != nil ? (0..<chunks).map { _ in
+            Tensor([Conv2d.paddedCount(channels: outChannels, height: input.h, width: input.w, kernel: kernel, dilation: dilation)]) } : []
+        let backwardWeights = direct && gradInput != nil ? packedBackwardWeights() : []
         let weightPartials = (0..<chunks).map { _ in Tensor([outChannels, reduction]) }
         let biasPartials = Tensor([chunks, outChannels])
         parallelChunks(input.n) { chunk, images in
@@ -111,8 +118,16 @@ public final class Conv2d: @unchecked Sendable {
                     biasPartials[chunk * outChannels + channel] += blockedSum(gradOut + channel * plane, count: plane)
                 }
                 if direct {
-                    directBackwardWeights(input: input, gradOutput: gradOutput, image: image, into: weightPartials[chunk].data)
-                    if let gradInput { directBackwardData(gradOutput, into: gradInput, image: image) }
+                    Conv2d.pad(input.plane(image, 0), count: inChannels, height: input.h, width: input.w,
+                               pad: (kernel - 1) / 2 * dilation, into: paddedInputs[chunk].data)
+                    directBackwardWeights(paddedInput: paddedInputs[chunk].data, gradOutput: gradOutput, image: image,
+                                          into: weightPartials[chunk].data)
+                    if let gradInput {
+                        backwardWeights.withUnsafeBufferPointer { packed in
+                            directBackwardData(gradOutput, into: gradInput, image: image, packed: packed.baseAddress!,
+                                               scratch: paddedGradients[chunk].data)
+                        }
+                    }
                     continue
                 }
                 let columns: UnsafeMutablePointer<Float>
