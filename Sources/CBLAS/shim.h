@@ -31,8 +31,9 @@ static inline __attribute__((always_inline)) void hrtem_conv_rows_body(
             float b[4] = {0, 0, 0, 0};
             if (bias) for (long j = 0; j < valid; j++) b[j] = bias[ob * 4 + j];
             for (long x = 0; x < w; x += 16) {
-                hrtem_v8 a[4][2];
-                for (int j = 0; j < 4; j++) { a[j][0] = (hrtem_v8){0} + b[j]; a[j][1] = a[j][0]; }
+                /* Named accumulators (not an array) so they stay in registers. */
+                hrtem_v8 a00 = (hrtem_v8){0} + b[0], a01 = a00, a10 = (hrtem_v8){0} + b[1], a11 = a10;
+                hrtem_v8 a20 = (hrtem_v8){0} + b[2], a21 = a20, a30 = (hrtem_v8){0} + b[3], a31 = a30;
                 for (long i = 0; i < inCount; i++) {
                     const float *base = in + i * pplane + y * pw + x;
                     const float *wi = wb + i * taps * 4;
@@ -41,10 +42,13 @@ static inline __attribute__((always_inline)) void hrtem_conv_rows_body(
                         for (long kx = 0; kx < k; kx++) {
                             hrtem_v8 v0 = hrtem_load8(row + kx * d), v1 = hrtem_load8(row + kx * d + 8);
                             const float *t = wi + (ky * k + kx) * 4;
-                            for (int j = 0; j < 4; j++) { a[j][0] += v0 * t[j]; a[j][1] += v1 * t[j]; }
+                            float t0 = t[0], t1 = t[1], t2 = t[2], t3 = t[3];
+                            a00 += v0 * t0; a01 += v1 * t0; a10 += v0 * t1; a11 += v1 * t1;
+                            a20 += v0 * t2; a21 += v1 * t2; a30 += v0 * t3; a31 += v1 * t3;
                         }
                     }
                 }
+                hrtem_v8 a[4][2] = {{a00, a01}, {a10, a11}, {a20, a21}, {a30, a31}};
                 long lanes = w - x < 16 ? w - x : 16;
                 for (long j = 0; j < valid; j++) {
                     float *o = out + (ob * 4 + j) * plane + y * w + x;
