@@ -63,7 +63,9 @@ public final class Conv2d: @unchecked Sendable {
         let plane = input.plane
         let chunks = chunkCount(input.n)
         setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
-        let direct = usesDirectKernel
+        // Forward runs every k x k layer direct (faster than im2col + sgemm at every width of the
+        // network); `usesDirectKernel` decides only the backward path.
+        let direct = kernel > 1 && kernel <= 7
         let scratchCount = direct ? Conv2d.paddedCount(channels: inChannels, height: input.h, width: input.w, kernel: kernel, dilation: dilation)
             : kernel == 1 ? 0 : reduction * plane
         let scratch = scratchCount == 0 ? [] : (0..<chunks).map { _ in Tensor([scratchCount]) }
