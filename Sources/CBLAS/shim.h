@@ -133,6 +133,27 @@ static inline int hrtem_has_avx2(void) {
 }
 #endif
 
+/* g[i] = a[i] > 0 ? g[i] : 0 (the ReLU's backward), vectorized by the compiler. */
+static inline void hrtem_relu_mask(float *g, const float *a, long n) {
+    for (long i = 0; i < n; i++) g[i] = a[i] > 0.0f ? g[i] : 0.0f;
+}
+
+/* Sum of n floats: eight-lane float partial sums over blocks of 1024, each block folded into
+ * double (a fixed order: deterministic). */
+static inline double hrtem_blocked_sum(const float *p, long n) {
+    double total = 0;
+    long i = 0;
+    while (i < n) {
+        long end = i + 1024 < n ? i + 1024 : n;
+        hrtem_v8 acc = {0};
+        for (; i + 8 <= end; i += 8) acc += hrtem_load8(p + i);
+        float s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+        for (; i < end; i++) s += p[i];
+        total += (double)s;
+    }
+    return total;
+}
+
 /* Dispatchers called from Swift (k <= 7). */
 static inline void hrtem_conv_rows(HRTEM_CONV_ARGS) {
 #if defined(__x86_64__)

@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 import Micrograph
 
@@ -377,19 +378,11 @@ public final class BatchNorm2d: @unchecked Sendable {
     }
 }
 
-/// Sum of `count` floats: float partial sums over blocks of 1024 (vectorizable), folded into a
-/// double, returned as float.
+/// Sum of `count` floats: eight-lane float partial sums over blocks of 1024 (C, vectorized),
+/// folded into a double, returned as float.
 @inline(__always)
 func blockedSum(_ p: UnsafePointer<Float>, count: Int) -> Float {
-    var total: Double = 0
-    var i = 0
-    while i < count {
-        let end = min(count, i + 1024)
-        var a: Float = 0
-        while i < end { a += p[i]; i += 1 }
-        total += Double(a)
-    }
-    return Float(total)
+    Float(hrtem_blocked_sum(p, count))
 }
 
 /// Zeroes `gradient` wherever `activation` (a ReLU output) is not positive, in place.
@@ -397,8 +390,7 @@ func reluMask(_ gradient: Tensor, activation: Tensor) {
     parallelFor(gradient.n * gradient.c) { planes in
         let plane = gradient.plane
         for index in planes {
-            let g = gradient.data + index * plane, a = activation.data + index * plane
-            for i in 0..<plane { g[i] = a[i] > 0 ? g[i] : 0 }
+            hrtem_relu_mask(gradient.data + index * plane, activation.data + index * plane, plane)
         }
     }
 }
