@@ -2,20 +2,21 @@
 // in one run. Times a training step (forward, backward, Adam) per image at 512 x 512 batch 8 and
 // 256 x 256 batch 32, and inference per image at 512 x 512 (batch 8), with THREADS threads
 // (default 2), best of REPEATS (default 3) after one warm-up.
-// Usage: bench-trainer [--threads N] [--repeats R] [--no-peer] [--direct-limit IN_x_OUT]
+// Usage: bench-trainer [--threads N] [--repeats R] [--no-peer] [--inference-only] [--direct-limit IN_x_OUT]
 // The peer is Benchmarks/peers/torch_unet_bench.py run by $HRTEM_TORCH_PYTHON, $HRTEM_PYTHON,
 // ./.venv/bin/python3 or python3, whichever first imports torch.
 import Foundation
 import Micrograph
 import Segmentation
 
-var threads = 2, repeats = 3, runPeer = true
+var threads = 2, repeats = 3, runPeer = true, runTraining = true
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
     case "--threads": threads = Int(arguments.next() ?? "") ?? threads
     case "--repeats": repeats = Int(arguments.next() ?? "") ?? repeats
     case "--no-peer": runPeer = false
+    case "--inference-only": runTraining = false; runPeer = false
     case "--direct-limit": Conv2d.directLimit = Int(arguments.next() ?? "") ?? Conv2d.directLimit
     default: print("unknown argument \(argument)"); exit(64)
     }
@@ -66,7 +67,7 @@ var results: [String: Double] = [:]
 var random = SplitMix64(seed: 7)
 print("bench-trainer: study U-Net (\(network.parameterCount) parameters), \(threads) threads, best of \(repeats)")
 print("host load average: \((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?") (timings are noisy when the machine is shared)")
-for (size, batch) in [(512, 8), (256, 32)] {
+for (size, batch) in runTraining ? [(512, 8), (256, 32)] : [] {
     let input = Tensor([batch, 1, size, size])
     for i in 0..<input.count { input[i] = Float(random.nextGaussian()) }
     let labels = (0..<(batch * size * size)).map { _ in UInt8(random.nextUnitDouble() > 0.7 ? 1 : 0) }

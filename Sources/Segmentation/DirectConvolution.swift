@@ -1,86 +1,122 @@
+import CBLAS
 import Foundation
 
 /// Direct convolution for the network's thin layers (few input and output channels at full
 /// resolution), where im2col would write `in x k x k` copies of each plane and sgemm's packing
-/// would move them again: here every output row is accumulated in place from shifted input
-/// rows, which stay in L1. Same results as the im2col path up to float rounding order.
+/// would move them again. The image is copied once into a zero-bordered scratch (so no tap needs
+/// a bounds test), then every output row is computed eight pixels at a time for four output
+/// channels at once, the accumulators held in SIMD registers across all input channels and taps.
+/// Same results as the im2col path up to float rounding order; the order is fixed, so results
+/// are deterministic.
 extension Conv2d {
     /// Whether this layer takes the direct path: few multiply-adds per pixel.
-    var usesDirectKernel: Bool { kernel > 1 && inChannels * outChannels <= Conv2d.directLimit }
+    var usesDirectKernel: Bool { kernel > 1 && kernel <= 7 && inChannels * outChannels <= Conv2d.directLimit }
 
     /// in x out products at or below which a k x k convolution runs direct (tests lower it to 0
     /// to force im2col, or raise it to force direct).
     nonisolated(unsafe) public static var directLimit = 64
 
-    /// out[image, co] += sum over ci, taps of w[co, ci, tap] * shifted in[image, ci]; `weights`
-    /// is `[outCount, inCount, k, k]`, `flip` mirrors the taps (for the input gradient, which is
-    /// the convolution of the output gradient with the transposed, mirrored kernel).
-    static func directAccumulate(input: UnsafePointer<Float>, inCount: Int, output: UnsafeMutablePointer<Float>, outCount: Int,
-                                 height h: Int, width w: Int, kernel k: Int, dilation d: Int,
-                                 weight: (Int, Int, Int, Int) -> Float, flip: Bool) {
-        let radius = (k - 1) / 2
-        let plane = h * w
-        for co in 0..<outCount {
-            let out = output + co * plane
-            for ci in 0..<inCount {
-                let source = input + ci * plane
+    /// Output channels computed per pass.
+    static let channelBlock = 4
+
+    /// Floats of scratch `directConvolve` needs for `channels` planes of `h` x `w`.
+    static func paddedCount(channels: Int, height h: Int, width w: Int, kernel k: Int, dilation d: Int) -> Int {
+        let pad = (k - 1) / 2 * d
+        return channels * (h + 2 * pad) * (roundedWidth(w) + 2 * pad)
+    }
+
+    @inline(__always) static func roundedWidth(_ w: Int) -> Int { (w + 15) & ~15 }
+
+    /// Weights rearranged as `[outBlock][in][k * k][channelBlock]` (zero beyond `outCount`), the
+    /// order the kernel reads them; `weight(o, i, ky, kx)` gives the tap in convolution order.
+    static func packWeights(outCount: Int, inCount: Int, kernel k: Int,
+                            weight: (Int, Int, Int, Int) -> Float) -> [Float] {
+        let block = channelBlock, blocks = (outCount + block - 1) / block
+        var packed = [Float](repeating: 0, count: blocks * inCount * k * k * block)
+        for o in 0..<outCount {
+            for i in 0..<inCount {
                 for ky in 0..<k {
-                    let dy = (flip ? radius - ky : ky - radius) * d
                     for kx in 0..<k {
-                        let dx = (flip ? radius - kx : kx - radius) * d
-                        let tap = weight(co, ci, ky, kx)
-                        if tap == 0 { continue }
-                        let x0 = max(0, -dx), x1 = min(w, w - dx)
-                        guard x0 < x1 else { continue }
-                        for y in max(0, -dy)..<min(h, h - dy) {
-                            let o = out + y * w
-                            let s = source + (y + dy) * w + dx
-                            for x in x0..<x1 { o[x] += tap * s[x] }
-                        }
+                        packed[(((o / block) * inCount + i) * k * k + ky * k + kx) * block + o % block] = weight(o, i, ky, kx)
                     }
                 }
             }
         }
+        return packed
     }
 
-    func directForward(_ input: Tensor, into output: Tensor, image: Int) {
+    /// Copies `count` planes of `h` x `w` into `padded` with a zero border of `pad` (and zeros out
+    /// to the rounded width).
+    static func pad(_ source: UnsafePointer<Float>, count: Int, height h: Int, width w: Int, pad: Int,
+                    into padded: UnsafeMutablePointer<Float>) {
+        let pw = roundedWidth(w) + 2 * pad, ph = h + 2 * pad
+        for c in 0..<count {
+            let target = padded + c * ph * pw
+            target.update(repeating: 0, count: pad * pw)
+            for y in 0..<h {
+                let row = target + (y + pad) * pw
+                row.update(repeating: 0, count: pad)
+                (row + pad).update(from: source + (c * h + y) * w, count: w)
+                (row + pad + w).update(repeating: 0, count: pw - pad - w)
+            }
+            (target + (h + pad) * pw).update(repeating: 0, count: pad * pw)
+        }
+    }
+
+    /// output[o] (+)= bias[o] + sum over i, taps of packed weights x shifted input[i], for one
+    /// image: `input` is `inCount` planes already padded by `pad`, `output` `outCount` planes of
+    /// `h` x `w`. With `accumulate` the result is added to what `output` holds, else it replaces
+    /// it (bias, when given, is added either way). `relu` clamps the stored result at zero.
+    /// Runs in C (`hrtem_conv_rows`, shim.h): AVX2+FMA where the CPU has it.
+    static func directConvolve(padded input: UnsafePointer<Float>, inCount: Int, output: UnsafeMutablePointer<Float>,
+                               outCount: Int, height h: Int, width w: Int, kernel k: Int, dilation d: Int,
+                               packed weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?, accumulate: Bool,
+                               relu: Bool = false, rows: Range<Int>? = nil) {
+        let rows = rows ?? 0..<h
+        hrtem_conv_rows(input, inCount, output, outCount, h, w, k, d, weights, bias, accumulate ? 1 : 0, relu ? 1 : 0,
+                        rows.lowerBound, rows.upperBound)
+    }
+
+    func directForward(_ input: Tensor, into output: Tensor, image: Int, scratch: UnsafeMutablePointer<Float>) {
         let w = weight.value.data, cin = inChannels, k = kernel
-        Conv2d.directAccumulate(input: input.plane(image, 0), inCount: cin, output: output.plane(image, 0), outCount: outChannels,
-                                height: input.h, width: input.w, kernel: k, dilation: dilation,
-                                weight: { co, ci, ky, kx in w[((co * cin + ci) * k + ky) * k + kx] }, flip: false)
+        let packed = Conv2d.packWeights(outCount: outChannels, inCount: cin, kernel: k) { co, ci, ky, kx in
+            w[((co * cin + ci) * k + ky) * k + kx]
+        }
+        Conv2d.pad(input.plane(image, 0), count: cin, height: input.h, width: input.w, pad: (k - 1) / 2 * dilation, into: scratch)
+        packed.withUnsafeBufferPointer { p in
+            Conv2d.directConvolve(padded: scratch, inCount: cin, output: output.plane(image, 0), outCount: outChannels,
+                                  height: input.h, width: input.w, kernel: k, dilation: dilation,
+                                  packed: p.baseAddress!, bias: bias.value.data, accumulate: false)
+        }
     }
 
     /// gradInput[image] += conv(gradOutput[image], W^T mirrored).
-    func directBackwardData(_ gradOutput: Tensor, into gradInput: Tensor, image: Int) {
+    func directBackwardData(_ gradOutput: Tensor, into gradInput: Tensor, image: Int, packed: UnsafePointer<Float>,
+                            scratch: UnsafeMutablePointer<Float>) {
+        Conv2d.pad(gradOutput.plane(image, 0), count: outChannels, height: gradOutput.h, width: gradOutput.w,
+                   pad: (kernel - 1) / 2 * dilation, into: scratch)
+        Conv2d.directConvolve(padded: scratch, inCount: outChannels, output: gradInput.plane(image, 0), outCount: inChannels,
+                              height: gradOutput.h, width: gradOutput.w, kernel: kernel, dilation: dilation,
+                              packed: packed, bias: nil, accumulate: true)
+    }
+
+    /// The mirrored transposed weights for `directBackwardData`, packed.
+    func packedBackwardWeights() -> [Float] {
         let w = weight.value.data, cin = inChannels, k = kernel
-        Conv2d.directAccumulate(input: gradOutput.plane(image, 0), inCount: outChannels, output: gradInput.plane(image, 0),
-                                outCount: cin, height: gradOutput.h, width: gradOutput.w, kernel: k, dilation: dilation,
-                                weight: { ci, co, ky, kx in w[((co * cin + ci) * k + ky) * k + kx] }, flip: true)
+        return Conv2d.packWeights(outCount: cin, inCount: outChannels, kernel: k) { ci, co, ky, kx in
+            w[((co * cin + ci) * k + (k - 1 - ky)) * k + (k - 1 - kx)]
+        }
     }
 
     /// partial[co, ci, ky, kx] += sum over pixels of gradOutput[image, co] x shifted input[image, ci].
-    func directBackwardWeights(input: Tensor, gradOutput: Tensor, image: Int, into partial: UnsafeMutablePointer<Float>) {
-        let h = input.h, w = input.w, k = kernel, d = dilation, radius = (k - 1) / 2, plane = h * w
-        for co in 0..<outChannels {
-            let g = gradOutput.plane(image, co)
-            for ci in 0..<inChannels {
-                let source = input.plane(image, ci)
-                for ky in 0..<k {
-                    let dy = (ky - radius) * d
-                    for kx in 0..<k {
-                        let dx = (kx - radius) * d
-                        let x0 = max(0, -dx), x1 = min(w, w - dx)
-                        guard x0 < x1 else { continue }
-                        var total: Double = 0
-                        for y in max(0, -dy)..<min(h, h - dy) {
-                            total += Double(dotProduct(g + y * w + x0, source + (y + dy) * w + dx + x0, count: x1 - x0))
-                        }
-                        partial[((co * inChannels + ci) * k + ky) * k + kx] += Float(total)
-                    }
-                }
-            }
-        }
-        _ = plane
+    /// `scratch` must hold the image's input planes as padded by `pad` (e.g. by `directBackwardData`'s
+    /// caller); sums run row by row (rows stay in cache), each row's products folded into double.
+    func directBackwardWeights(paddedInput: UnsafePointer<Float>, gradOutput: Tensor, image: Int,
+                               into partial: UnsafeMutablePointer<Float>) {
+        var totals = [Double](repeating: 0, count: outChannels * inChannels * kernel * kernel)
+        hrtem_conv_weight_rows(paddedInput, inChannels, gradOutput.plane(image, 0), outChannels, gradOutput.h, gradOutput.w,
+                               kernel, dilation, &totals)
+        for i in 0..<totals.count { partial[i] += Float(totals[i]) }
     }
 }
 
@@ -98,4 +134,93 @@ func dotProduct(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, count: Int
     var total = accumulator.sum()
     while i < count { total += a[i] * b[i]; i += 1 }
     return total
+}
+
+extension Conv2d {
+    /// Evaluation-mode convolution with a following per-channel affine map folded in:
+    /// `output[o] (+)= scale[o] * conv(input)[o] + shift[o]` (conv bias included), then ReLU when
+    /// `relu`. With `accumulate` the result is added to what `output` already holds before the
+    /// ReLU (the residual sum), else `output` is overwritten. `scale`/`shift` nil mean 1 and 0.
+    func forwardFolded(_ input: Tensor, scale: [Float]?, shift: [Float]?, into output: Tensor,
+                       accumulate: Bool, relu: Bool) {
+        precondition(input.c == inChannels && output.c == outChannels && output.plane == input.plane,
+                     "conv \(weight.name): \(input.shape) -> \(output.shape)")
+        let cin = inChannels, k = kernel, w = weight.value.data, plane = input.plane
+        let scales = scale ?? [Float](repeating: 1, count: outChannels)
+        let biases = (0..<outChannels).map { scales[$0] * bias.value[$0] + (shift?[$0] ?? 0) }
+        let chunks = chunkCount(input.n)
+        setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
+        // Evaluation has no backward to share im2col columns with, and the register-blocked
+        // kernel beats im2col + sgemm at every width of the study's network.
+        if kernel > 1 && kernel <= 7 {
+            let packed = Conv2d.packWeights(outCount: outChannels, inCount: cin, kernel: k) { co, ci, ky, kx in
+                scales[co] * w[((co * cin + ci) * k + ky) * k + kx]
+            }
+            let count = Conv2d.paddedCount(channels: cin, height: input.h, width: input.w, kernel: k, dilation: dilation)
+            let scratch = (0..<chunks).map { _ in Tensor([count]) }
+            packed.withUnsafeBufferPointer { packed in
+                biases.withUnsafeBufferPointer { biases in
+                    parallelChunks(input.n) { chunk, images in
+                        for image in images {
+                            Conv2d.pad(input.plane(image, 0), count: cin, height: input.h, width: input.w,
+                                       pad: (k - 1) / 2 * dilation, into: scratch[chunk].data)
+                            Conv2d.directConvolve(padded: scratch[chunk].data, inCount: cin, output: output.plane(image, 0),
+                                                  outCount: outChannels, height: input.h, width: input.w, kernel: k,
+                                                  dilation: dilation, packed: packed.baseAddress!, bias: biases.baseAddress!,
+                                                  accumulate: accumulate, relu: relu)
+                        }
+                    }
+                }
+            }
+            return
+        }
+        let scaled = (0..<weight.value.count).map { scales[$0 / reduction] * w[$0] }
+        let scratch = kernel == 1 ? [] : (0..<chunks).map { _ in Tensor([reduction, plane]) }
+        scaled.withUnsafeBufferPointer { scaled in
+            parallelChunks(input.n) { chunk, images in
+                for image in images {
+                    let out = output.plane(image, 0)
+                    for channel in 0..<outChannels {
+                        let target = out + channel * plane, b = biases[channel]
+                        if accumulate { for i in 0..<plane { target[i] += b } }
+                        else { target.update(repeating: b, count: plane) }
+                    }
+                    let columns: UnsafeMutablePointer<Float>
+                    if kernel != 1 {
+                        im2col(input, image: image, into: scratch[chunk].data)
+                        columns = scratch[chunk].data
+                    } else {
+                        columns = input.plane(image, 0)
+                    }
+                    sgemm(transA: false, transB: false, m: outChannels, n: plane, k: reduction,
+                          a: scaled.baseAddress!, lda: reduction, b: columns, ldb: plane, beta: 1, c: out, ldc: plane)
+                    if relu { for i in 0..<(outChannels * plane) { out[i] = max(0, out[i]) } }
+                }
+            }
+        }
+    }
+}
+
+extension BatchNorm2d {
+    /// The evaluation-mode map as `scale * x + shift` per channel.
+    func evaluationAffine() -> (scale: [Float], shift: [Float]) {
+        let statistics = evaluationStatistics()
+        let scale = (0..<channels).map { weight.value[$0] * statistics.inverseDeviation[$0] }
+        let shift = (0..<channels).map { bias.value[$0] - statistics.mean[$0] * scale[$0] }
+        return (scale, shift)
+    }
+}
+
+extension ResidualBlock {
+    /// Evaluation forward with each BatchNorm folded into the convolution before it and the ReLUs
+    /// and residual sum fused into the convolution's store: three passes instead of six.
+    func inferenceForward(_ input: Tensor) -> Tensor {
+        let (scale1, shift1) = bn1.evaluationAffine(), (scale2, shift2) = bn2.evaluationAffine()
+        let hidden = Tensor([input.n, conv1.outChannels, input.h, input.w])
+        conv1.forwardFolded(input, scale: scale1, shift: shift1, into: hidden, accumulate: false, relu: true)
+        let output = Tensor([input.n, convAdd.outChannels, input.h, input.w])
+        convAdd.forwardFolded(input, scale: nil, shift: nil, into: output, accumulate: false, relu: false)
+        conv2.forwardFolded(hidden, scale: scale2, shift: shift2, into: output, accumulate: true, relu: true)
+        return output
+    }
 }

@@ -1,3 +1,4 @@
+import CBLAS
 import Foundation
 import Micrograph
 
@@ -63,17 +64,21 @@ public final class Conv2d: @unchecked Sendable {
         let plane = input.plane
         let chunks = chunkCount(input.n)
         setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
-        let direct = usesDirectKernel
-        let scratch = kernel == 1 || direct ? [] : (0..<chunks).map { _ in Tensor([reduction, plane]) }
+        // Forward runs every k x k layer direct (faster than im2col + sgemm at every width of the
+        // network); `usesDirectKernel` decides only the backward path.
+        let direct = kernel > 1 && kernel <= 7
+        let scratchCount = direct ? Conv2d.paddedCount(channels: inChannels, height: input.h, width: input.w, kernel: kernel, dilation: dilation)
+            : kernel == 1 ? 0 : reduction * plane
+        let scratch = scratchCount == 0 ? [] : (0..<chunks).map { _ in Tensor([scratchCount]) }
         parallelChunks(input.n) { chunk, images in
             for image in images {
                 let out = output.plane(image, 0)
+                if direct {
+                    directForward(input, into: output, image: image, scratch: scratch[chunk].data)
+                    continue
+                }
                 for channel in 0..<outChannels {
                     (out + channel * plane).update(repeating: bias.value[channel], count: plane)
-                }
-                if direct {
-                    directForward(input, into: output, image: image)
-                    continue
                 }
                 let columns: UnsafeMutablePointer<Float>
                 if kernel != 1 {
@@ -102,6 +107,11 @@ public final class Conv2d: @unchecked Sendable {
         setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
         let direct = usesDirectKernel
         let scratch = kernel == 1 || direct ? [] : (0..<chunks).map { _ in Tensor([reduction, plane]) }
+        let paddedInputs = direct ? (0..<chunks).map { _ in
+            Tensor([Conv2d.paddedCount(channels: inChannels, height: input.h, width: input.w, kernel: kernel, dilation: dilation)]) } : []
+        let paddedGradients = direct && gradInput != nil ? (0..<chunks).map { _ in
+            Tensor([Conv2d.paddedCount(channels: outChannels, height: input.h, width: input.w, kernel: kernel, dilation: dilation)]) } : []
+        let backwardWeights = direct && gradInput != nil ? packedBackwardWeights() : []
         let weightPartials = (0..<chunks).map { _ in Tensor([outChannels, reduction]) }
         let biasPartials = Tensor([chunks, outChannels])
         parallelChunks(input.n) { chunk, images in
@@ -111,8 +121,16 @@ public final class Conv2d: @unchecked Sendable {
                     biasPartials[chunk * outChannels + channel] += blockedSum(gradOut + channel * plane, count: plane)
                 }
                 if direct {
-                    directBackwardWeights(input: input, gradOutput: gradOutput, image: image, into: weightPartials[chunk].data)
-                    if let gradInput { directBackwardData(gradOutput, into: gradInput, image: image) }
+                    Conv2d.pad(input.plane(image, 0), count: inChannels, height: input.h, width: input.w,
+                               pad: (kernel - 1) / 2 * dilation, into: paddedInputs[chunk].data)
+                    directBackwardWeights(paddedInput: paddedInputs[chunk].data, gradOutput: gradOutput, image: image,
+                                          into: weightPartials[chunk].data)
+                    if let gradInput {
+                        backwardWeights.withUnsafeBufferPointer { packed in
+                            directBackwardData(gradOutput, into: gradInput, image: image, packed: packed.baseAddress!,
+                                               scratch: paddedGradients[chunk].data)
+                        }
+                    }
                     continue
                 }
                 let columns: UnsafeMutablePointer<Float>
@@ -360,19 +378,11 @@ public final class BatchNorm2d: @unchecked Sendable {
     }
 }
 
-/// Sum of `count` floats: float partial sums over blocks of 1024 (vectorizable), folded into a
-/// double, returned as float.
+/// Sum of `count` floats: eight-lane float partial sums over blocks of 1024 (C, vectorized),
+/// folded into a double, returned as float.
 @inline(__always)
 func blockedSum(_ p: UnsafePointer<Float>, count: Int) -> Float {
-    var total: Double = 0
-    var i = 0
-    while i < count {
-        let end = min(count, i + 1024)
-        var a: Float = 0
-        while i < end { a += p[i]; i += 1 }
-        total += Double(a)
-    }
-    return Float(total)
+    Float(hrtem_blocked_sum(p, count))
 }
 
 /// Zeroes `gradient` wherever `activation` (a ReLU output) is not positive, in place.
@@ -380,8 +390,7 @@ func reluMask(_ gradient: Tensor, activation: Tensor) {
     parallelFor(gradient.n * gradient.c) { planes in
         let plane = gradient.plane
         for index in planes {
-            let g = gradient.data + index * plane, a = activation.data + index * plane
-            for i in 0..<plane { g[i] = a[i] > 0 ? g[i] : 0 }
+            hrtem_relu_mask(gradient.data + index * plane, activation.data + index * plane, plane)
         }
     }
 }

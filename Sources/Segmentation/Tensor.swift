@@ -2,7 +2,7 @@ import CBLAS
 import Dispatch
 import Foundation
 
-/// A dense float32 array with owned, 64-byte aligned storage. Activations are NCHW
+/// A dense float32 array with owned, zero-initialised storage (from `TensorPool`). Activations are NCHW
 /// (`shape = [n, c, h, w]`, row-major: `w` varies fastest); parameters keep PyTorch's shapes
 /// (`[out, in, kh, kw]` for a convolution, `[c]` for BatchNorm).
 public final class Tensor: @unchecked Sendable {
@@ -15,9 +15,7 @@ public final class Tensor: @unchecked Sendable {
         self.shape = shape
         count = shape.reduce(1, *)
         TensorTraffic.bytes &+= count * 4
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
-        data = raw.bindMemory(to: Float.self, capacity: max(1, count))
-        data.initialize(repeating: 0, count: max(1, count))
+        data = TensorPool.zeroedBlock(floats: max(1, count))
     }
 
     /// A tensor holding `values` (count must match the shape).
@@ -27,7 +25,7 @@ public final class Tensor: @unchecked Sendable {
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
     }
 
-    deinit { UnsafeMutableRawPointer(data).deallocate() }
+    deinit { TensorPool.recycle(data, floats: max(1, count)) }
 
     public var n: Int { shape[0] }
     public var c: Int { shape[1] }
@@ -129,4 +127,45 @@ public enum TensorTraffic {
     nonisolated(unsafe) static var bytes = 0
     public static var bytesAllocated: Int { bytes }
     public static func reset() { bytes = 0 }
+}
+
+/// Recycles large tensor blocks. A fresh large block costs page faults plus the kernel's page
+/// clearing and unmapping on every allocation (training makes hundreds of full-resolution
+/// activations per step); a recycled block costs one memset. Small blocks go to calloc. At most
+/// `capacityBytes` are held idle, so peak memory grows by at most that much.
+enum TensorPool {
+    static let minimumFloats = 1 << 18
+    static let capacityBytes = 256 << 20
+    nonisolated(unsafe) private static var idle: [Int: [UnsafeMutablePointer<Float>]] = [:]
+    nonisolated(unsafe) private static var idleBytes = 0
+    private static let lock = NSLock()
+
+    static func zeroedBlock(floats: Int) -> UnsafeMutablePointer<Float> {
+        if floats >= minimumFloats {
+            lock.lock()
+            let reused = idle[floats]?.popLast()
+            if reused != nil { idleBytes -= floats * 4 }
+            lock.unlock()
+            if let reused {
+                reused.update(repeating: 0, count: floats)
+                return reused
+            }
+        }
+        guard let raw = calloc(floats, 4) else { fatalError("out of memory for a tensor of \(floats) floats") }
+        return raw.bindMemory(to: Float.self, capacity: floats)
+    }
+
+    static func recycle(_ block: UnsafeMutablePointer<Float>, floats: Int) {
+        if floats >= minimumFloats {
+            lock.lock()
+            if idleBytes + floats * 4 <= capacityBytes {
+                idle[floats, default: []].append(block)
+                idleBytes += floats * 4
+                lock.unlock()
+                return
+            }
+            lock.unlock()
+        }
+        free(block)
+    }
 }

@@ -61,6 +61,10 @@ public final class ResidualBlock: @unchecked Sendable {
     }
 
     func forward(_ input: Tensor, training: Bool) -> Tensor {
+        if !training {
+            saved = nil
+            return inferenceForward(input)
+        }
         let a = conv1.forward(input)
         let statistics1 = training ? bn1.batchStatistics(a) : bn1.evaluationStatistics()
         let hidden = training ? Tensor(a.shape) : a
