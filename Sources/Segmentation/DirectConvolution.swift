@@ -185,13 +185,7 @@ extension Conv2d {
                         if accumulate { for i in 0..<plane { target[i] += b } }
                         else { target.update(repeating: b, count: plane) }
                     }
-                    let columns: UnsafeMutablePointer<Float>
-                    if kernel != 1 {
-                        im2col(input, image: image, into: scratch[chunk].data)
-                        columns = scratch[chunk].data
-                    } else {
-                        columns = input.plane(image, 0)
-                    }
+                    let columns = columnMatrix(input, image: image, scratch: scratch[chunk].data)
                     sgemm(transA: false, transB: false, m: outChannels, n: plane, k: reduction,
                           a: scaled.baseAddress!, lda: reduction, b: columns, ldb: plane, beta: 1, c: out, ldc: plane)
                     if relu { for i in 0..<(outChannels * plane) { out[i] = max(0, out[i]) } }

@@ -80,13 +80,7 @@ public final class Conv2d: @unchecked Sendable {
                 for channel in 0..<outChannels {
                     (out + channel * plane).update(repeating: bias.value[channel], count: plane)
                 }
-                let columns: UnsafeMutablePointer<Float>
-                if kernel != 1 {
-                    im2col(input, image: image, into: scratch[chunk].data)
-                    columns = scratch[chunk].data
-                } else {
-                    columns = input.plane(image, 0)
-                }
+                let columns = columnMatrix(input, image: image, scratch: scratch[chunk].data)
                 sgemm(transA: false, transB: false, m: outChannels, n: plane, k: reduction,
                       a: weight.value.data, lda: reduction, b: columns, ldb: plane, beta: 1, c: out, ldc: plane)
             }
@@ -133,13 +127,7 @@ public final class Conv2d: @unchecked Sendable {
                     }
                     continue
                 }
-                let columns: UnsafeMutablePointer<Float>
-                if kernel != 1 {
-                    im2col(input, image: image, into: scratch[chunk].data)
-                    columns = scratch[chunk].data
-                } else {
-                    columns = input.plane(image, 0)
-                }
+                let columns = columnMatrix(input, image: image, scratch: scratch[chunk].data)
                 sgemm(transA: false, transB: true, m: outChannels, n: reduction, k: plane,
                       a: gradOut, lda: plane, b: columns, ldb: plane, beta: 1, c: weightPartials[chunk].data, ldc: reduction)
                 guard let gradInput else { continue }
@@ -160,6 +148,17 @@ public final class Conv2d: @unchecked Sendable {
             for channel in 0..<outChannels { bias.gradient[channel] += biasPartials[chunk * outChannels + channel] }
         }
         return gradInput
+    }
+
+    /// The (in x k x k, H x W) matrix sgemm multiplies for one image: the image itself for a 1x1
+    /// kernel, else its im2col unfolding written into `scratch` (evaluated only then: 1x1
+    /// layers allocate no scratch).
+    func columnMatrix(_ input: Tensor, image: Int,
+                      scratch: @autoclosure () -> UnsafeMutablePointer<Float>) -> UnsafeMutablePointer<Float> {
+        guard kernel != 1 else { return input.plane(image, 0) }
+        let columns = scratch()
+        im2col(input, image: image, into: columns)
+        return columns
     }
 
     /// columns[(ci * k + ky) * k + kx][y * w + x] = input[image, ci, y + (ky - r) d, x + (kx - r) d], 0 outside.
