@@ -2,20 +2,21 @@
 // in one run. Times a training step (forward, backward, Adam) per image at 512 x 512 batch 8 and
 // 256 x 256 batch 32, and inference per image at 512 x 512 (batch 8), with THREADS threads
 // (default 2), best of REPEATS (default 3) after one warm-up.
-// Usage: bench-trainer [--threads N] [--repeats R] [--no-peer] [--inference-only] [--direct-limit IN_x_OUT]
+// Usage: bench-trainer [--threads N] [--repeats R] [--no-peer] [--profile] [--inference-only] [--direct-limit IN_x_OUT]
 // The peer is Benchmarks/peers/torch_unet_bench.py run by $HRTEM_TORCH_PYTHON, $HRTEM_PYTHON,
 // ./.venv/bin/python3 or python3, whichever first imports torch.
 import Foundation
 import Micrograph
 import Segmentation
 
-var threads = 2, repeats = 3, runPeer = true, runTraining = true
+var threads = 2, repeats = 3, runPeer = true, runTraining = true, profile = false
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
     case "--threads": threads = Int(arguments.next() ?? "") ?? threads
     case "--repeats": repeats = Int(arguments.next() ?? "") ?? repeats
     case "--no-peer": runPeer = false
+    case "--profile": profile = true
     case "--inference-only": runTraining = false; runPeer = false
     case "--direct-limit": Conv2d.directLimit = Int(arguments.next() ?? "") ?? Conv2d.directLimit
     default: print("unknown argument \(argument)"); exit(64)
@@ -73,6 +74,19 @@ for (size, batch) in runTraining ? [(512, 8), (256, 32)] : [] {
     let labels = (0..<(batch * size * size)).map { _ in UInt8(random.nextUnitDouble() > 0.7 ? 1 : 0) }
     TensorTraffic.reset()
     let time = seconds { _ = trainer.step(input: input, labels: labels) }
+    if profile {
+        OperationProfile.reset()
+        OperationProfile.enabled = true
+        let start = DispatchTime.now().uptimeNanoseconds
+        _ = trainer.step(input: input, labels: labels)
+        let total = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        OperationProfile.enabled = false
+        print("profile of one step at \(size) x \(size) batch \(batch): ms per image (share of the step)")
+        for entry in OperationProfile.entries.sorted(by: { $0.seconds > $1.seconds }) {
+            print(String(format: "  %-40@ %8.2f ms  %5.1f%%  (%d calls)", entry.name as NSString,
+                         entry.seconds * 1000 / Double(batch), 100 * entry.seconds / total, entry.calls))
+        }
+    }
     let bytes = Double(TensorTraffic.bytesAllocated) / Double(repeats + 1)
     let perImage = time * 1000 / Double(batch)
     let flops = 3 * forwardFlops(network, size: size) * Double(batch)

@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Foundation
 
 /// Direct convolution for the network's thin layers (few input and output channels at full

@@ -18,9 +18,11 @@ public final class TrainingStep: @unchecked Sendable {
         network.zeroGradients()
         let logits = network.forward(input, training: true)
         let gradient = Tensor(logits.shape)
-        let loss = labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0, gradient: gradient) }
+        let loss = OperationProfile.measure("loss") {
+            labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0, gradient: gradient) }
+        }
         network.backward(gradient)
-        optimizer.update(network.parameters)
+        OperationProfile.measure("adam") { optimizer.update(network.parameters) }
         return (loss, logits)
     }
 }

@@ -65,14 +65,15 @@ public final class ResidualBlock: @unchecked Sendable {
             saved = nil
             return inferenceForward(input)
         }
-        let a = conv1.forward(input)
-        let statistics1 = training ? bn1.batchStatistics(a) : bn1.evaluationStatistics()
-        let hidden = training ? Tensor(a.shape) : a
-        bn1.apply(a, statistics1, residual: nil, relu: true, output: hidden)
-        let b = conv2.forward(hidden)
-        let statistics2 = training ? bn2.batchStatistics(b) : bn2.evaluationStatistics()
-        let output = convAdd.forward(input)
-        bn2.apply(b, statistics2, residual: output, relu: true, output: output)
+        let tag = " \(input.c)->\(conv1.outChannels) @\(input.h)"
+        let a = OperationProfile.measure("conv1 forward" + tag) { conv1.forward(input) }
+        let statistics1 = OperationProfile.measure("bn statistics" + tag) { bn1.batchStatistics(a) }
+        let hidden = Tensor(a.shape)
+        OperationProfile.measure("bn apply" + tag) { bn1.apply(a, statistics1, residual: nil, relu: true, output: hidden) }
+        let b = OperationProfile.measure("conv2 forward" + tag) { conv2.forward(hidden) }
+        let statistics2 = OperationProfile.measure("bn statistics" + tag) { bn2.batchStatistics(b) }
+        let output = OperationProfile.measure("convAdd forward" + tag) { convAdd.forward(input) }
+        OperationProfile.measure("bn apply" + tag) { bn2.apply(b, statistics2, residual: output, relu: true, output: output) }
         saved = training ? Saved(input: input, conv1: a, hidden: hidden, conv2: b, output: output,
                                  statistics1: statistics1, statistics2: statistics2) : nil
         return output
@@ -82,16 +83,24 @@ public final class ResidualBlock: @unchecked Sendable {
     /// or nil for the first block, whose input is the image.
     func backward(_ gradOutput: Tensor, needInputGradient: Bool) -> Tensor? {
         guard let saved else { preconditionFailure("backward without a training forward pass") }
-        reluMask(gradOutput, activation: saved.output)
-        let gradInput = convAdd.backward(input: saved.input, gradOutput: gradOutput,
-                                         needInputGradient: needInputGradient)
+        let tag = " \(saved.input.c)->\(conv1.outChannels) @\(saved.input.h)"
+        OperationProfile.measure("relu backward" + tag) { reluMask(gradOutput, activation: saved.output) }
+        let gradInput = OperationProfile.measure("convAdd backward" + tag) {
+            convAdd.backward(input: saved.input, gradOutput: gradOutput, needInputGradient: needInputGradient)
+        }
         let gradB = Tensor(saved.conv2.shape)
-        bn2.backward(input: saved.conv2, gradOutput: gradOutput, statistics: saved.statistics2, gradInput: gradB)
-        let gradHidden = conv2.backward(input: saved.hidden, gradOutput: gradB)!
-        reluMask(gradHidden, activation: saved.hidden)
-        bn1.backward(input: saved.conv1, gradOutput: gradHidden, statistics: saved.statistics1, gradInput: gradHidden)
-        conv1.backward(input: saved.input, gradOutput: gradHidden, needInputGradient: needInputGradient,
-                       accumulateInto: gradInput)
+        OperationProfile.measure("bn backward" + tag) {
+            bn2.backward(input: saved.conv2, gradOutput: gradOutput, statistics: saved.statistics2, gradInput: gradB)
+        }
+        let gradHidden = OperationProfile.measure("conv2 backward" + tag) { conv2.backward(input: saved.hidden, gradOutput: gradB)! }
+        OperationProfile.measure("relu backward" + tag) { reluMask(gradHidden, activation: saved.hidden) }
+        OperationProfile.measure("bn backward" + tag) {
+            bn1.backward(input: saved.conv1, gradOutput: gradHidden, statistics: saved.statistics1, gradInput: gradHidden)
+        }
+        OperationProfile.measure("conv1 backward" + tag) {
+            conv1.backward(input: saved.input, gradOutput: gradHidden, needInputGradient: needInputGradient,
+                           accumulateInto: gradInput)
+        }
         self.saved = nil
         return gradInput
     }
@@ -159,7 +168,7 @@ public final class ResidualUNet: @unchecked Sendable {
         for block in downs {
             let skip = block.forward(x, training: training)
             skips.append(skip)
-            let (pooled, won) = maxPool2(skip)
+            let (pooled, won) = OperationProfile.measure("maxpool forward @\(skip.h)") { maxPool2(skip) }
             if training { winners.append(won); savedPooledShapes.append(pooled.shape) }
             x = pooled
         }
@@ -167,30 +176,32 @@ public final class ResidualUNet: @unchecked Sendable {
         for (index, block) in ups.enumerated() {
             let skip = skips[skips.count - 1 - index]
             if training { savedLowShapes.append(x.shape) }
-            x = block.forward(upsampleConcat(skip: skip, low: x), training: training)
+            let joined = OperationProfile.measure("upsample+concat forward @\(skip.h)") { upsampleConcat(skip: skip, low: x) }
+            x = block.forward(joined, training: training)
         }
         if training {
             savedSkips = skips
             savedWinners = winners
             savedFinalInput = x
         }
-        return finalConv.forward(x)
+        return OperationProfile.measure("final conv forward") { finalConv.forward(x) }
     }
 
     /// Accumulates parameter gradients for d loss / d logits from the last training forward pass.
     public func backward(_ gradLogits: Tensor) {
         guard let finalInput = savedFinalInput else { preconditionFailure("backward without a training forward pass") }
-        var grad = finalConv.backward(input: finalInput, gradOutput: gradLogits)!
+        var grad = OperationProfile.measure("final conv backward") { finalConv.backward(input: finalInput, gradOutput: gradLogits)! }
         var skipGradients: [Tensor] = savedSkips.map { Tensor($0.shape) }
         for (index, block) in ups.enumerated().reversed() {
             let gradConcat = block.backward(grad, needInputGradient: true)!
             let level = savedSkips.count - 1 - index
-            grad = upsampleConcatBackward(gradConcat, skipGradient: skipGradients[level],
-                                          lowShape: savedLowShapes[index])
+            grad = OperationProfile.measure("upsample+concat backward @\(gradConcat.h)") {
+                upsampleConcatBackward(gradConcat, skipGradient: skipGradients[level], lowShape: savedLowShapes[index])
+            }
         }
         grad = bottleneck.backward(grad, needInputGradient: true)!
         for level in stride(from: downs.count - 1, through: 0, by: -1) {
-            maxPool2BackwardAdd(grad, winners: savedWinners[level], into: skipGradients[level])
+            OperationProfile.measure("maxpool backward @\(grad.h * 2)") { maxPool2BackwardAdd(grad, winners: savedWinners[level], into: skipGradients[level]) }
             let gradSkip = skipGradients[level]
             skipGradients[level] = Tensor([0])
             if let next = downs[level].backward(gradSkip, needInputGradient: level > 0) { grad = next }

@@ -1,0 +1,27 @@
+#ifndef HRTEM_KERNELS_H
+#define HRTEM_KERNELS_H
+
+/* Numeric kernels of the Segmentation module, in C so that they are compiled with the C
+ * compiler's optimizer and, on x86-64, twice (baseline and AVX2+FMA) with the variant picked at
+ * run time: the package is built for baseline x86-64, where Swift's SIMD types lower to SSE.
+ * Every kernel sums in a fixed order, so results are deterministic on a given machine. */
+
+/* Rows y0..<y1 of: out[o][y][x] (+)= bias[o] + sum_i sum_taps W[o/4][i][tap][o%4] * in[i][y + ky d][x + kx d]
+ * where `in` is inCount planes padded by pad = (k-1)/2*d to (h + 2 pad) x pw, pw = w rounded up
+ * to 16 + 2 pad, and `out` is outCount planes of h x w (k <= 7). With `accumulate` the result is
+ * added to `out`; `relu` clamps the stored value at zero. Four output channels x 16 pixels a pass. */
+void hrtem_conv_rows(const float *in, long inCount, float *out, long outCount, long h, long w, long k, long d,
+                     const float *weights, const float *bias, int accumulate, int relu, long y0, long y1);
+
+/* totals[(o * inCount + i) * k*k + tap] += sum over rows y of (float row sum over x of
+ * g[o][y][x] * in[i][y + ky d][x + kx d]); `in` padded as for hrtem_conv_rows. */
+void hrtem_conv_weight_rows(const float *in, long inCount, const float *g, long outCount, long h, long w,
+                            long k, long d, double *totals);
+
+/* g[i] = a[i] > 0 ? g[i] : 0 (the ReLU's backward, in place). */
+void hrtem_relu_mask(float *g, const float *a, long n);
+
+/* Sum of n floats: eight-lane float partial sums over blocks of 1024, each block folded into double. */
+double hrtem_blocked_sum(const float *p, long n);
+
+#endif
