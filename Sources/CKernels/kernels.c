@@ -38,5 +38,13 @@ static int has_avx2(void) {
 
 void hrtem_conv_rows(HRTEM_CONV_ARGS) { DISPATCH(conv_rows, HRTEM_CONV_PASS(k)); }
 void hrtem_conv_weight_rows(HRTEM_WEIGHT_ARGS) { DISPATCH(conv_weight_rows, HRTEM_WEIGHT_PASS(k)); }
+void hrtem_pointwise(const float *x, long inCount, float *out, long outCount, long plane,
+                     const float *w, const float *bias, int accumulate, int relu) {
+    DISPATCH(pointwise, x, inCount, out, outCount, plane, w, bias, accumulate, relu);
+}
+void hrtem_pointwise_weight_gradient(const float *x, long inCount, const float *g, long outCount, long plane,
+                                     double *totals) {
+    DISPATCH(pointwise_weight_gradient, x, inCount, g, outCount, plane, totals);
+}
 void hrtem_relu_mask(float *g, const float *a, long n) { DISPATCH(relu_mask, g, a, n); }
 double hrtem_blocked_sum(const float *p, long n) { DISPATCH_RETURN(blocked_sum, p, n); }

@@ -61,7 +61,7 @@ public final class Conv2d: @unchecked Sendable {
     /// instead).
     public func forward(_ input: Tensor) -> Tensor {
         precondition(input.c == inChannels, "conv \(weight.name): \(input.c) channels in, expected \(inChannels)")
-        let output = Tensor([input.n, outChannels, input.h, input.w])
+        let output = Tensor(uninitialized: [input.n, outChannels, input.h, input.w])
         let plane = input.plane
         let chunks = chunkCount(input.n)
         setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
@@ -70,12 +70,17 @@ public final class Conv2d: @unchecked Sendable {
         let direct = kernel > 1 && kernel <= 7
         let scratchCount = direct ? Conv2d.paddedCount(channels: inChannels, height: input.h, width: input.w, kernel: kernel, dilation: dilation)
             : kernel == 1 ? 0 : reduction * plane
-        let scratch = scratchCount == 0 ? [] : (0..<chunks).map { _ in Tensor([scratchCount]) }
+        let scratch = scratchCount == 0 ? [] : (0..<chunks).map { _ in Tensor(uninitialized: [scratchCount]) }
         parallelChunks(input.n) { chunk, images in
             for image in images {
                 let out = output.plane(image, 0)
                 if direct {
                     directForward(input, into: output, image: image, scratch: scratch[chunk].data)
+                    continue
+                }
+                if kernel == 1 {
+                    hrtem_pointwise(input.plane(image, 0), inChannels, out, outChannels, plane, weight.value.data,
+                                    bias.value.data, 0, 0)
                     continue
                 }
                 for channel in 0..<outChannels {
@@ -101,12 +106,13 @@ public final class Conv2d: @unchecked Sendable {
         let chunks = chunkCount(input.n)
         setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
         let direct = usesDirectKernel
-        let scratch = kernel == 1 || direct ? [] : (0..<chunks).map { _ in Tensor([reduction, plane]) }
+        let scratch = kernel == 1 || direct ? [] : (0..<chunks).map { _ in Tensor(uninitialized: [reduction, plane]) }
         let paddedInputs = direct ? (0..<chunks).map { _ in
-            Tensor([Conv2d.paddedCount(channels: inChannels, height: input.h, width: input.w, kernel: kernel, dilation: dilation)]) } : []
+            Tensor(uninitialized: [Conv2d.paddedCount(channels: inChannels, height: input.h, width: input.w, kernel: kernel, dilation: dilation)]) } : []
         let paddedGradients = direct && gradInput != nil ? (0..<chunks).map { _ in
-            Tensor([Conv2d.paddedCount(channels: outChannels, height: input.h, width: input.w, kernel: kernel, dilation: dilation)]) } : []
+            Tensor(uninitialized: [Conv2d.paddedCount(channels: outChannels, height: input.h, width: input.w, kernel: kernel, dilation: dilation)]) } : []
         let backwardWeights = direct && gradInput != nil ? packedBackwardWeights() : []
+        let transposedWeights = kernel == 1 && gradInput != nil ? transposedPointwiseWeights() : []
         let weightPartials = (0..<chunks).map { _ in Tensor([outChannels, reduction]) }
         let biasPartials = Tensor([chunks, outChannels])
         parallelChunks(input.n) { chunk, images in
@@ -128,19 +134,18 @@ public final class Conv2d: @unchecked Sendable {
                     }
                     continue
                 }
+                if kernel == 1 {
+                    pointwiseBackward(input, gradOutput: gradOutput, image: image, gradInput: gradInput,
+                                      transposedWeights: transposedWeights, into: weightPartials[chunk].data)
+                    continue
+                }
                 let columns = columnMatrix(input, image: image, scratch: scratch[chunk].data)
                 sgemm(transA: false, transB: true, m: outChannels, n: reduction, k: plane,
                       a: gradOut, lda: plane, b: columns, ldb: plane, beta: 1, c: weightPartials[chunk].data, ldc: reduction)
                 guard let gradInput else { continue }
-                if kernel != 1 {
-                    sgemm(transA: true, transB: false, m: reduction, n: plane, k: outChannels,
-                          a: weight.value.data, lda: reduction, b: gradOut, ldb: plane, beta: 0, c: scratch[chunk].data, ldc: plane)
-                    col2imAdd(scratch[chunk].data, into: gradInput, image: image)
-                } else {
-                    sgemm(transA: true, transB: false, m: inChannels, n: plane, k: outChannels,
-                          a: weight.value.data, lda: reduction, b: gradOut, ldb: plane, beta: 1,
-                          c: gradInput.plane(image, 0), ldc: plane)
-                }
+                sgemm(transA: true, transB: false, m: reduction, n: plane, k: outChannels,
+                      a: weight.value.data, lda: reduction, b: gradOut, ldb: plane, beta: 0, c: scratch[chunk].data, ldc: plane)
+                col2imAdd(scratch[chunk].data, into: gradInput, image: image)
             }
         }
         for chunk in 0..<chunks {
@@ -149,6 +154,24 @@ public final class Conv2d: @unchecked Sendable {
             for channel in 0..<outChannels { bias.gradient[channel] += biasPartials[chunk * outChannels + channel] }
         }
         return gradInput
+    }
+
+    /// A 1 x 1 layer's backward for one image: the weight gradient (C, double-folded sums) added
+    /// into `partial`, and W^T x gradOutput added into `gradInput` when given.
+    func pointwiseBackward(_ input: Tensor, gradOutput: Tensor, image: Int, gradInput: Tensor?,
+                           transposedWeights: [Float], into partial: UnsafeMutablePointer<Float>) {
+        var totals = [Double](repeating: 0, count: outChannels * inChannels)
+        hrtem_pointwise_weight_gradient(input.plane(image, 0), inChannels, gradOutput.plane(image, 0), outChannels,
+                                        input.plane, &totals)
+        for i in 0..<totals.count { partial[i] += Float(totals[i]) }
+        guard let gradInput else { return }
+        hrtem_pointwise(gradOutput.plane(image, 0), outChannels, gradInput.plane(image, 0), inChannels, input.plane,
+                        transposedWeights, nil, 1, 0)
+    }
+
+    /// A 1 x 1 layer's weights as [in][out] (the data gradient is a 1 x 1 convolution by W^T).
+    func transposedPointwiseWeights() -> [Float] {
+        (0..<(inChannels * outChannels)).map { weight.value[($0 % outChannels) * inChannels + $0 / outChannels] }
     }
 
     /// The (in x k x k, H x W) matrix sgemm multiplies for one image: the image itself for a 1x1

@@ -17,7 +17,7 @@ public final class TrainingStep: @unchecked Sendable {
     public func step(input: Tensor, labels: [UInt8]) -> (loss: Double, logits: Tensor) {
         network.zeroGradients()
         let logits = network.forward(input, training: true)
-        let gradient = Tensor(logits.shape)
+        let gradient = Tensor(uninitialized: logits.shape)
         let loss = OperationProfile.measure("loss") {
             labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0, gradient: gradient) }
         }

@@ -68,7 +68,7 @@ public final class ResidualBlock: @unchecked Sendable {
         let tag = " \(input.c)->\(conv1.outChannels) @\(input.h)"
         let a = OperationProfile.measure("conv1 forward" + tag) { conv1.forward(input) }
         let statistics1 = OperationProfile.measure("bn statistics" + tag) { bn1.batchStatistics(a) }
-        let hidden = Tensor(a.shape)
+        let hidden = Tensor(uninitialized: a.shape)
         OperationProfile.measure("bn apply" + tag) { bn1.apply(a, statistics1, residual: nil, relu: true, output: hidden) }
         let b = OperationProfile.measure("conv2 forward" + tag) { conv2.forward(hidden) }
         let statistics2 = OperationProfile.measure("bn statistics" + tag) { bn2.batchStatistics(b) }
@@ -88,7 +88,7 @@ public final class ResidualBlock: @unchecked Sendable {
         let gradInput = OperationProfile.measure("convAdd backward" + tag) {
             convAdd.backward(input: saved.input, gradOutput: gradOutput, needInputGradient: needInputGradient)
         }
-        let gradB = Tensor(saved.conv2.shape)
+        let gradB = Tensor(uninitialized: saved.conv2.shape)
         OperationProfile.measure("bn backward" + tag) {
             bn2.backward(input: saved.conv2, gradOutput: gradOutput, statistics: saved.statistics2, gradInput: gradB)
         }

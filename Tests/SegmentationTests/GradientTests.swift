@@ -220,4 +220,42 @@ final class DirectConvolutionTests: XCTestCase {
             for (a, b) in zip(results[0], results[1]) { XCTAssertEqual(a, b, accuracy: 1e-3 * max(1, abs(a))) }
         }
     }
+
+    /// The 1 x 1 kernels (forward, weight and input gradients) against the definitions, with
+    /// channel counts off the kernels' 4 x 2 blocking and a plane off their 16-pixel chunks.
+    func testPointwiseConvolutionMatchesItsDefinition() {
+        let (cin, cout, n, h, w) = (5, 6, 2, 9, 11)
+        let conv = Conv2d(name: "p", inChannels: cin, outChannels: cout, kernel: 1)
+        var random = SplitMix64(seed: 9)
+        conv.initialize(&random)
+        let input = Tensor([n, cin, h, w]), grad = Tensor([n, cout, h, w])
+        for i in 0..<input.count { input[i] = Float(random.nextGaussian()) }
+        for i in 0..<grad.count { grad[i] = Float(random.nextGaussian()) }
+        let output = conv.forward(input)
+        let gradInput = conv.backward(input: input, gradOutput: grad)!
+        let plane = h * w
+        for image in 0..<n {
+            for p in 0..<plane {
+                for o in 0..<cout {
+                    var expected = Double(conv.bias.value[o])
+                    for i in 0..<cin { expected += Double(conv.weight.value[o * cin + i]) * Double(input.plane(image, i)[p]) }
+                    XCTAssertEqual(Double(output.plane(image, o)[p]), expected, accuracy: 1e-5)
+                }
+                for i in 0..<cin {
+                    var expected = 0.0
+                    for o in 0..<cout { expected += Double(conv.weight.value[o * cin + i]) * Double(grad.plane(image, o)[p]) }
+                    XCTAssertEqual(Double(gradInput.plane(image, i)[p]), expected, accuracy: 1e-5)
+                }
+            }
+        }
+        for o in 0..<cout {
+            for i in 0..<cin {
+                var expected = 0.0
+                for image in 0..<n {
+                    for p in 0..<plane { expected += Double(grad.plane(image, o)[p]) * Double(input.plane(image, i)[p]) }
+                }
+                XCTAssertEqual(Double(conv.weight.gradient[o * cin + i]), expected, accuracy: 1e-4)
+            }
+        }
+    }
 }

@@ -18,6 +18,15 @@ void hrtem_conv_rows(const float *in, long inCount, float *out, long outCount, l
 void hrtem_conv_weight_rows(const float *in, long inCount, const float *g, long outCount, long h, long w,
                             long k, long d, double *totals);
 
+/* 1 x 1 convolution over planes of `plane` pixels: out[o][p] (+)= bias[o] + sum_i w[o * inCount + i] * x[i][p]
+ * (bias may be NULL), ReLU on the stored value when `relu`. */
+void hrtem_pointwise(const float *x, long inCount, float *out, long outCount, long plane,
+                     const float *w, const float *bias, int accumulate, int relu);
+
+/* totals[o * inCount + i] += sum_p g[o][p] * x[i][p] (the 1 x 1 convolution's weight gradient). */
+void hrtem_pointwise_weight_gradient(const float *x, long inCount, const float *g, long outCount, long plane,
+                                     double *totals);
+
 /* g[i] = a[i] > 0 ? g[i] : 0 (the ReLU's backward, in place). */
 void hrtem_relu_mask(float *g, const float *a, long n);
 
