@@ -2,7 +2,7 @@
 // in one run. Times a training step (forward, backward, Adam) per image at 512 x 512 batch 8 and
 // 256 x 256 batch 32, and inference per image at 512 x 512 (batch 8), with THREADS threads
 // (default 2), best of REPEATS (default 3) after one warm-up.
-// Usage: bench-trainer [--threads N] [--repeats R] [--no-peer] [--profile] [--inference-only] [--direct-limit IN_x_OUT]
+// Usage: bench-trainer [--threads N] [--repeats R] [--no-peer] [--profile] [--isa generic|avx2|avx512] [--inference-only] [--direct-limit IN_x_OUT]
 // The peer is Benchmarks/peers/torch_unet_bench.py run by $HRTEM_TORCH_PYTHON, $HRTEM_PYTHON,
 // ./.venv/bin/python3 or python3, whichever first imports torch.
 import Foundation
@@ -17,6 +17,7 @@ while let argument = arguments.next() {
     case "--repeats": repeats = Int(arguments.next() ?? "") ?? repeats
     case "--no-peer": runPeer = false
     case "--profile": profile = true
+    case "--isa": KernelInstructionSet.use(KernelInstructionSet.names.firstIndex(of: arguments.next() ?? ""))
     case "--inference-only": runTraining = false; runPeer = false
     case "--direct-limit": Conv2d.directLimit = Int(arguments.next() ?? "") ?? Conv2d.directLimit
     default: print("unknown argument \(argument)"); exit(64)
@@ -33,13 +34,25 @@ func peakResidentMiB() -> Double {
     return 0
 }
 
+/// Processor seconds (user + system, every thread) this process has used.
+func processorSeconds() -> Double {
+    var usage = rusage()
+    getrusage(RUSAGE_SELF.rawValue, &usage)
+    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
+}
+
+/// Processor seconds of the fastest run, beside the wall time (steadier than wall time on a
+/// shared machine).
+nonisolated(unsafe) var lastProcessorSeconds = 0.0
+
 func seconds(_ body: () -> Void) -> Double {
     body()
     var best = Double.infinity
     for _ in 0..<repeats {
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = DispatchTime.now().uptimeNanoseconds, processorStart = processorSeconds()
         body()
-        best = min(best, Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9)
+        let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        if wall < best { best = wall; lastProcessorSeconds = processorSeconds() - processorStart }
     }
     return best
 }
@@ -66,7 +79,8 @@ let network = ResidualUNet(architecture: .study, seed: 1)
 let trainer = TrainingStep(network: network, learningRate: 1e-4)
 var results: [String: Double] = [:]
 var random = SplitMix64(seed: 7)
-print("bench-trainer: study U-Net (\(network.parameterCount) parameters), \(threads) threads, best of \(repeats)")
+print("bench-trainer: study U-Net (\(network.parameterCount) parameters), \(threads) threads, best of \(repeats), "
+      + "kernels \(KernelInstructionSet.names[KernelInstructionSet.current])")
 print("host load average: \((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?") (timings are noisy when the machine is shared)")
 for (size, batch) in runTraining ? [(512, 8), (256, 32)] : [] {
     let input = Tensor([batch, 1, size, size])
@@ -91,8 +105,8 @@ for (size, batch) in runTraining ? [(512, 8), (256, 32)] : [] {
     let perImage = time * 1000 / Double(batch)
     let flops = 3 * forwardFlops(network, size: size) * Double(batch)
     results["train_\(size)_b\(batch)_ms_per_image"] = perImage
-    print(String(format: "hrtem   train %3d x %3d batch %2d: %8.1f ms/image  %6.1f GFLOP/s  %6.1f GB/s (tensor bytes written x2)",
-                 size, size, batch, perImage, flops / time / 1e9, 2 * bytes / time / 1e9))
+    print(String(format: "hrtem   train %3d x %3d batch %2d: %8.1f ms/image  %6.1f GFLOP/s  %6.1f GB/s (tensor bytes written x2)  cpu %.1f ms/image",
+                 size, size, batch, perImage, flops / time / 1e9, 2 * bytes / time / 1e9, lastProcessorSeconds * 1000 / Double(batch)))
 }
 do {
     let input = Tensor([8, 1, 512, 512])
@@ -102,8 +116,8 @@ do {
     let bytes = Double(TensorTraffic.bytesAllocated) / Double(repeats + 1)
     let perImage = time * 1000 / 8
     results["infer_512_ms_per_image"] = perImage
-    print(String(format: "hrtem   infer 512 x 512 batch  8: %8.1f ms/image  %6.1f GFLOP/s  %6.1f GB/s (tensor bytes written x2)",
-                 perImage, forwardFlops(network, size: 512) * 8 / time / 1e9, 2 * bytes / time / 1e9))
+    print(String(format: "hrtem   infer 512 x 512 batch  8: %8.1f ms/image  %6.1f GFLOP/s  %6.1f GB/s (tensor bytes written x2)  cpu %.1f ms/image",
+                 perImage, forwardFlops(network, size: 512) * 8 / time / 1e9, 2 * bytes / time / 1e9, lastProcessorSeconds * 1000 / 8))
 }
 let ourPeak = peakResidentMiB()
 print(String(format: "hrtem   peak RSS (VmHWM): %.0f MiB", ourPeak))

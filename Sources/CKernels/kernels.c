@@ -24,14 +24,44 @@ typedef int hrtem_i8 __attribute__((vector_size(32)));
 #undef VARIANT
 #pragma clang attribute pop
 
-static int has_avx2(void) {
-    static int known = -1;
-    if (known < 0) { __builtin_cpu_init(); known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
-    return known;
+#pragma clang attribute push (__attribute__((target("avx512f,avx512vl,avx2,fma"))), apply_to = function)
+#define VARIANT(name) avx512_##name
+#define HRTEM_WIDE_REGISTERS 1
+#include "kernels_impl.inc"
+#undef HRTEM_WIDE_REGISTERS
+#undef VARIANT
+#pragma clang attribute pop
+
+/* The instruction set in use: 2 AVX-512VL, 1 AVX2+FMA, 0 generic; -1 until first asked. */
+static int level = -1;
+
+static int best_level(void) {
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return 2;
+    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
 }
-#define DISPATCH(name, ...) do { if (has_avx2()) { avx2_##name(__VA_ARGS__); return; } generic_##name(__VA_ARGS__); } while (0)
-#define DISPATCH_RETURN(name, ...) do { if (has_avx2()) return avx2_##name(__VA_ARGS__); return generic_##name(__VA_ARGS__); } while (0)
+
+int hrtem_kernels_use(int requested) {
+    int best = best_level();
+    int chosen = requested < 0 || requested > best ? best : requested;
+    __atomic_store_n(&level, chosen, __ATOMIC_RELAXED);
+    return chosen;
+}
+
+static inline int current_level(void) {
+    int use = __atomic_load_n(&level, __ATOMIC_RELAXED);
+    return use < 0 ? hrtem_kernels_use(-1) : use;
+}
+
+int hrtem_kernels_level(void) { return current_level(); }
+
+#define DISPATCH(name, ...) do { int use = current_level(); if (use == 2) { avx512_##name(__VA_ARGS__); return; } \
+    if (use == 1) { avx2_##name(__VA_ARGS__); return; } generic_##name(__VA_ARGS__); } while (0)
+#define DISPATCH_RETURN(name, ...) do { int use = current_level(); if (use == 2) return avx512_##name(__VA_ARGS__); \
+    if (use == 1) return avx2_##name(__VA_ARGS__); return generic_##name(__VA_ARGS__); } while (0)
 #else
+int hrtem_kernels_use(int requested) { (void)requested; return 0; }
+int hrtem_kernels_level(void) { return 0; }
 #define DISPATCH(name, ...) generic_##name(__VA_ARGS__)
 #define DISPATCH_RETURN(name, ...) return generic_##name(__VA_ARGS__)
 #endif

@@ -1,4 +1,5 @@
 import CBLAS
+import CKernels
 import Dispatch
 import Foundation
 
@@ -77,6 +78,19 @@ public enum ComputeThreads {
         current = max(1, threads)
         setBLASThreads(current)
     }
+}
+
+/// The instruction set of the C kernels: 0 generic x86-64, 1 AVX2+FMA, 2 AVX-512VL (32 vector
+/// registers, wider register blocks). The default is the best the CPU has; tests and benchmarks
+/// pick lower ones to compare.
+public enum KernelInstructionSet {
+    /// Uses `level` (nil or above what the CPU has: the best it has); returns the level in use.
+    @discardableResult
+    public static func use(_ level: Int?) -> Int { Int(hrtem_kernels_use(Int32(level ?? -1))) }
+
+    public static var current: Int { Int(hrtem_kernels_level()) }
+
+    public static let names = ["generic", "avx2", "avx512"]
 }
 
 /// Runs `body` over `0..<count` split into contiguous chunks, one per thread, in parallel.

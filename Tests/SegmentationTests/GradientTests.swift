@@ -259,3 +259,37 @@ final class DirectConvolutionTests: XCTestCase {
         }
     }
 }
+
+final class InstructionSetTests: XCTestCase {
+    /// Every kernel variant the CPU can run (generic, AVX2, AVX-512 with its wider register
+    /// blocks) gives the im2col + sgemm results, on a plane wide enough for the 32-pixel blocks
+    /// plus a ragged tail and channel counts off the 4- and 2-channel blockings.
+    func testEveryInstructionSetMatchesTheGemmPath() {
+        let savedLimit = Conv2d.directLimit
+        let best = KernelInstructionSet.use(nil)
+        defer { Conv2d.directLimit = savedLimit; KernelInstructionSet.use(best) }
+        for (kernel, dilation) in [(3, 1), (5, 2)] {
+            let input = Tensor([2, 3, 6, 75]), grad = Tensor([2, 6, 6, 75])
+            var random = SplitMix64(seed: 11)
+            for i in 0..<input.count { input[i] = Float(random.nextGaussian()) }
+            for i in 0..<grad.count { grad[i] = Float(random.nextGaussian()) }
+            func run(level: Int, limit: Int) -> [Float] {
+                XCTAssertEqual(KernelInstructionSet.use(level), level)
+                Conv2d.directLimit = limit
+                let conv = Conv2d(name: "c", inChannels: 3, outChannels: 6, kernel: kernel, dilation: dilation)
+                var weights = SplitMix64(seed: 4)
+                conv.initialize(&weights)
+                let output = conv.forward(input)
+                let gradInput = conv.backward(input: input, gradOutput: grad)!
+                return output.values + gradInput.values + conv.weight.gradient.values + conv.bias.gradient.values
+            }
+            let reference = run(level: 0, limit: 0)
+            for level in 0...best {
+                let direct = run(level: level, limit: .max)
+                XCTAssertEqual(direct.count, reference.count)
+                let worst = zip(direct, reference).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? .infinity
+                XCTAssertLessThan(worst, 1e-4, "\(KernelInstructionSet.names[level]) k\(kernel) d\(dilation)")
+            }
+        }
+    }
+}

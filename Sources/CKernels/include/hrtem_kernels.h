@@ -6,6 +6,12 @@
  * run time: the package is built for baseline x86-64, where Swift's SIMD types lower to SSE.
  * Every kernel sums in a fixed order, so results are deterministic on a given machine. */
 
+/* Picks the kernels' instruction set: 0 generic, 1 AVX2+FMA, 2 AVX-512VL (32 vector registers),
+ * -1 (or more than the CPU has) the best the CPU has, which is the default. Returns the level in
+ * use. Variants sum in the same order except where a wider register block changes it. */
+int hrtem_kernels_use(int requested);
+int hrtem_kernels_level(void);
+
 /* Rows y0..<y1 of: out[o][y][x] (+)= bias[o] + sum_i sum_taps W[o/4][i][tap][o%4] * in[i][y + ky d][x + kx d]
  * where `in` is inCount planes padded by pad = (k-1)/2*d to (h + 2 pad) x pw, pw = w rounded up
  * to 16 + 2 pad, and `out` is outCount planes of h x w (k <= 7). With `accumulate` the result is
