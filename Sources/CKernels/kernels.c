@@ -78,3 +78,7 @@ void hrtem_pointwise_weight_gradient(const float *x, long inCount, const float *
 }
 void hrtem_relu_mask(float *g, const float *a, long n) { DISPATCH(relu_mask, g, a, n); }
 double hrtem_blocked_sum(const float *p, long n) { DISPATCH_RETURN(blocked_sum, p, n); }
+double hrtem_softmax_cross_entropy(const float *logits, long k, long n, const unsigned char *labels,
+                                   float *grad, float scale) {
+    DISPATCH_RETURN(softmax_cross_entropy, logits, k, n, labels, grad, scale);
+}

@@ -520,7 +520,8 @@ func upsampleConcatBackward(_ gradient: Tensor, skipGradient: Tensor, lowShape: 
 }
 
 /// Mean softmax cross-entropy over every pixel of 2-or-more-class logits `[n, k, h, w]` against
-/// class labels `[n * h * w]`. Returns the loss and, when asked, d loss / d logits.
+/// class labels `[n * h * w]`. Returns the loss and, when asked, d loss / d logits. Per-image sums
+/// (C, vector exp and ln) are added in image order.
 public func softmaxCrossEntropy(logits: Tensor, labels: UnsafeBufferPointer<UInt8>,
                                 gradient: Tensor? = nil) -> Double {
     let n = logits.n, k = logits.c, plane = logits.plane
@@ -530,22 +531,9 @@ public func softmaxCrossEntropy(logits: Tensor, labels: UnsafeBufferPointer<UInt
     partial.withUnsafeMutableBufferPointer { partials in
         parallelFor(n) { images in
             for image in images {
-                var sum: Double = 0
-                for i in 0..<plane {
-                    var largest = -Float.infinity
-                    for channel in 0..<k { largest = max(largest, logits.plane(image, channel)[i]) }
-                    var total: Float = 0
-                    for channel in 0..<k { total += expf(logits.plane(image, channel)[i] - largest) }
-                    let label = Int(labels[image * plane + i])
-                    sum += Double(logf(total) + largest - logits.plane(image, label)[i])
-                    if let gradient {
-                        for channel in 0..<k {
-                            let p = expf(logits.plane(image, channel)[i] - largest) / total
-                            gradient.plane(image, channel)[i] = (p - (channel == label ? 1 : 0)) * scale
-                        }
-                    }
-                }
-                partials[image] = sum
+                partials[image] = hrtem_softmax_cross_entropy(logits.plane(image, 0), k, plane,
+                                                              labels.baseAddress! + image * plane,
+                                                              gradient?.plane(image, 0), scale)
             }
         }
     }

@@ -39,4 +39,11 @@ void hrtem_relu_mask(float *g, const float *a, long n);
 /* Sum of n floats: eight-lane float partial sums over blocks of 1024, each block folded into double. */
 double hrtem_blocked_sum(const float *p, long n);
 
+/* Softmax cross-entropy of one image: `logits` is k planes of n pixels, `labels` n class indices.
+ * Returns the sum over pixels of -ln softmax[label] (float sums over blocks of 1024 pixels folded
+ * into double); when `grad` is given writes (softmax - onehot(label)) * scale into its k planes.
+ * exp and ln are the kernels' own vector polynomials (about 2 ulp). */
+double hrtem_softmax_cross_entropy(const float *logits, long k, long n, const unsigned char *labels,
+                                   float *grad, float scale);
+
 #endif

@@ -1,0 +1,54 @@
+import Foundation
+import Micrograph
+@testable import Segmentation
+import XCTest
+
+final class LossKernelTests: XCTestCase {
+    /// The vectorized softmax cross-entropy (its own exp and ln) against the definition in
+    /// double precision: 2 and 3 classes, a plane off the 8-pixel vectors, logits far enough
+    /// apart that some softmax terms underflow.
+    func testSoftmaxCrossEntropyMatchesTheDefinition() {
+        for classes in [2, 3] {
+            let (n, h, w) = (2, 5, 37)
+            let logits = Tensor([n, classes, h, w])
+            var random = SplitMix64(seed: UInt64(classes))
+            for i in 0..<logits.count { logits[i] = Float(random.nextGaussian() * 30) }
+            let labels = (0..<(n * h * w)).map { _ in UInt8(random.next() % UInt64(classes)) }
+            let gradient = Tensor(logits.shape)
+            let loss = labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0, gradient: gradient) }
+            var expected = 0.0
+            let plane = h * w, pixels = Double(n * plane)
+            for image in 0..<n {
+                for p in 0..<plane {
+                    let values = (0..<classes).map { Double(logits.plane(image, $0)[p]) }
+                    let largest = values.max()!
+                    let total = values.reduce(0) { $0 + exp($1 - largest) }
+                    let label = Int(labels[image * plane + p])
+                    expected += log(total) + largest - values[label]
+                    for c in 0..<classes {
+                        let softmax = exp(values[c] - largest) / total
+                        let want = (softmax - (c == label ? 1 : 0)) / pixels
+                        XCTAssertEqual(Double(gradient.plane(image, c)[p]), want, accuracy: 1e-6 / pixels,
+                                       "class \(c) pixel \(p) of \(classes)")
+                    }
+                }
+            }
+            XCTAssertEqual(loss, expected / pixels, accuracy: 1e-6 * expected / pixels)
+        }
+    }
+}
+
+final class TensorPoolTests: XCTestCase {
+    /// A large block handed back and taken again keeps its zero-fill promise, and blocks of other
+    /// sizes are not confused with it.
+    func testRecycledLargeBlocksComeBackZeroed() {
+        let shape = [1, 1, 1024, 512]
+        for round in 0..<3 {
+            let dirty = Tensor(shape)
+            XCTAssertTrue(dirty.values.allSatisfy { $0 == 0 }, "round \(round): a zeroed tensor held data")
+            for i in stride(from: 0, to: dirty.count, by: 97) { dirty[i] = Float(i + 1) }
+            let other = Tensor([1, 1, 1024, 513])
+            other[other.count - 1] = 5
+        }
+    }
+}
