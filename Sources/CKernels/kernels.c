@@ -6,6 +6,8 @@
 
 typedef float hrtem_v8 __attribute__((vector_size(32)));
 typedef int hrtem_i8 __attribute__((vector_size(32)));
+typedef float hrtem_v16 __attribute__((vector_size(64)));
+typedef int hrtem_i16 __attribute__((vector_size(64)));
 
 #define HRTEM_CONV_ARGS const float *in, long inCount, float *out, long outCount, long h, long w, long k, long d, \
     const float *weights, const float *bias, int accumulate, int relu, long y0, long y1
@@ -24,7 +26,7 @@ typedef int hrtem_i8 __attribute__((vector_size(32)));
 #undef VARIANT
 #pragma clang attribute pop
 
-#pragma clang attribute push (__attribute__((target("avx512f,avx512vl,avx2,fma"))), apply_to = function)
+#pragma clang attribute push (__attribute__((target("avx512f,avx512vl,avx2,fma,evex512"))), apply_to = function)
 #define VARIANT(name) avx512_##name
 #define HRTEM_WIDE_REGISTERS 1
 #include "kernels_impl.inc"
