@@ -262,8 +262,8 @@ final class DirectConvolutionTests: XCTestCase {
 
 final class InstructionSetTests: XCTestCase {
     /// Every kernel variant the CPU can run (generic, AVX2, AVX-512 with its wider register
-    /// blocks) gives the im2col + sgemm results, on a plane wide enough for the 64- blocks
-    /// plus a ragged tail and channel counts off the 4- and 2-channel blockings.
+    /// blocks) gives the im2col + sgemm results, on a plane wide enough for the 64-, 32- and
+    /// 16-pixel blocks plus a ragged tail, with channel counts off the 4- and 2-channel blockings.
     func testEveryInstructionSetMatchesTheGemmPath() {
         let savedLimit = Conv2d.directLimit
         let best = KernelInstructionSet.use(nil)
