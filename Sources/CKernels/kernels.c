@@ -1,4 +1,6 @@
 #include "hrtem_kernels.h"
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* The generic variant passes 8-lane vectors between always-inlined helpers only. */
@@ -9,11 +11,40 @@ typedef int hrtem_i8 __attribute__((vector_size(32)));
 typedef float hrtem_v16 __attribute__((vector_size(64)));
 typedef int hrtem_i16 __attribute__((vector_size(64)));
 
-#define HRTEM_CONV_ARGS const float *in, long inCount, float *out, long outCount, long h, long w, long k, long d, \
-    const float *weights, const float *bias, int accumulate, int relu, long y0, long y1
-#define HRTEM_CONV_PASS(K) in, inCount, out, outCount, h, w, K, d, weights, bias, accumulate, relu, y0, y1
-#define HRTEM_WEIGHT_ARGS const float *in, long inCount, const float *g, long outCount, long h, long w, long k, long d, double *totals
-#define HRTEM_WEIGHT_PASS(K) in, inCount, g, outCount, h, w, K, d, totals
+#define HRTEM_CONV_ARGS const float *in, long inCount, long pplane, float *out, long outCount, long plane, long w, \
+    long k, long d, const float *weights, const float *bias, int accumulate, int relu, long y0, long y1
+#define HRTEM_CONV_PASS(K) in, inCount, pplane, out, outCount, plane, w, K, d, weights, bias, accumulate, relu, y0, y1
+#define HRTEM_WEIGHT_ARGS const float *in, long inCount, long pplane, const float *g, long outCount, long plane, \
+    long rows, long w, long k, long d, double *totals
+#define HRTEM_WEIGHT_PASS(K) in, inCount, pplane, g, outCount, plane, rows, w, K, d, totals
+
+/* Rows of a band: its zero-bordered copy of `channels` planes (rows of pw floats, plus 2 pad
+ * halo rows) should stay within about 256 KiB, in the core's L2 beside the rows it produces;
+ * at least 4 rows so the halo is not copied more often than the band. */
+static long band_rows(long channels, long pw, long pad, long h) {
+    long rows = 65536 / (channels * pw) - 2 * pad;
+    if (rows < 4) rows = 4;
+    return rows < h ? rows : h;
+}
+
+/* A per-thread buffer of at least `floats` (kept for the thread's life, freed when it ends), so
+ * the banded kernels allocate nothing per call. */
+static pthread_key_t scratch_key;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+static __thread float *scratch_block;
+static __thread long scratch_capacity;
+static void make_scratch_key(void) { pthread_key_create(&scratch_key, free); }
+static float *thread_scratch(long floats) {
+    if (floats > scratch_capacity) {
+        pthread_once(&scratch_once, make_scratch_key);
+        free(scratch_block);
+        scratch_block = malloc(floats * sizeof(float));
+        if (!scratch_block) abort();
+        scratch_capacity = floats;
+        pthread_setspecific(scratch_key, scratch_block);
+    }
+    return scratch_block;
+}
 
 #define VARIANT(name) generic_##name
 #include "kernels_impl.inc"
@@ -68,8 +99,14 @@ int hrtem_kernels_level(void) { return 0; }
 #define DISPATCH_RETURN(name, ...) return generic_##name(__VA_ARGS__)
 #endif
 
-void hrtem_conv_rows(HRTEM_CONV_ARGS) { DISPATCH(conv_rows, HRTEM_CONV_PASS(k)); }
-void hrtem_conv_weight_rows(HRTEM_WEIGHT_ARGS) { DISPATCH(conv_weight_rows, HRTEM_WEIGHT_PASS(k)); }
+void hrtem_conv_image(const float *in, long inCount, float *out, long outCount, long h, long w, long k, long d,
+                      const float *weights, const float *bias, int accumulate, int relu) {
+    DISPATCH(conv_image, in, inCount, out, outCount, h, w, k, d, weights, bias, accumulate, relu);
+}
+void hrtem_conv_backward_image(const float *in, long inCount, const float *g, long outCount, long h, long w, long k,
+                               long d, double *totals, const float *backWeights, float *gradIn) {
+    DISPATCH(conv_backward_image, in, inCount, g, outCount, h, w, k, d, totals, backWeights, gradIn);
+}
 void hrtem_pointwise(const float *x, long inCount, float *out, long outCount, long plane,
                      const float *w, const float *bias, int accumulate, int relu) {
     DISPATCH(pointwise, x, inCount, out, outCount, plane, w, bias, accumulate, relu);

@@ -4,9 +4,10 @@ import Foundation
 
 /// Direct convolution for the network's thin layers (few input and output channels at full
 /// resolution), where im2col would write `in x k x k` copies of each plane and sgemm's packing
-/// would move them again. The image is copied once into a zero-bordered scratch (so no tap needs
-/// a bounds test), then every output row is computed eight pixels at a time for four output
-/// channels at once, the accumulators held in SIMD registers across all input channels and taps.
+/// would move them again. A band of rows is copied into a zero-bordered scratch that stays in
+/// cache (so no tap needs a bounds test), then every output row of the band is computed 16 to 64
+/// pixels at a time for four output channels at once, the accumulators held in SIMD registers
+/// across all input channels and taps.
 /// Same results as the im2col path up to float rounding order; the order is fixed, so results
 /// are deterministic.
 extension Conv2d {
@@ -21,14 +22,6 @@ extension Conv2d {
 
     /// Output channels computed per pass.
     static let channelBlock = 4
-
-    /// Floats of scratch `directConvolve` needs for `channels` planes of `h` x `w`.
-    static func paddedCount(channels: Int, height h: Int, width w: Int, kernel k: Int, dilation d: Int) -> Int {
-        let pad = (k - 1) / 2 * d
-        return channels * (h + 2 * pad) * (roundedWidth(w) + 2 * pad)
-    }
-
-    @inline(__always) static func roundedWidth(_ w: Int) -> Int { (w + 15) & ~15 }
 
     /// Weights rearranged as `[outBlock][in][k * k][channelBlock]` (zero beyond `outCount`), the
     /// order the kernel reads them; `weight(o, i, ky, kx)` gives the tap in convolution order.
@@ -48,62 +41,16 @@ extension Conv2d {
         return packed
     }
 
-    /// Copies `count` planes of `h` x `w` into `padded` with a zero border of `pad` (and zeros out
-    /// to the rounded width).
-    static func pad(_ source: UnsafePointer<Float>, count: Int, height h: Int, width w: Int, pad: Int,
-                    into padded: UnsafeMutablePointer<Float>) {
-        let pw = roundedWidth(w) + 2 * pad, ph = h + 2 * pad
-        for c in 0..<count {
-            let target = padded + c * ph * pw
-            target.update(repeating: 0, count: pad * pw)
-            for y in 0..<h {
-                let row = target + (y + pad) * pw
-                row.update(repeating: 0, count: pad)
-                (row + pad).update(from: source + (c * h + y) * w, count: w)
-                (row + pad + w).update(repeating: 0, count: pw - pad - w)
-            }
-            (target + (h + pad) * pw).update(repeating: 0, count: pad * pw)
-        }
-    }
-
-    /// output[o] (+)= bias[o] + sum over i, taps of packed weights x shifted input[i], for one
-    /// image: `input` is `inCount` planes already padded by `pad`, `output` `outCount` planes of
-    /// `h` x `w`. With `accumulate` the result is added to what `output` holds, else it replaces
-    /// it (bias, when given, is added either way). `relu` clamps the stored result at zero.
-    /// Runs in C (`hrtem_conv_rows`, shim.h): AVX2+FMA where the CPU has it.
-    static func directConvolve(padded input: UnsafePointer<Float>, inCount: Int, output: UnsafeMutablePointer<Float>,
-                               outCount: Int, height h: Int, width w: Int, kernel k: Int, dilation d: Int,
-                               packed weights: UnsafePointer<Float>, bias: UnsafePointer<Float>?, accumulate: Bool,
-                               relu: Bool = false, rows: Range<Int>? = nil) {
-        let rows = rows ?? 0..<h
-        hrtem_conv_rows(input, inCount, output, outCount, h, w, k, d, weights, bias, accumulate ? 1 : 0, relu ? 1 : 0,
-                        rows.lowerBound, rows.upperBound)
-    }
-
-    func directForward(_ input: Tensor, into output: Tensor, image: Int, scratch: UnsafeMutablePointer<Float>) {
+    /// This layer's weights packed for `hrtem_conv_image`.
+    func packedForwardWeights(scales: [Float]? = nil) -> [Float] {
         let w = weight.value.data, cin = inChannels, k = kernel
-        let packed = Conv2d.packWeights(outCount: outChannels, inCount: cin, kernel: k) { co, ci, ky, kx in
-            w[((co * cin + ci) * k + ky) * k + kx]
-        }
-        Conv2d.pad(input.plane(image, 0), count: cin, height: input.h, width: input.w, pad: (k - 1) / 2 * dilation, into: scratch)
-        packed.withUnsafeBufferPointer { p in
-            Conv2d.directConvolve(padded: scratch, inCount: cin, output: output.plane(image, 0), outCount: outChannels,
-                                  height: input.h, width: input.w, kernel: k, dilation: dilation,
-                                  packed: p.baseAddress!, bias: bias.value.data, accumulate: false)
+        return Conv2d.packWeights(outCount: outChannels, inCount: cin, kernel: k) { co, ci, ky, kx in
+            (scales?[co] ?? 1) * w[((co * cin + ci) * k + ky) * k + kx]
         }
     }
 
-    /// gradInput[image] += conv(gradOutput[image], W^T mirrored).
-    func directBackwardData(_ gradOutput: Tensor, into gradInput: Tensor, image: Int, packed: UnsafePointer<Float>,
-                            scratch: UnsafeMutablePointer<Float>) {
-        Conv2d.pad(gradOutput.plane(image, 0), count: outChannels, height: gradOutput.h, width: gradOutput.w,
-                   pad: (kernel - 1) / 2 * dilation, into: scratch)
-        Conv2d.directConvolve(padded: scratch, inCount: outChannels, output: gradInput.plane(image, 0), outCount: inChannels,
-                              height: gradOutput.h, width: gradOutput.w, kernel: kernel, dilation: dilation,
-                              packed: packed, bias: nil, accumulate: true)
-    }
-
-    /// The mirrored transposed weights for `directBackwardData`, packed.
+    /// The mirrored transposed weights (the input gradient is the convolution of the output
+    /// gradient by them), packed.
     func packedBackwardWeights() -> [Float] {
         let w = weight.value.data, cin = inChannels, k = kernel
         return Conv2d.packWeights(outCount: cin, inCount: outChannels, kernel: k) { ci, co, ky, kx in
@@ -111,14 +58,20 @@ extension Conv2d {
         }
     }
 
-    /// partial[co, ci, ky, kx] += sum over pixels of gradOutput[image, co] x shifted input[image, ci].
-    /// `scratch` must hold the image's input planes as padded by `pad` (e.g. by `directBackwardData`'s
-    /// caller); sums run row by row (rows stay in cache), each row's products folded into double.
-    func directBackwardWeights(paddedInput: UnsafePointer<Float>, gradOutput: Tensor, image: Int,
-                               into partial: UnsafeMutablePointer<Float>) {
+    /// output[image] (+)= conv(input[image]) + bias, in C (`hrtem_conv_image`, band by band).
+    func directConvolve(_ input: Tensor, image: Int, into output: Tensor, packed: UnsafePointer<Float>,
+                        bias: UnsafePointer<Float>?, accumulate: Bool, relu: Bool) {
+        hrtem_conv_image(input.plane(image, 0), inChannels, output.plane(image, 0), outChannels, input.h, input.w,
+                         kernel, dilation, packed, bias, accumulate ? 1 : 0, relu ? 1 : 0)
+    }
+
+    /// partial += this image's weight gradient; gradInput[image] += its input gradient when
+    /// `packedBackward` is given. One banded pass in C (`hrtem_conv_backward_image`).
+    func directBackward(input: Tensor, gradOutput: Tensor, image: Int, packedBackward: UnsafePointer<Float>?,
+                        gradInput: Tensor?, into partial: UnsafeMutablePointer<Float>) {
         var totals = [Double](repeating: 0, count: outChannels * inChannels * kernel * kernel)
-        hrtem_conv_weight_rows(paddedInput, inChannels, gradOutput.plane(image, 0), outChannels, gradOutput.h, gradOutput.w,
-                               kernel, dilation, &totals)
+        hrtem_conv_backward_image(input.plane(image, 0), inChannels, gradOutput.plane(image, 0), outChannels, input.h,
+                                  input.w, kernel, dilation, &totals, packedBackward, gradInput?.plane(image, 0))
         for i in 0..<totals.count { partial[i] += Float(totals[i]) }
     }
 }
@@ -148,7 +101,7 @@ extension Conv2d {
                        accumulate: Bool, relu: Bool) {
         precondition(input.c == inChannels && output.c == outChannels && output.plane == input.plane,
                      "conv \(weight.name): \(input.shape) -> \(output.shape)")
-        let cin = inChannels, k = kernel, w = weight.value.data, plane = input.plane
+        let cin = inChannels, w = weight.value.data, plane = input.plane
         let scales = scale ?? [Float](repeating: 1, count: outChannels)
         let biases = (0..<outChannels).map { scales[$0] * bias.value[$0] + (shift?[$0] ?? 0) }
         let chunks = chunkCount(input.n)
@@ -156,21 +109,13 @@ extension Conv2d {
         // Evaluation has no backward to share im2col columns with, and the register-blocked
         // kernel beats im2col + sgemm at every width of the study's network.
         if kernel > 1 && kernel <= 7 {
-            let packed = Conv2d.packWeights(outCount: outChannels, inCount: cin, kernel: k) { co, ci, ky, kx in
-                scales[co] * w[((co * cin + ci) * k + ky) * k + kx]
-            }
-            let count = Conv2d.paddedCount(channels: cin, height: input.h, width: input.w, kernel: k, dilation: dilation)
-            let scratch = (0..<chunks).map { _ in Tensor(uninitialized: [count]) }
+            let packed = packedForwardWeights(scales: scales)
             packed.withUnsafeBufferPointer { packed in
                 biases.withUnsafeBufferPointer { biases in
-                    parallelChunks(input.n) { chunk, images in
+                    parallelChunks(input.n) { _, images in
                         for image in images {
-                            Conv2d.pad(input.plane(image, 0), count: cin, height: input.h, width: input.w,
-                                       pad: (k - 1) / 2 * dilation, into: scratch[chunk].data)
-                            Conv2d.directConvolve(padded: scratch[chunk].data, inCount: cin, output: output.plane(image, 0),
-                                                  outCount: outChannels, height: input.h, width: input.w, kernel: k,
-                                                  dilation: dilation, packed: packed.baseAddress!, bias: biases.baseAddress!,
-                                                  accumulate: accumulate, relu: relu)
+                            directConvolve(input, image: image, into: output, packed: packed.baseAddress!,
+                                           bias: biases.baseAddress!, accumulate: accumulate, relu: relu)
                         }
                     }
                 }

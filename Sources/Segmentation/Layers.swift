@@ -67,17 +67,22 @@ public final class Conv2d: @unchecked Sendable {
         setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
         // Forward runs every k x k layer direct (faster than im2col + sgemm at every width of the
         // network); `usesDirectKernel` decides only the backward path.
-        let direct = kernel > 1 && kernel <= 7
-        let scratchCount = direct ? Conv2d.paddedCount(channels: inChannels, height: input.h, width: input.w, kernel: kernel, dilation: dilation)
-            : kernel == 1 ? 0 : reduction * plane
-        let scratch = scratchCount == 0 ? [] : (0..<chunks).map { _ in Tensor(uninitialized: [scratchCount]) }
+        if kernel > 1 && kernel <= 7 {
+            let packed = packedForwardWeights()
+            packed.withUnsafeBufferPointer { packed in
+                parallelChunks(input.n) { _, images in
+                    for image in images {
+                        directConvolve(input, image: image, into: output, packed: packed.baseAddress!,
+                                       bias: bias.value.data, accumulate: false, relu: false)
+                    }
+                }
+            }
+            return output
+        }
+        let scratch = kernel == 1 ? [] : (0..<chunks).map { _ in Tensor(uninitialized: [reduction * plane]) }
         parallelChunks(input.n) { chunk, images in
             for image in images {
                 let out = output.plane(image, 0)
-                if direct {
-                    directForward(input, into: output, image: image, scratch: scratch[chunk].data)
-                    continue
-                }
                 if kernel == 1 {
                     hrtem_pointwise(input.plane(image, 0), inChannels, out, outChannels, plane, weight.value.data,
                                     bias.value.data, 0, 0)
@@ -107,10 +112,6 @@ public final class Conv2d: @unchecked Sendable {
         setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
         let direct = usesDirectKernel
         let scratch = kernel == 1 || direct ? [] : (0..<chunks).map { _ in Tensor(uninitialized: [reduction, plane]) }
-        let paddedInputs = direct ? (0..<chunks).map { _ in
-            Tensor(uninitialized: [Conv2d.paddedCount(channels: inChannels, height: input.h, width: input.w, kernel: kernel, dilation: dilation)]) } : []
-        let paddedGradients = direct && gradInput != nil ? (0..<chunks).map { _ in
-            Tensor(uninitialized: [Conv2d.paddedCount(channels: outChannels, height: input.h, width: input.w, kernel: kernel, dilation: dilation)]) } : []
         let backwardWeights = direct && gradInput != nil ? packedBackwardWeights() : []
         let transposedWeights = kernel == 1 && gradInput != nil ? transposedPointwiseWeights() : []
         let weightPartials = (0..<chunks).map { _ in Tensor([outChannels, reduction]) }
@@ -122,15 +123,9 @@ public final class Conv2d: @unchecked Sendable {
                     biasPartials[chunk * outChannels + channel] += blockedSum(gradOut + channel * plane, count: plane)
                 }
                 if direct {
-                    Conv2d.pad(input.plane(image, 0), count: inChannels, height: input.h, width: input.w,
-                               pad: (kernel - 1) / 2 * dilation, into: paddedInputs[chunk].data)
-                    directBackwardWeights(paddedInput: paddedInputs[chunk].data, gradOutput: gradOutput, image: image,
-                                          into: weightPartials[chunk].data)
-                    if let gradInput {
-                        backwardWeights.withUnsafeBufferPointer { packed in
-                            directBackwardData(gradOutput, into: gradInput, image: image, packed: packed.baseAddress!,
-                                               scratch: paddedGradients[chunk].data)
-                        }
+                    backwardWeights.withUnsafeBufferPointer { packed in
+                        directBackward(input: input, gradOutput: gradOutput, image: image, packedBackward: packed.baseAddress,
+                                       gradInput: gradInput, into: weightPartials[chunk].data)
                     }
                     continue
                 }

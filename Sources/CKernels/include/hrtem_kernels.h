@@ -12,17 +12,22 @@
 int hrtem_kernels_use(int requested);
 int hrtem_kernels_level(void);
 
-/* Rows y0..<y1 of: out[o][y][x] (+)= bias[o] + sum_i sum_taps W[o/4][i][tap][o%4] * in[i][y + ky d][x + kx d]
- * where `in` is inCount planes padded by pad = (k-1)/2*d to (h + 2 pad) x pw, pw = w rounded up
- * to 16 + 2 pad, and `out` is outCount planes of h x w (k <= 7). With `accumulate` the result is
- * added to `out`; `relu` clamps the stored value at zero. Four output channels x 16 pixels a pass. */
-void hrtem_conv_rows(const float *in, long inCount, float *out, long outCount, long h, long w, long k, long d,
-                     const float *weights, const float *bias, int accumulate, int relu, long y0, long y1);
+/* One image's k x k convolution (k <= 7, odd; dilation d; zero "same" padding):
+ * out[o][y][x] (+)= bias[o] + sum_i sum_taps W[o/4][i][tap][o%4] * in[i][y + (ky - r) d][x + (kx - r) d]
+ * for inCount input planes and outCount output planes of h x w, weights packed as
+ * [outCount/4 rounded up][inCount][k*k][4] (zero past outCount), bias may be NULL. With `accumulate`
+ * the result is added to `out`; `relu` clamps the stored value at zero. Rows are zero-bordered band
+ * by band into a per-thread buffer that stays in cache. */
+void hrtem_conv_image(const float *in, long inCount, float *out, long outCount, long h, long w, long k, long d,
+                      const float *weights, const float *bias, int accumulate, int relu);
 
-/* totals[(o * inCount + i) * k*k + tap] += sum over rows y of (float row sum over x of
- * g[o][y][x] * in[i][y + ky d][x + kx d]); `in` padded as for hrtem_conv_rows. */
-void hrtem_conv_weight_rows(const float *in, long inCount, const float *g, long outCount, long h, long w,
-                            long k, long d, double *totals);
+/* One image's k x k convolution backward: totals[(o * inCount + i) * k*k + tap] += the sum over
+ * pixels of g[o] x the tap-shifted in[i] (each row's float sum folded into double); and when
+ * gradIn is given, gradIn += the convolution of g by `backWeights` (the mirrored transposed
+ * weights, packed as for hrtem_conv_image with inCount and outCount swapped). Band by band, so
+ * each band of g is read once for both. */
+void hrtem_conv_backward_image(const float *in, long inCount, const float *g, long outCount, long h, long w, long k,
+                               long d, double *totals, const float *backWeights, float *gradIn);
 
 /* 1 x 1 convolution over planes of `plane` pixels: out[o][p] (+)= bias[o] + sum_i w[o * inCount + i] * x[i][p]
  * (bias may be NULL), ReLU on the stored value when `relu`. */
