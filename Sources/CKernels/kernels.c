@@ -13,10 +13,10 @@ typedef int hrtem_i16 __attribute__((vector_size(64)));
 
 #define HRTEM_CONV_ARGS const float *in, long inCount, long pplane, float *out, long outCount, long plane, long w, \
     long k, long d, const float *weights, const float *bias, int accumulate, int relu, long y0, long y1
-#define HRTEM_CONV_PASS(K) in, inCount, pplane, out, outCount, plane, w, K, d, weights, bias, accumulate, relu, y0, y1
+#define HRTEM_CONV_PASS(K, D) in, inCount, pplane, out, outCount, plane, w, K, D, weights, bias, accumulate, relu, y0, y1
 #define HRTEM_WEIGHT_ARGS const float *in, long inCount, long pplane, const float *g, long outCount, long plane, \
     long rows, long w, long k, long d, double *totals
-#define HRTEM_WEIGHT_PASS(K) in, inCount, pplane, g, outCount, plane, rows, w, K, d, totals
+#define HRTEM_WEIGHT_PASS(K, D) in, inCount, pplane, g, outCount, plane, rows, w, K, D, totals
 
 /* Rows of a band: its zero-bordered copy of `channels` planes (rows of pw floats, plus 2 pad
  * halo rows) should stay within about 256 KiB, in the core's L2 beside the rows it produces;
@@ -104,8 +104,8 @@ void hrtem_conv_image(const float *in, long inCount, float *out, long outCount, 
     DISPATCH(conv_image, in, inCount, out, outCount, h, w, k, d, weights, bias, accumulate, relu);
 }
 void hrtem_conv_backward_image(const float *in, long inCount, const float *g, long outCount, long h, long w, long k,
-                               long d, double *totals, const float *backWeights, float *gradIn) {
-    DISPATCH(conv_backward_image, in, inCount, g, outCount, h, w, k, d, totals, backWeights, gradIn);
+                               long d, double *totals, const float *backWeights, float *gradIn, int accumulate) {
+    DISPATCH(conv_backward_image, in, inCount, g, outCount, h, w, k, d, totals, backWeights, gradIn, accumulate);
 }
 void hrtem_pointwise(const float *x, long inCount, float *out, long outCount, long plane,
                      const float *w, const float *bias, int accumulate, int relu) {

@@ -65,13 +65,15 @@ extension Conv2d {
                          kernel, dilation, packed, bias, accumulate ? 1 : 0, relu ? 1 : 0)
     }
 
-    /// partial += this image's weight gradient; gradInput[image] += its input gradient when
-    /// `packedBackward` is given. One banded pass in C (`hrtem_conv_backward_image`).
+    /// partial += this image's weight gradient; its input gradient added into (or, without
+    /// `accumulate`, written to) gradInput[image] when `packedBackward` and `gradInput` are given.
+    /// One banded pass in C (`hrtem_conv_backward_image`).
     func directBackward(input: Tensor, gradOutput: Tensor, image: Int, packedBackward: UnsafePointer<Float>?,
-                        gradInput: Tensor?, into partial: UnsafeMutablePointer<Float>) {
+                        gradInput: Tensor?, accumulate: Bool, into partial: UnsafeMutablePointer<Float>) {
         var totals = [Double](repeating: 0, count: outChannels * inChannels * kernel * kernel)
         hrtem_conv_backward_image(input.plane(image, 0), inChannels, gradOutput.plane(image, 0), outChannels, input.h,
-                                  input.w, kernel, dilation, &totals, packedBackward, gradInput?.plane(image, 0))
+                                  input.w, kernel, dilation, &totals, packedBackward, gradInput?.plane(image, 0),
+                                  accumulate ? 1 : 0)
         for i in 0..<totals.count { partial[i] += Float(totals[i]) }
     }
 }

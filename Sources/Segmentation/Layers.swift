@@ -107,7 +107,9 @@ public final class Conv2d: @unchecked Sendable {
     public func backward(input: Tensor, gradOutput: Tensor, needInputGradient: Bool = true,
                          accumulateInto: Tensor? = nil) -> Tensor? {
         let plane = input.plane
-        let gradInput = needInputGradient ? (accumulateInto ?? Tensor(input.shape)) : nil
+        // A fresh input gradient is written, not added to, so it needs no clearing pass.
+        let accumulate = accumulateInto != nil
+        let gradInput = needInputGradient ? (accumulateInto ?? Tensor(uninitialized: input.shape)) : nil
         let chunks = chunkCount(input.n)
         setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
         let direct = usesDirectKernel
@@ -125,12 +127,12 @@ public final class Conv2d: @unchecked Sendable {
                 if direct {
                     backwardWeights.withUnsafeBufferPointer { packed in
                         directBackward(input: input, gradOutput: gradOutput, image: image, packedBackward: packed.baseAddress,
-                                       gradInput: gradInput, into: weightPartials[chunk].data)
+                                       gradInput: gradInput, accumulate: accumulate, into: weightPartials[chunk].data)
                     }
                     continue
                 }
                 if kernel == 1 {
-                    pointwiseBackward(input, gradOutput: gradOutput, image: image, gradInput: gradInput,
+                    pointwiseBackward(input, gradOutput: gradOutput, image: image, gradInput: gradInput, accumulate: accumulate,
                                       transposedWeights: transposedWeights, into: weightPartials[chunk].data)
                     continue
                 }
@@ -138,6 +140,7 @@ public final class Conv2d: @unchecked Sendable {
                 sgemm(transA: false, transB: true, m: outChannels, n: reduction, k: plane,
                       a: gradOut, lda: plane, b: columns, ldb: plane, beta: 1, c: weightPartials[chunk].data, ldc: reduction)
                 guard let gradInput else { continue }
+                if !accumulate { gradInput.plane(image, 0).update(repeating: 0, count: inChannels * plane) }
                 sgemm(transA: true, transB: false, m: reduction, n: plane, k: outChannels,
                       a: weight.value.data, lda: reduction, b: gradOut, ldb: plane, beta: 0, c: scratch[chunk].data, ldc: plane)
                 col2imAdd(scratch[chunk].data, into: gradInput, image: image)
@@ -152,8 +155,9 @@ public final class Conv2d: @unchecked Sendable {
     }
 
     /// A 1 x 1 layer's backward for one image: the weight gradient (C, double-folded sums) added
-    /// into `partial`, and W^T x gradOutput added into `gradInput` when given.
-    func pointwiseBackward(_ input: Tensor, gradOutput: Tensor, image: Int, gradInput: Tensor?,
+    /// into `partial`, and W^T x gradOutput added into (or, without `accumulate`, written to)
+    /// `gradInput` when given.
+    func pointwiseBackward(_ input: Tensor, gradOutput: Tensor, image: Int, gradInput: Tensor?, accumulate: Bool,
                            transposedWeights: [Float], into partial: UnsafeMutablePointer<Float>) {
         var totals = [Double](repeating: 0, count: outChannels * inChannels)
         hrtem_pointwise_weight_gradient(input.plane(image, 0), inChannels, gradOutput.plane(image, 0), outChannels,
@@ -161,7 +165,7 @@ public final class Conv2d: @unchecked Sendable {
         for i in 0..<totals.count { partial[i] += Float(totals[i]) }
         guard let gradInput else { return }
         hrtem_pointwise(gradOutput.plane(image, 0), outChannels, gradInput.plane(image, 0), inChannels, input.plane,
-                        transposedWeights, nil, 1, 0)
+                        transposedWeights, nil, accumulate ? 1 : 0, 0)
     }
 
     /// A 1 x 1 layer's weights as [in][out] (the data gradient is a 1 x 1 convolution by W^T).
@@ -489,29 +493,31 @@ func upsampleConcat(skip: Tensor, low: Tensor) -> Tensor {
     return output
 }
 
-/// Splits the gradient of `upsampleConcat`: the skip part is added into `skipGradient`, the
-/// upsampled part summed over each 2 x 2 block into a new tensor shaped like `low`.
-func upsampleConcatBackward(_ gradient: Tensor, skipGradient: Tensor, lowShape: [Int]) -> Tensor {
-    let low = Tensor(lowShape)
-    let skipChannels = skipGradient.c, c = gradient.c, w = gradient.w
+/// Splits the gradient of `upsampleConcat`: the skip part copied into a new tensor of
+/// `skipChannels`, the upsampled part summed over each 2 x 2 block (row by row, left to right)
+/// into a new tensor shaped like `low`. Both are written in full, so neither needs clearing.
+func upsampleConcatBackward(_ gradient: Tensor, skipChannels: Int, lowShape: [Int]) -> (skip: Tensor, low: Tensor) {
+    let skip = Tensor(uninitialized: [gradient.n, skipChannels, gradient.h, gradient.w])
+    let low = Tensor(uninitialized: lowShape)
+    let c = gradient.c, w = gradient.w
     parallelFor(gradient.n * c) { planes in
         for index in planes {
             let image = index / c, channel = index % c
             let source = gradient.plane(image, channel)
             if channel < skipChannels {
-                let target = skipGradient.plane(image, channel)
-                for i in 0..<gradient.plane { target[i] += source[i] }
-            } else {
-                let target = low.plane(image, channel - skipChannels)
-                for y in 0..<gradient.h {
-                    let row = source + y * w
-                    let out = target + (y / 2) * low.w
-                    for x in 0..<w { out[x >> 1] += row[x] }
+                skip.plane(image, channel).update(from: source, count: gradient.plane)
+                continue
+            }
+            let target = low.plane(image, channel - skipChannels)
+            for y in 0..<low.h {
+                let upper = source + 2 * y * w, lower = upper + w, out = target + y * low.w
+                for x in 0..<low.w {
+                    out[x] = ((upper[2 * x] + upper[2 * x + 1]) + lower[2 * x]) + lower[2 * x + 1]
                 }
             }
         }
     }
-    return low
+    return (skip, low)
 }
 
 /// Mean softmax cross-entropy over every pixel of 2-or-more-class logits `[n, k, h, w]` against

@@ -191,19 +191,19 @@ public final class ResidualUNet: @unchecked Sendable {
     public func backward(_ gradLogits: Tensor) {
         guard let finalInput = savedFinalInput else { preconditionFailure("backward without a training forward pass") }
         var grad = OperationProfile.measure("final conv backward") { finalConv.backward(input: finalInput, gradOutput: gradLogits)! }
-        var skipGradients: [Tensor] = savedSkips.map { Tensor($0.shape) }
+        var skipGradients = [Tensor?](repeating: nil, count: savedSkips.count)
         for (index, block) in ups.enumerated().reversed() {
             let gradConcat = block.backward(grad, needInputGradient: true)!
             let level = savedSkips.count - 1 - index
-            grad = OperationProfile.measure("upsample+concat backward @\(gradConcat.h)") {
-                upsampleConcatBackward(gradConcat, skipGradient: skipGradients[level], lowShape: savedLowShapes[index])
+            (skipGradients[level], grad) = OperationProfile.measure("upsample+concat backward @\(gradConcat.h)") {
+                upsampleConcatBackward(gradConcat, skipChannels: savedSkips[level].c, lowShape: savedLowShapes[index])
             }
         }
         grad = bottleneck.backward(grad, needInputGradient: true)!
         for level in stride(from: downs.count - 1, through: 0, by: -1) {
-            OperationProfile.measure("maxpool backward @\(grad.h * 2)") { maxPool2BackwardAdd(grad, winners: savedWinners[level], into: skipGradients[level]) }
-            let gradSkip = skipGradients[level]
-            skipGradients[level] = Tensor([0])
+            let gradSkip = skipGradients[level]!
+            skipGradients[level] = nil
+            OperationProfile.measure("maxpool backward @\(grad.h * 2)") { maxPool2BackwardAdd(grad, winners: savedWinners[level], into: gradSkip) }
             if let next = downs[level].backward(gradSkip, needInputGradient: level > 0) { grad = next }
         }
         savedSkips = []

@@ -52,3 +52,26 @@ final class TensorPoolTests: XCTestCase {
         }
     }
 }
+
+final class FreshGradientTests: XCTestCase {
+    /// A fresh input gradient is written, not added to whatever its recycled storage held: a
+    /// second backward pass (whose storage is likely the first one's) gives the same values, for
+    /// the 1 x 1, direct and im2col paths.
+    func testFreshInputGradientsDoNotAccumulateOldStorage() {
+        let savedLimit = Conv2d.directLimit
+        defer { Conv2d.directLimit = savedLimit }
+        for (kernel, limit) in [(1, Int.max), (3, Int.max), (3, 0)] {
+            Conv2d.directLimit = limit
+            let conv = Conv2d(name: "c", inChannels: 3, outChannels: 5, kernel: kernel)
+            var random = SplitMix64(seed: 21)
+            conv.initialize(&random)
+            let input = Tensor([2, 3, 8, 40]), grad = Tensor([2, 5, 8, 40])
+            for i in 0..<input.count { input[i] = Float(random.nextGaussian()) }
+            for i in 0..<grad.count { grad[i] = Float(random.nextGaussian()) }
+            let first = conv.backward(input: input, gradOutput: grad)!.values
+            let second = conv.backward(input: input, gradOutput: grad)!.values
+            XCTAssertEqual(first, second, "kernel \(kernel), direct limit \(limit)")
+            XCTAssertTrue(first.contains { $0 != 0 })
+        }
+    }
+}

@@ -23,11 +23,12 @@ void hrtem_conv_image(const float *in, long inCount, float *out, long outCount, 
 
 /* One image's k x k convolution backward: totals[(o * inCount + i) * k*k + tap] += the sum over
  * pixels of g[o] x the tap-shifted in[i] (each row's float sum folded into double); and when
- * gradIn is given, gradIn += the convolution of g by `backWeights` (the mirrored transposed
- * weights, packed as for hrtem_conv_image with inCount and outCount swapped). Band by band, so
+ * gradIn is given, gradIn (+)= the convolution of g by `backWeights` (the mirrored transposed
+ * weights, packed as for hrtem_conv_image with inCount and outCount swapped; added with
+ * `accumulate`, else written). Band by band, so
  * each band of g is read once for both. */
 void hrtem_conv_backward_image(const float *in, long inCount, const float *g, long outCount, long h, long w, long k,
-                               long d, double *totals, const float *backWeights, float *gradIn);
+                               long d, double *totals, const float *backWeights, float *gradIn, int accumulate);
 
 /* 1 x 1 convolution over planes of `plane` pixels: out[o][p] (+)= bias[o] + sum_i w[o * inCount + i] * x[i][p]
  * (bias may be NULL), ReLU on the stored value when `relu`. */
