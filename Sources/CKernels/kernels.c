@@ -115,8 +115,17 @@ void hrtem_pointwise_weight_gradient(const float *x, long inCount, const float *
                                      double *totals) {
     DISPATCH(pointwise_weight_gradient, x, inCount, g, outCount, plane, totals);
 }
-void hrtem_relu_mask(float *g, const float *a, long n) { DISPATCH(relu_mask, g, a, n); }
 double hrtem_blocked_sum(const float *p, long n) { DISPATCH_RETURN(blocked_sum, p, n); }
+void hrtem_moments(const float *p, long n, double *sums) { DISPATCH(moments, p, n, sums); }
+void hrtem_bn_backward_sums(float *g, const float *activation, const float *x, float mean, long n, double *sums) {
+    DISPATCH(bn_backward_sums, g, activation, x, mean, n, sums);
+}
+void hrtem_affine(const float *x, float a, float b, const float *residual, int relu, float *out, long n) {
+    DISPATCH(affine, x, a, b, residual, relu, out, n);
+}
+void hrtem_bn_backward_apply(const float *g, const float *x, float a, float c, float k, float *out, long n) {
+    DISPATCH(bn_backward_apply, g, x, a, c, k, out, n);
+}
 double hrtem_softmax_cross_entropy(const float *logits, long k, long n, const unsigned char *labels,
                                    float *grad, float scale) {
     DISPATCH_RETURN(softmax_cross_entropy, logits, k, n, labels, grad, scale);

@@ -272,29 +272,15 @@ public final class BatchNorm2d: @unchecked Sendable {
         var inverseDeviation: [Float]
     }
 
-    /// Per-channel mean and biased variance of `input` (double accumulation per plane, summed in
-    /// image order); updates the running statistics.
+    /// Per-channel mean and biased variance of `input` (C: float partials over blocks, folded into
+    /// double per plane, summed in image order); updates the running statistics.
     func batchStatistics(_ input: Tensor) -> Statistics {
         let n = input.n, c = input.c, plane = input.plane
         var sums = [Double](repeating: 0, count: n * c * 2)
         sums.withUnsafeMutableBufferPointer { buffer in
             let sums = buffer.baseAddress!
             parallelFor(n * c) { planes in
-                for index in planes {
-                    let p = input.data + index * plane
-                    var s: Double = 0, s2: Double = 0
-                    var i = 0
-                    // Four float partial sums per block keep the loop vectorizable; blocks are
-                    // folded into double so long planes lose nothing.
-                    while i < plane {
-                        let end = min(plane, i + 1024)
-                        var a: Float = 0, b: Float = 0
-                        while i < end { let v = p[i]; a += v; b += v * v; i += 1 }
-                        s += Double(a); s2 += Double(b)
-                    }
-                    sums[index * 2] = s
-                    sums[index * 2 + 1] = s2
-                }
+                for index in planes { hrtem_moments(input.data + index * plane, plane, sums + index * 2) }
             }
         }
         let total = Double(n * plane)
@@ -330,44 +316,26 @@ public final class BatchNorm2d: @unchecked Sendable {
         }
         parallelFor(input.n * c) { planes in
             for index in planes {
-                let channel = index % c
-                let a = scale[channel], b = shift[channel]
-                let x = input.data + index * plane, y = output.data + index * plane
-                if let residual {
-                    let r = residual.data + index * plane
-                    if relu { for i in 0..<plane { y[i] = max(0, x[i] * a + b + r[i]) } }
-                    else { for i in 0..<plane { y[i] = x[i] * a + b + r[i] } }
-                } else {
-                    if relu { for i in 0..<plane { y[i] = max(0, x[i] * a + b) } }
-                    else { for i in 0..<plane { y[i] = x[i] * a + b } }
-                }
+                hrtem_affine(input.data + index * plane, scale[index % c], shift[index % c],
+                             residual.map { $0.data + index * plane }, relu ? 1 : 0, output.data + index * plane, plane)
             }
         }
     }
 
-    /// Given the gradient at the BatchNorm output (after any ReLU mask), accumulates the weight and
-    /// bias gradients and writes the gradient with respect to `input` into `gradInput` (which may
-    /// be `gradOutput`).
-    func backward(input: Tensor, gradOutput: Tensor, statistics: Statistics, gradInput: Tensor) {
+    /// Given the gradient at the BatchNorm output, accumulates the weight and bias gradients and
+    /// writes the gradient with respect to `input` into `gradInput` (which may be `gradOutput`).
+    /// With `reluOutput` (the output of a ReLU that follows, with any residual added before it),
+    /// `gradOutput` is first masked by that ReLU, in place, in the same pass as the sums.
+    func backward(input: Tensor, gradOutput: Tensor, statistics: Statistics, gradInput: Tensor,
+                  reluOutput: Tensor? = nil) {
         let n = input.n, c = input.c, plane = input.plane
         var sums = [Double](repeating: 0, count: n * c * 2)
         sums.withUnsafeMutableBufferPointer { buffer in
             let sums = buffer.baseAddress!
             parallelFor(n * c) { planes in
                 for index in planes {
-                    let channel = index % c
-                    let mean = statistics.mean[channel]
-                    let x = input.data + index * plane, g = gradOutput.data + index * plane
-                    var s: Double = 0, sx: Double = 0
-                    var i = 0
-                    while i < plane {
-                        let end = min(plane, i + 1024)
-                        var a: Float = 0, b: Float = 0
-                        while i < end { a += g[i]; b += g[i] * (x[i] - mean); i += 1 }
-                        s += Double(a); sx += Double(b)
-                    }
-                    sums[index * 2] = s
-                    sums[index * 2 + 1] = sx
+                    hrtem_bn_backward_sums(gradOutput.data + index * plane, reluOutput.map { $0.data + index * plane },
+                                           input.data + index * plane, statistics.mean[index % c], plane, sums + index * 2)
                 }
             }
         }
@@ -391,10 +359,8 @@ public final class BatchNorm2d: @unchecked Sendable {
         parallelFor(n * c) { planes in
             for index in planes {
                 let channel = index % c
-                let a = coefficientG[channel], b = coefficientX[channel], k = constant[channel]
-                let x = input.data + index * plane, g = gradOutput.data + index * plane
-                let out = gradInput.data + index * plane
-                for i in 0..<plane { out[i] = a * g[i] + b * x[i] + k }
+                hrtem_bn_backward_apply(gradOutput.data + index * plane, input.data + index * plane, coefficientG[channel],
+                                        coefficientX[channel], constant[channel], gradInput.data + index * plane, plane)
             }
         }
     }
@@ -407,21 +373,11 @@ func blockedSum(_ p: UnsafePointer<Float>, count: Int) -> Float {
     Float(hrtem_blocked_sum(p, count))
 }
 
-/// Zeroes `gradient` wherever `activation` (a ReLU output) is not positive, in place.
-func reluMask(_ gradient: Tensor, activation: Tensor) {
-    parallelFor(gradient.n * gradient.c) { planes in
-        let plane = gradient.plane
-        for index in planes {
-            hrtem_relu_mask(gradient.data + index * plane, activation.data + index * plane, plane)
-        }
-    }
-}
-
 /// 2 x 2 max-pool, stride 2. Returns the pooled tensor and, per output pixel, which of the four
 /// inputs won (0...3, first maximum in row-major order, as PyTorch picks).
 func maxPool2(_ input: Tensor) -> (Tensor, [UInt8]) {
     let h = input.h / 2, w = input.w / 2
-    let output = Tensor([input.n, input.c, h, w])
+    let output = Tensor(uninitialized: [input.n, input.c, h, w])
     var winners = [UInt8](repeating: 0, count: output.count)
     winners.withUnsafeMutableBufferPointer { buffer in
         let winners = buffer.baseAddress!
@@ -472,7 +428,7 @@ func maxPool2BackwardAdd(_ gradOutput: Tensor, winners: [UInt8], into gradInput:
 func upsampleConcat(skip: Tensor, low: Tensor) -> Tensor {
     precondition(low.h * 2 == skip.h && low.w * 2 == skip.w, "skip \(skip.shape) vs upsampled \(low.shape)")
     let c = skip.c + low.c
-    let output = Tensor([skip.n, c, skip.h, skip.w])
+    let output = Tensor(uninitialized: [skip.n, c, skip.h, skip.w])
     let w = skip.w
     parallelFor(skip.n * c) { planes in
         for index in planes {

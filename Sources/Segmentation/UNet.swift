@@ -84,18 +84,20 @@ public final class ResidualBlock: @unchecked Sendable {
     func backward(_ gradOutput: Tensor, needInputGradient: Bool) -> Tensor? {
         guard let saved else { preconditionFailure("backward without a training forward pass") }
         let tag = " \(saved.input.c)->\(conv1.outChannels) @\(saved.input.h)"
-        OperationProfile.measure("relu backward" + tag) { reluMask(gradOutput, activation: saved.output) }
+        // bn2's backward masks gradOutput by the block's final ReLU in its first pass, so it runs
+        // before convAdd's backward, which needs the masked gradient too.
+        let gradB = Tensor(uninitialized: saved.conv2.shape)
+        OperationProfile.measure("bn backward" + tag) {
+            bn2.backward(input: saved.conv2, gradOutput: gradOutput, statistics: saved.statistics2, gradInput: gradB,
+                         reluOutput: saved.output)
+        }
         let gradInput = OperationProfile.measure("convAdd backward" + tag) {
             convAdd.backward(input: saved.input, gradOutput: gradOutput, needInputGradient: needInputGradient)
         }
-        let gradB = Tensor(uninitialized: saved.conv2.shape)
-        OperationProfile.measure("bn backward" + tag) {
-            bn2.backward(input: saved.conv2, gradOutput: gradOutput, statistics: saved.statistics2, gradInput: gradB)
-        }
         let gradHidden = OperationProfile.measure("conv2 backward" + tag) { conv2.backward(input: saved.hidden, gradOutput: gradB)! }
-        OperationProfile.measure("relu backward" + tag) { reluMask(gradHidden, activation: saved.hidden) }
         OperationProfile.measure("bn backward" + tag) {
-            bn1.backward(input: saved.conv1, gradOutput: gradHidden, statistics: saved.statistics1, gradInput: gradHidden)
+            bn1.backward(input: saved.conv1, gradOutput: gradHidden, statistics: saved.statistics1, gradInput: gradHidden,
+                         reluOutput: saved.hidden)
         }
         OperationProfile.measure("conv1 backward" + tag) {
             conv1.backward(input: saved.input, gradOutput: gradHidden, needInputGradient: needInputGradient,

@@ -74,10 +74,9 @@ final class GradientTests: XCTestCase {
         }
         let loss = { self.dot(forward(), weights) }
         let output = forward()
-        let gradient = weights.copy()
-        reluMask(gradient, activation: output)
         let gradInput = Tensor(input.shape)
-        norm.backward(input: input, gradOutput: gradient, statistics: norm.batchStatistics(input), gradInput: gradInput)
+        norm.backward(input: input, gradOutput: weights.copy(), statistics: norm.batchStatistics(input), gradInput: gradInput,
+                      reluOutput: output)
         check("bn input", variable: input, analytic: gradInput, samples: 120, step: 1e-3, loss: loss)
         check("bn weight", variable: norm.weight.value, analytic: norm.weight.gradient, step: 1e-3, loss: loss)
         check("bn bias", variable: norm.bias.value, analytic: norm.bias.gradient, step: 1e-3, loss: loss)

@@ -39,11 +39,23 @@ void hrtem_pointwise(const float *x, long inCount, float *out, long outCount, lo
 void hrtem_pointwise_weight_gradient(const float *x, long inCount, const float *g, long outCount, long plane,
                                      double *totals);
 
-/* g[i] = a[i] > 0 ? g[i] : 0 (the ReLU's backward, in place). */
-void hrtem_relu_mask(float *g, const float *a, long n);
-
 /* Sum of n floats: eight-lane float partial sums over blocks of 1024, each block folded into double. */
 double hrtem_blocked_sum(const float *p, long n);
+
+/* BatchNorm's per-plane statistics: sums[0] += sum of p[i], sums[1] += sum of p[i]^2 (float
+ * partials over blocks of 1024, folded into double). */
+void hrtem_moments(const float *p, long n, double *sums);
+
+/* BatchNorm backward, first pass over a plane: with `activation` (the output of a ReLU that follows),
+ * g[i] = 0 where activation[i] <= 0 first, in place; then sums[0] += sum g[i] and
+ * sums[1] += sum g[i] (x[i] - mean), blocked as hrtem_moments. */
+void hrtem_bn_backward_sums(float *g, const float *activation, const float *x, float mean, long n, double *sums);
+
+/* out[i] = a x[i] + b (+ residual[i]), clamped at zero when `relu`; out may be x or residual. */
+void hrtem_affine(const float *x, float a, float b, const float *residual, int relu, float *out, long n);
+
+/* BatchNorm backward, second pass: out[i] = a g[i] + c x[i] + k; out may be g. */
+void hrtem_bn_backward_apply(const float *g, const float *x, float a, float c, float k, float *out, long n);
 
 /* Softmax cross-entropy of one image: `logits` is k planes of n pixels, `labels` n class indices.
  * Returns the sum over pixels of -ln softmax[label] (float sums over blocks of 1024 pixels folded
