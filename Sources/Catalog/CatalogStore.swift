@@ -71,10 +71,10 @@ public final class CatalogStore: Sendable {
     }
 
     public func count(matching query: FrameQuery) throws -> Int {
-        let compiled = try query.compile()
-        return try dbQueue.read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM frames WHERE \(compiled.sql)",
-                             arguments: compiled.arguments) ?? 0
+        try dbQueue.read { db in
+            let compiled = try query.compile(in: db)
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM frames WHERE \(compiled.sql)",
+                                    arguments: compiled.arguments) ?? 0
         }
     }
 
@@ -85,10 +85,10 @@ public final class CatalogStore: Sendable {
     }
 
     public func frameIds(matching query: FrameQuery) throws -> [Int64] {
-        let compiled = try query.compile()
-        return try dbQueue.read { db in
-            try Int64.fetchAll(db, sql: "SELECT frames.id FROM frames WHERE \(compiled.sql) ORDER BY \(Self.frameOrder)",
-                               arguments: compiled.arguments)
+        try dbQueue.read { db in
+            let compiled = try query.compile(in: db)
+            return try Int64.fetchAll(db, sql: "SELECT frames.id FROM frames WHERE \(compiled.sql) ORDER BY \(Self.frameOrder)",
+                                      arguments: compiled.arguments)
         }
     }
 
@@ -164,7 +164,7 @@ public final class CatalogStore: Sendable {
     public static let frameOrder = "frames.metadata_row IS NULL, frames.metadata_row, frames.id"
 
     public static func frames(matching query: FrameQuery, in db: Database) throws -> [FrameRecord] {
-        let compiled = try query.compile()
+        let compiled = try query.compile(in: db)
         return try FrameRecord.fetchAll(
             db, sql: "SELECT \(frameColumns) FROM frames WHERE \(compiled.sql) ORDER BY \(frameOrder)",
             arguments: compiled.arguments)

@@ -16,12 +16,46 @@ final class CatalogStoreTests: XCTestCase {
                 XCTAssertTrue(try db.tableExists(table), table)
             }
             let migrations = try String.fetchAll(db, sql: "SELECT identifier FROM grdb_migrations")
-            XCTAssertEqual(Array(migrations.prefix(2)), ["v1-catalog", "v2-query-indexes"])
+            XCTAssertEqual(Array(migrations.prefix(3)), ["v1-catalog", "v2-query-indexes", "v3-exact-seek-covering-indexes"])
         }
         // Reopening applies no migration twice and keeps the data.
         try store.upsertFrame(FrameRecord(session: "s", fileName: "a.dm3", material: "Au"))
         let reopened = try CatalogStore(folder: data)
         XCTAssertEqual(try reopened.allFrames().map(\.fileName), ["a.dm3"])
+    }
+
+    /// A catalog made before v3 (v2's indexes) gains v3's on open and keeps its frames.
+    func testV2CatalogMigratesToCoveringIndexes() throws {
+        let folder = try makeTemporaryFolder()
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let file = folder.appendingPathComponent("catalog.sqlite")
+        do {
+            let old = try DatabaseQueue(path: file.path)
+            try CatalogSchema.migrator.migrate(old, upTo: "v2-query-indexes")
+            try old.write { db in
+                try db.execute(sql: "INSERT INTO sessions (folder) VALUES ('s')")
+                try db.execute(sql: """
+                    INSERT INTO frames (session, file_name, metadata_row, material, particle_size_nm, pixel_scale_nm, dose)
+                    VALUES ('s', 'a.dm3', 2, 'Ag', 5, 0.02, 423), ('s', 'b.dm3', 1, 'Ag', 5, 0.02, 421),
+                           ('s', 'c.dm3', 3, 'Au', 5, 0.02, 423)
+                    """)
+            }
+        }
+        let store = try CatalogStore(file: file)
+        try store.dbQueue.read { db in
+            let indexes = Set(try String.fetchAll(db, sql: "SELECT name FROM pragma_index_list('frames')"))
+            for added in ["frames_material_scale_size_dose_row", "frames_material_size_dose_scale_row",
+                          "frames_support_magnification_dose_row", "frames_size", "frames_magnification"] {
+                XCTAssertTrue(indexes.contains(added), added)
+            }
+            for dropped in ["frames_material_size_scale_dose", "frames_material_scale_size_dose",
+                            "frames_support_magnification_dose"] {
+                XCTAssertFalse(indexes.contains(dropped), dropped)
+            }
+        }
+        let query = #"material = "Ag" and size = 5 and pixel_scale = 0.02"#
+        XCTAssertEqual(try store.frames(matching: query).map(\.fileName), ["b.dm3", "a.dm3"])
+        XCTAssertEqual(try store.count(matching: query), 2)
     }
 
     func testUpsertKeepsIdentityAndCreatesSessions() throws {
