@@ -58,6 +58,38 @@ final class CatalogStoreTests: XCTestCase {
         XCTAssertEqual(try store.count(matching: query), 2)
     }
 
+    /// Query results are decoded through SQLite's C API and ordered in Swift: they must equal
+    /// GRDB's decoding of the same rows in SQL's catalog order, column for column.
+    func testQueryRecordsEqualGRDBDecodingInCatalogOrder() throws {
+        let store = try CatalogStore()
+        var frames: [FrameRecord] = []
+        for index in 0..<12 {
+            frames.append(FrameRecord(
+                session: "2021_08_26 Åu session \(index % 3)", fileName: "f\(index)_µ.dm3",
+                metadataSource: index % 4 == 0 ? nil : "Dataset_metadata.csv", metadataRow: index % 5 == 0 ? nil : 12 - index,
+                material: "Au", particleSizeNm: 5, shape: "Sphere", support: "UT Carbon", instrument: "Team05",
+                dose: 423, doseRate: 2650.1, exposureSeconds: 0.1596, pixelScaleNm: 0.02, magnificationKx: 330,
+                date: "2021-08-26", path: index % 2 == 0 ? nil : "/data/f\(index).dm3", byteSize: index % 2 == 0 ? nil : 1 << 33,
+                sha256: index % 2 == 0 ? nil : String(repeating: "ab", count: 32), format: "dm4", width: 4096,
+                height: 4096, pixelType: "float32", ingestedAt: "2024-06-11T10:00:00Z",
+                facts: #"{"Microscope Info":{"Voltage":300000,"Name":"TEAM 0.5 ✓"}}"#))
+        }
+        try store.insertFrames(frames)
+        try store.upsertFrame(FrameRecord(session: "other", fileName: "ag.dm3", material: "Ag", particleSizeNm: 5))
+        let query = #"material = "Au" and size = 5 and pixel_scale = 0.02"#
+        let compiled = try FrameQuery.parse(query).compile()
+        let expected = try store.dbQueue.read { db in
+            try FrameRecord.fetchAll(db, sql: """
+                SELECT \(CatalogStore.frameColumns) FROM frames WHERE \(compiled.sql) ORDER BY \(CatalogStore.frameOrder)
+                """, arguments: compiled.arguments)
+        }
+        XCTAssertEqual(expected.count, 12)
+        XCTAssertEqual(try store.frames(matching: query), expected)
+        XCTAssertEqual(try store.frameIds(matching: query), expected.map { $0.id! })
+        XCTAssertEqual(expected.first?.metadataRow, 1, "catalog order, not insertion order")
+        XCTAssertNil(expected.last?.metadataRow, "frames without a table row come last")
+    }
+
     func testUpsertKeepsIdentityAndCreatesSessions() throws {
         let store = try CatalogStore()
         let first = try store.upsertFrame(FrameRecord(session: "2021_08_26 5nm Au", fileName: "x_01.dm3", material: "Au",
