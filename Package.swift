@@ -41,7 +41,9 @@ let package = Package(
         .target(name: "Mirrors", dependencies: ["Micrograph", "CCurl"], swiftSettings: optimized),
         .target(name: "Catalog",
                 dependencies: ["Micrograph", "Preprocessing", "Mirrors", "CHDF5",
-                               .product(name: "GRDB", package: "GRDB.swift")],
+                               .product(name: "GRDB", package: "GRDB.swift"),
+                               // SQLite's C API, for decoding query results column by column.
+                               .product(name: "GRDBSQLite", package: "GRDB.swift")],
                 swiftSettings: optimized),
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         .target(name: "Segmentation", dependencies: ["Micrograph", "CBLAS", "CKernels"], swiftSettings: optimized),

@@ -7,8 +7,10 @@
 // the study's value sets, times three-predicate queries that select about 1% of the rows
 // (median of R runs of CatalogStore.frames(matching:), parse + SQL + decoding every record),
 // then times importing the study's 407-row metadata table (median of R imports into fresh
-// catalog files). Peers: Python's sqlite3 running hrtem's compiled SQL on the same file and
-// NumPy boolean masks over the same columns in memory; csv + sqlite3 executemany for the import.
+// catalog files). Peers: Python's sqlite3 running hrtem's compiled SQL on the same file, NumPy
+// boolean masks over the same columns in memory, and the floor: SQLite's C API stepping that SQL
+// (Benchmarks/peers/catalog_floor.c, built with the C compiler at hand); csv + sqlite3
+// executemany for the import.
 import Catalog
 import Foundation
 import GRDB
@@ -96,8 +98,13 @@ if reuse {
 }
 frames = []
 try store.dbQueue.write { db in try db.execute(sql: "ANALYZE") }
+// The SQL hrtem runs: numeric ranges become the catalog's exact values (FrameQuery.compile(in:)).
+func compiledForCatalog(_ query: String) throws -> FrameQuery.Compiled {
+    let parsed = try FrameQuery.parse(query)
+    return try store.dbQueue.read { db in try parsed.compile(in: db) }
+}
 for query in benchQueries {
-    let compiled = try FrameQuery.parse(query).compile()
+    let compiled = try compiledForCatalog(query)
     let plan = try store.dbQueue.read { db in
         try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT * FROM frames WHERE \(compiled.sql)", arguments: compiled.arguments)
             .map { $0["detail"] as String? ?? "" }
@@ -108,13 +115,21 @@ for query in benchQueries {
 let queries = benchQueries
 var spec: [[String: Any]] = []
 var hrtemRows: [Int] = [], hrtemMs: [Double] = [], countMs: [Double] = [], idsMs: [Double] = []
+/// Opening the catalog and running the query once, as `hrtem query` does: a new connection
+/// starts with SQLite's page cache empty and the file mapped afresh (the file itself stays in
+/// the OS page cache; process start-up is not included).
+var firstQueryMs: [Double] = []
 for query in queries {
     var rows = try store.frames(matching: query).count
     hrtemMs.append(median(try (0..<repeats).map { _ in try milliseconds { rows = try store.frames(matching: query).count } }))
     countMs.append(median(try (0..<repeats).map { _ in try milliseconds { _ = try store.count(matching: query) } }))
     idsMs.append(median(try (0..<repeats).map { _ in try milliseconds { _ = try store.frameIds(matching: query) } }))
+    firstQueryMs.append(median(try (0..<min(repeats, 9)).map { _ in
+        try milliseconds { _ = try CatalogStore(file: catalogFile).frames(matching: query) }
+    }))
     hrtemRows.append(rows)
-    let compiled = try FrameQuery.parse(query).compile()
+    // The peer runs the very SQL hrtem ran, on the same file.
+    let compiled = try compiledForCatalog(query)
     let arguments: [Any] = compiled.values.map { value -> Any in
         switch value.storage {
         case .double(let number): return number
@@ -163,25 +178,77 @@ func runPeer(_ arguments: [String]) -> [String: Any]? {
     return try? JSONSerialization.jsonObject(with: data) as? [String: Any]
 }
 
+/// Builds and runs Benchmarks/peers/catalog_floor.c (SQLite's C API stepping the same SQL:
+/// what any binding pays before it makes a single value of its own). nil when no C compiler
+/// or sqlite3.h is at hand.
+func runFloor(_ queries: [FrameQuery.Compiled]) -> [String: Any]? {
+    let source = peerScript.deletingLastPathComponent().appendingPathComponent("catalog_floor.c")
+    let binary = work.appendingPathComponent("catalog_floor")
+    func run(_ arguments: [String]) -> Data? {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return nil }
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return process.terminationStatus == 0 ? data : nil
+    }
+    let compiler = ProcessInfo.processInfo.environment["CC"] ?? "cc"
+    guard [compiler, "clang"].contains(where: { run([$0, "-O2", "-o", binary.path, source.path, "-lsqlite3"]) != nil })
+    else { return nil }
+    var arguments = [binary.path, catalogFile.path, "\(repeats)", CatalogStore.frameColumns]
+    for compiled in queries {
+        arguments += [compiled.sql, "\(compiled.values.count)"]
+        arguments += compiled.values.map { value -> String in
+            switch value.storage {
+            case .double(let number): return "r:\(number)"
+            case .int64(let number): return "i:\(number)"
+            case .string(let text): return "t:\(text)"
+            default: fatalError("bench query binds an unsupported value")
+            }
+        }
+    }
+    return run(arguments).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+}
+
+let floor = runFloor(try queries.map(compiledForCatalog))
+let floorRecords = floor?["records"] as? [Double]
+let floorFirst = floor?["records_first"] as? [Double]
 let peer = runPeer(["query", catalogFile.path, specFile.path, "\(repeats)"])
 let peerSQLite = peer?["sqlite3"] as? [Double]
 let peerNumpy = peer?["numpy"] as? [Double]
 let peerRows = peer?["rows"] as? [Int]
 print("")
-print("query                                                      rows   %rows  records ms  ids ms  count ms  sqlite3(py) ms  numpy ms")
+print("query                                                      rows   %rows  records ms  ids ms  count ms  open+records ms  C floor ms (first)  sqlite3(py) ms  numpy ms")
 for (index, query) in queries.enumerated() {
     let rows = hrtemRows[index]
     var line = query.padding(toLength: 58, withPad: " ", startingAt: 0)
     line += String(rows).leftPadded(7) + fmt(100 * Double(rows) / Double(frameCount)).leftPadded(8)
     line += fmt(hrtemMs[index]).leftPadded(12) + fmt(idsMs[index]).leftPadded(8) + fmt(countMs[index]).leftPadded(10)
+    line += fmt(firstQueryMs[index]).leftPadded(17)
+    line += (floorRecords.map { fmt($0[index]) } ?? "n/a").leftPadded(12)
+    line += (floorFirst.map { "(" + fmt($0[index]) + ")" } ?? "").leftPadded(8)
     line += (peerSQLite.map { fmt($0[index]) } ?? "n/a").leftPadded(16)
     line += (peerNumpy.map { fmt($0[index]) } ?? "n/a").leftPadded(10)
     if let peerRows, peerRows[index] != rows { line += "  (peer rows \(peerRows[index]) differ!)" }
     print(line)
 }
 print("records: CatalogStore.frames(matching:) (parse, SQL, every column of every row, decoded, in catalog order);")
-print("ids: frameIds(matching:); count: count(matching:); sqlite3(py): the same SQL and columns from Python;")
-print("numpy: boolean masks over columns already in memory. Target: < 10 ms median per query.")
+print("ids: frameIds(matching:); count: count(matching:); open+records: a new CatalogStore and one records query")
+print("(what `hrtem query` does after start-up: SQLite's cache empty, file in the OS cache, median of \(min(repeats, 9)));")
+print("C floor: SQLite's C API stepping the same SQL and reading every column, no ORDER BY, no values made")
+print("(Benchmarks/peers/catalog_floor.c), warm and (first run on its new connection, to compare with open+records);")
+print("sqlite3(py): the same SQL and columns from Python, ORDER BY in SQL; numpy: boolean masks over columns in memory.")
+if let consecutive = floor?["consecutive_ms"] as? Double, let consecutiveRows = floor?["consecutive_rows"] as? Int {
+    print("C floor for \(consecutiveRows) consecutive rows (the best a table layout can give), every column: "
+          + "\(fmt(consecutive)) ms")
+}
+print("Warm (records, ids, count, floor, peers): the file is in the OS page cache and each figure is the median of")
+print("\(repeats) runs on one open connection.")
+print("Target: < 10 ms median per query.")
 
 if let data = try? Data(contentsOf: referenceTable) {
     var importMs: [Double] = [], reimportMs: [Double] = []

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// A microscope session: one folder of frames (the study's `Folder` column; it may contain
 /// spaces and `/`).
@@ -136,6 +137,51 @@ public struct FrameRecord: Equatable, Sendable, FetchableRecord, MutablePersista
         pixelType = row[22]
         ingestedAt = row[23]
         facts = row[24]
+    }
+
+    /// Reads the current row of a stepped statement that selects `columnNames` in order,
+    /// straight through SQLite's C API: the same values and conversions as `init(row:)`
+    /// (GRDB's fast path makes the same sqlite3_column_* calls), without GRDB's per-column
+    /// dispatch, which made a 10,000-frame query about 10% slower (bench-catalog).
+    init(sqliteStatement statement: SQLiteStatement) {
+        func text(_ index: Int32) -> String? {
+            guard sqlite3_column_type(statement, index) != SQLITE_NULL,
+                  let bytes = sqlite3_column_text(statement, index) else { return nil }
+            // The byte count spares the strlen of String(cString:).
+            return String(decoding: UnsafeBufferPointer(start: bytes, count: Int(sqlite3_column_bytes(statement, index))),
+                          as: UTF8.self)
+        }
+        func real(_ index: Int32) -> Double? {
+            sqlite3_column_type(statement, index) == SQLITE_NULL ? nil : sqlite3_column_double(statement, index)
+        }
+        func integer(_ index: Int32) -> Int64? {
+            sqlite3_column_type(statement, index) == SQLITE_NULL ? nil : sqlite3_column_int64(statement, index)
+        }
+        id = integer(0)
+        session = text(1) ?? ""
+        fileName = text(2) ?? ""
+        metadataSource = text(3)
+        metadataRow = integer(4).map { Int($0) }
+        material = text(5)
+        particleSizeNm = real(6)
+        shape = text(7)
+        support = text(8)
+        instrument = text(9)
+        dose = real(10)
+        doseRate = real(11)
+        exposureSeconds = real(12)
+        pixelScaleNm = real(13)
+        magnificationKx = real(14)
+        date = text(15)
+        path = text(16)
+        byteSize = integer(17)
+        sha256 = text(18)
+        format = text(19)
+        width = integer(20).map { Int($0) }
+        height = integer(21).map { Int($0) }
+        pixelType = text(22)
+        ingestedAt = text(23)
+        facts = text(24)
     }
 
     public func encode(to container: inout PersistenceContainer) {

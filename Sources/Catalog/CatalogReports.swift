@@ -126,17 +126,17 @@ public struct CatalogSummary: Sendable, Equatable {
     /// `fields`, sorted by those values.
     public static func compute(in store: CatalogStore, by fields: [QueryField],
                                where query: FrameQuery? = nil) throws -> CatalogSummary {
-        let compiled = try query?.compile()
         let labeledSQL = QueryField.labeled.column
         let keys = fields.map { field in field == .labeled ? "(\(labeledSQL))" : field.column }
         let select = (keys + ["count(*)", "sum(\(labeledSQL))", "count(frames.sha256)"]).joined(separator: ", ")
-        var sql = "SELECT \(select) FROM frames"
-        if let compiled { sql += " WHERE \(compiled.sql)" }
-        if !keys.isEmpty {
-            sql += " GROUP BY " + keys.joined(separator: ", ") + " ORDER BY " + keys.joined(separator: ", ")
-        }
         let rows = try store.dbQueue.read { db in
-            try Row.fetchAll(db, sql: sql, arguments: compiled?.arguments ?? StatementArguments())
+            let compiled = try query?.compile(in: db)
+            var sql = "SELECT \(select) FROM frames"
+            if let compiled { sql += " WHERE \(compiled.sql)" }
+            if !keys.isEmpty {
+                sql += " GROUP BY " + keys.joined(separator: ", ") + " ORDER BY " + keys.joined(separator: ", ")
+            }
+            return try Row.fetchAll(db, sql: sql, arguments: compiled?.arguments ?? StatementArguments())
         }
         let groups = rows.compactMap { row -> Group? in
             let values = fields.indices.map { index -> String in

@@ -147,6 +147,30 @@ public enum CatalogSchema {
             CREATE INDEX frames_support_magnification_dose ON frames(support, magnification_kx, dose);
             """)
         }
+        // v2's indexes let SQLite seek only the leading equality and one range, and the ids
+        // and catalog order of the selected frames still came from the table (metadata_row),
+        // one scattered row read per frame. `FrameQuery.compile(in:)` now turns numeric
+        // ranges into exact value lists, so every column of these indexes can be sought; each
+        // ends in metadata_row so that counts, ids and their order are read from the index
+        // alone. Two material-led orders cover material with any of size / pixel scale and
+        // with size + dose (the study's recipes use all four). frames_size and
+        // frames_magnification let `StoredValues` step through those fields' distinct values
+        // (frames_dose and frames_pixel_scale already do for theirs).
+        migrator.registerMigration("v3-exact-seek-covering-indexes") { db in
+            try db.execute(sql: """
+            DROP INDEX frames_material_size_scale_dose;
+            DROP INDEX frames_material_scale_size_dose;
+            DROP INDEX frames_support_magnification_dose;
+            CREATE INDEX frames_material_scale_size_dose_row
+                ON frames(material, pixel_scale_nm, particle_size_nm, dose, metadata_row);
+            CREATE INDEX frames_material_size_dose_scale_row
+                ON frames(material, particle_size_nm, dose, pixel_scale_nm, metadata_row);
+            CREATE INDEX frames_support_magnification_dose_row
+                ON frames(support, magnification_kx, dose, metadata_row);
+            CREATE INDEX frames_size ON frames(particle_size_nm);
+            CREATE INDEX frames_magnification ON frames(magnification_kx);
+            """)
+        }
         return migrator
     }
 }

@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import GRDBSQLite
 
 /// The catalog: one SQLite file (WAL, 10 s busy timeout) opened through GRDB, its schema
 /// brought up to date by `CatalogSchema.migrator` on open.
@@ -71,10 +72,10 @@ public final class CatalogStore: Sendable {
     }
 
     public func count(matching query: FrameQuery) throws -> Int {
-        let compiled = try query.compile()
-        return try dbQueue.read { db in
-            try Int.fetchOne(db, sql: "SELECT count(*) FROM frames WHERE \(compiled.sql)",
-                             arguments: compiled.arguments) ?? 0
+        try dbQueue.read { db in
+            let compiled = try query.compile(in: db)
+            return try Int.fetchOne(db, sql: "SELECT count(*) FROM frames WHERE \(compiled.sql)",
+                                    arguments: compiled.arguments) ?? 0
         }
     }
 
@@ -85,10 +86,22 @@ public final class CatalogStore: Sendable {
     }
 
     public func frameIds(matching query: FrameQuery) throws -> [Int64] {
-        let compiled = try query.compile()
-        return try dbQueue.read { db in
-            try Int64.fetchAll(db, sql: "SELECT frames.id FROM frames WHERE \(compiled.sql) ORDER BY \(Self.frameOrder)",
-                               arguments: compiled.arguments)
+        try dbQueue.read { db in
+            let compiled = try query.compile(in: db)
+            // The query indexes end in metadata_row, so this reads no table row. The pairs are
+            // sorted here (CatalogOrderKey): SQLite's sorter took longer than the whole index
+            // read (about 7 of 10 ms for 17k ids, measured with catalog_floor.c's method).
+            let statement = try db.makeStatement(
+                sql: "SELECT frames.metadata_row, frames.id FROM frames WHERE \(compiled.sql)")
+            let rows = try Row.fetchCursor(statement, arguments: compiled.arguments)
+            var keys: [CatalogOrderKey] = []
+            while try rows.next() != nil {
+                let columns = statement.sqliteStatement
+                let metadataRow = sqlite3_column_type(columns, 0) == SQLITE_NULL ? nil : sqlite3_column_int64(columns, 0)
+                keys.append(CatalogOrderKey(metadataRow: metadataRow, id: sqlite3_column_int64(columns, 1)))
+            }
+            keys.sort()
+            return keys.map(\.id)
         }
     }
 
@@ -161,13 +174,22 @@ public final class CatalogStore: Sendable {
     /// The columns `FrameRecord(row:)` reads, in order, for raw SQL.
     public static let frameColumns = FrameRecord.columnNames.map { "frames.\($0)" }.joined(separator: ", ")
     /// Catalog order: the metadata table's row order first (the study's selection order).
+    /// `CatalogOrderKey` sorts the same way in Swift.
     public static let frameOrder = "frames.metadata_row IS NULL, frames.metadata_row, frames.id"
 
     public static func frames(matching query: FrameQuery, in db: Database) throws -> [FrameRecord] {
-        let compiled = try query.compile()
-        return try FrameRecord.fetchAll(
-            db, sql: "SELECT \(frameColumns) FROM frames WHERE \(compiled.sql) ORDER BY \(frameOrder)",
-            arguments: compiled.arguments)
+        let compiled = try query.compile(in: db)
+        // No ORDER BY: SQLite's sorter copies every column of every selected row into a
+        // temporary b-tree and back; ordering the decoded records here is cheaper.
+        let statement = try db.makeStatement(sql: "SELECT \(frameColumns) FROM frames WHERE \(compiled.sql)")
+        let rows = try Row.fetchCursor(statement, arguments: compiled.arguments)
+        var records: [FrameRecord] = []
+        while try rows.next() != nil {
+            records.append(FrameRecord(sqliteStatement: statement.sqliteStatement))
+        }
+        // Each index seek yields its rows in catalog order, so this merges a few sorted runs.
+        records.sort { CatalogOrderKey($0) < CatalogOrderKey($1) }
+        return records
     }
 
     public static func frame(session: String, file: String, in db: Database) throws -> FrameRecord? {
@@ -224,5 +246,30 @@ public final class CatalogStore: Sendable {
         let text = String(decoding: scalars, as: UTF8.self)
         let iso = text.replacingOccurrences(of: "_", with: "-")
         return StudyDate.isValidISO(iso) ? iso : nil
+    }
+}
+
+/// A frame's place in catalog order (`CatalogStore.frameOrder`): frames with a metadata-table
+/// row first, by that row, then the others; ties by id.
+struct CatalogOrderKey: Comparable {
+    var metadataRow: Int64?
+    var id: Int64
+
+    init(metadataRow: Int64?, id: Int64) {
+        self.metadataRow = metadataRow
+        self.id = id
+    }
+
+    init(_ frame: FrameRecord) {
+        self.init(metadataRow: frame.metadataRow.map(Int64.init), id: frame.id ?? 0)
+    }
+
+    static func < (a: CatalogOrderKey, b: CatalogOrderKey) -> Bool {
+        switch (a.metadataRow, b.metadataRow) {
+        case let (x?, y?): return x != y ? x < y : a.id < b.id
+        case (.some, nil): return true
+        case (nil, .some): return false
+        case (nil, nil): return a.id < b.id
+        }
     }
 }

@@ -50,8 +50,94 @@ public struct FrameQuery: Equatable, Sendable, CustomStringConvertible {
 
     public func compile() throws -> Compiled {
         var values: [DatabaseValue] = []
-        let sql = expression.sql(into: &values)
+        let sql = try expression.sql(into: &values, storedValues: nil)
         return Compiled(sql: sql, values: values)
+    }
+
+    /// Like `compile()`, but each numeric range of a field with a value index (`=`, `in`, `~`,
+    /// `between`, `<`, `<=` on size, dose, pixel_scale, magnification) becomes
+    /// `column IN (the distinct values db holds in that range)`, when there are at most
+    /// `StoredValues.limit` of them.
+    ///
+    /// Why: numeric equality is a range (the 1e-5 margin), and SQLite seeks an index on
+    /// equalities followed by at most one range, so `material = "Ag" and size = 5 and
+    /// pixel_scale = 0.02` would seek material and size and then read every pixel scale of
+    /// them. With exact values it seeks all three and reads only the matching index entries.
+    /// The study's fields take few distinct values, so the lists are short.
+    ///
+    /// The selection is the same as `compile()`'s for the catalog as db sees it: run the SQL in
+    /// the same transaction (a write committed in between could add a value the list lacks).
+    public func compile(in db: Database) throws -> Compiled {
+        var values: [DatabaseValue] = []
+        let sql = try expression.sql(into: &values) { field, interval in
+            try StoredValues.distinct(of: field, in: interval, db: db)
+        }
+        return Compiled(sql: sql, values: values)
+    }
+}
+
+/// The numbers a numeric leaf of a query accepts: `lower <(=) x <(=) upper`; a nil bound is open.
+public struct NumericInterval: Equatable, Sendable {
+    public var lower: Double?
+    public var lowerInclusive: Bool
+    public var upper: Double?
+    public var upperInclusive: Bool
+
+    public init(lower: Double?, lowerInclusive: Bool, upper: Double?, upperInclusive: Bool) {
+        self.lower = lower
+        self.lowerInclusive = lowerInclusive
+        self.upper = upper
+        self.upperInclusive = upperInclusive
+    }
+
+    /// `|x - value| < margin`.
+    static func near(_ value: Double, margin: Double) -> NumericInterval {
+        NumericInterval(lower: value - margin, lowerInclusive: false, upper: value + margin, upperInclusive: false)
+    }
+}
+
+/// Looks up the distinct values a numeric column holds inside an interval, one index seek per
+/// value, so that a query can name them exactly (see `FrameQuery.compile(in:)`).
+public enum StoredValues {
+    /// Past this many distinct values a range stays a range: the lookup costs one index seek per
+    /// value and so does each value of the list, which would outgrow what it saves.
+    public static let limit = 32
+
+    /// The single-column index each expandable field is stepped through. The lookups name it
+    /// with INDEXED BY, so a missing index is an error, never a silent scan of every frame.
+    public static let indexes: [QueryField: String] = [
+        .size: "frames_size", .dose: "frames_dose", .pixelScale: "frames_pixel_scale",
+        .magnification: "frames_magnification",
+    ]
+
+    /// The distinct values of `field` in `interval`, ascending; nil when the field has no value
+    /// index, when the interval has no upper bound, or when there are more than `limit`.
+    ///
+    /// An upper bound is required because SQLite orders every text value above every number:
+    /// `dose > 400` also selects a dose stored as text, which a list of numbers would miss.
+    /// Below an upper bound only numbers (REAL, or INTEGER stored in the REAL column) qualify.
+    public static func distinct(of field: QueryField, in interval: NumericInterval, db: Database) throws -> [Double]? {
+        guard let index = indexes[field], let upper = interval.upper else { return nil }
+        let column = field.column
+        var found: [Double] = []
+        var lower = interval.lower
+        var lowerInclusive = interval.lowerInclusive
+        while true {
+            var sql = "SELECT \(column) FROM frames INDEXED BY \(index) WHERE \(column) \(interval.upperInclusive ? "<=" : "<") ?"
+            var arguments: [DatabaseValue] = [upper.databaseValue]
+            if let lower {
+                sql += " AND \(column) \(lowerInclusive ? ">=" : ">") ?"
+                arguments.append(lower.databaseValue)
+            }
+            sql += " ORDER BY \(column) LIMIT 1"
+            guard let value = try Double.fetchOne(db.cachedStatement(sql: sql), arguments: StatementArguments(arguments))
+            else { return found }
+            found.append(value)
+            if found.count > limit { return nil }
+            // The next seek starts strictly above this value (0.0 and -0.0 are one value to SQL).
+            lower = value
+            lowerInclusive = false
+        }
     }
 }
 
@@ -134,30 +220,54 @@ public indirect enum QueryExpression: Equatable, Sendable {
     /// `|field - value| < margin`.
     case near(QueryField, value: Double, margin: Double)
 
-    func sql(into values: inout [DatabaseValue]) -> String {
+    /// Looks up the distinct values a field holds in an interval (nil: keep the range).
+    typealias StoredValueLookup = (QueryField, NumericInterval) throws -> [Double]?
+
+    func sql(into values: inout [DatabaseValue], storedValues: StoredValueLookup?) throws -> String {
         switch self {
         case .and(let left, let right):
-            return "(\(left.sql(into: &values)) AND \(right.sql(into: &values)))"
+            return "(\(try left.sql(into: &values, storedValues: storedValues)) AND \(try right.sql(into: &values, storedValues: storedValues)))"
         case .or(let left, let right):
-            return "(\(left.sql(into: &values)) OR \(right.sql(into: &values)))"
+            return "(\(try left.sql(into: &values, storedValues: storedValues)) OR \(try right.sql(into: &values, storedValues: storedValues)))"
         case .not(let inner):
             // Two-valued: a NULL comparison counts as false, so `not` selects its complement.
-            return "NOT coalesce(\(inner.sql(into: &values)), 0)"
+            return "NOT coalesce(\(try inner.sql(into: &values, storedValues: storedValues)), 0)"
         case .near(let field, let value, let margin):
+            if let stored = try storedValues?(field, .near(value, margin: margin)) {
+                return Self.oneOfStored(field, stored, into: &values)
+            }
             values.append((value - margin).databaseValue)
             values.append((value + margin).databaseValue)
             return "(\(field.column) > ? AND \(field.column) < ?)"
         case .between(let field, let low, let high):
+            if case .number(let lower) = low, case .number(let upper) = high,
+               let stored = try storedValues?(field, NumericInterval(lower: lower, lowerInclusive: true,
+                                                                     upper: upper, upperInclusive: true)) {
+                return Self.oneOfStored(field, stored, into: &values)
+            }
             values.append(low.databaseValue)
             values.append(high.databaseValue)
             return "(\(field.column) BETWEEN ? AND ?)"
         case .oneOf(let field, let list):
             if field.kind == .number {
-                return "(" + list.map { value -> String in
+                // One list for the whole `in`: the union of the values inside each margin.
+                if let storedValues {
+                    var union: [Double] = []
+                    var complete = true
+                    for case .number(let number) in list {
+                        guard let stored = try storedValues(field, .near(number, margin: FrameQuery.defaultMargin)) else {
+                            complete = false
+                            break
+                        }
+                        union.append(contentsOf: stored)
+                    }
+                    if complete { return Self.oneOfStored(field, Array(Set(union)).sorted(), into: &values) }
+                }
+                return "(" + (try list.map { value -> String in
                     guard case .number(let number) = value else { return "0" }
-                    return QueryExpression.near(field, value: number, margin: FrameQuery.defaultMargin)
-                        .sql(into: &values)
-                }.joined(separator: " OR ") + ")"
+                    return try QueryExpression.near(field, value: number, margin: FrameQuery.defaultMargin)
+                        .sql(into: &values, storedValues: nil)
+                }).joined(separator: " OR ") + ")"
             }
             values.append(contentsOf: list.map(\.databaseValue))
             return "(\(field.column) IN (\(Array(repeating: "?", count: list.count).joined(separator: ", "))))"
@@ -167,15 +277,32 @@ public indirect enum QueryExpression: Equatable, Sendable {
                 return positive ? field.column : "NOT \(field.column)"
             }
             if op == .notEqual {
-                return QueryExpression.not(.compare(field, .equal, value)).sql(into: &values)
+                return try QueryExpression.not(.compare(field, .equal, value)).sql(into: &values, storedValues: storedValues)
             }
-            if op == .equal, case .number(let number) = value {
-                return QueryExpression.near(field, value: number, margin: FrameQuery.defaultMargin)
-                    .sql(into: &values)
+            if case .number(let number) = value {
+                switch op {
+                case .equal:
+                    return try QueryExpression.near(field, value: number, margin: FrameQuery.defaultMargin)
+                        .sql(into: &values, storedValues: storedValues)
+                case .less, .lessOrEqual:
+                    if let stored = try storedValues?(field, NumericInterval(lower: nil, lowerInclusive: false, upper: number,
+                                                                              upperInclusive: op == .lessOrEqual)) {
+                        return Self.oneOfStored(field, stored, into: &values)
+                    }
+                default: break
+                }
             }
             values.append(value.databaseValue)
             return "\(field.column) \(op.rawValue) ?"
         }
+    }
+
+    /// `column IN (?, ...)` over values read from the catalog; `0` (false) when there are none,
+    /// which selects what the range would: no frame (a NULL column fails both forms).
+    private static func oneOfStored(_ field: QueryField, _ stored: [Double], into values: inout [DatabaseValue]) -> String {
+        guard !stored.isEmpty else { return "0" }
+        values.append(contentsOf: stored.map(\.databaseValue))
+        return "(\(field.column) IN (\(Array(repeating: "?", count: stored.count).joined(separator: ", "))))"
     }
 }
 
