@@ -11,9 +11,9 @@ typedef int hrtem_i8 __attribute__((vector_size(32)));
 typedef float hrtem_v16 __attribute__((vector_size(64)));
 typedef int hrtem_i16 __attribute__((vector_size(64)));
 
-#define HRTEM_CONV_ARGS const float *in, long inCount, long pplane, float *out, long outCount, long plane, long w, \
-    long k, long d, const float *weights, const float *bias, int accumulate, int relu, long y0, long y1
-#define HRTEM_CONV_PASS(K, D) in, inCount, pplane, out, outCount, plane, w, K, D, weights, bias, accumulate, relu, y0, y1
+#define HRTEM_CONV_ARGS const float *in, long inCount, long pplane, long pw, float *out, long outCount, long plane, \
+    long w, long k, long d, const float *weights, const float *bias, int accumulate, int relu, long y0, long y1
+#define HRTEM_CONV_PASS(K, D) in, inCount, pplane, pw, out, outCount, plane, w, K, D, weights, bias, accumulate, relu, y0, y1
 #define HRTEM_WEIGHT_ARGS const float *in, long inCount, long pplane, const float *g, long outCount, long plane, \
     long rows, long w, long k, long d, double *totals
 #define HRTEM_WEIGHT_PASS(K, D) in, inCount, pplane, g, outCount, plane, rows, w, K, D, totals
@@ -100,8 +100,10 @@ int hrtem_kernels_level(void) { return 0; }
 #endif
 
 void hrtem_conv_image(const float *in, long inCount, float *out, long outCount, long h, long w, long k, long d,
-                      const float *weights, const float *bias, int accumulate, int relu) {
-    DISPATCH(conv_image, in, inCount, out, outCount, h, w, k, d, weights, bias, accumulate, relu);
+                      const float *weights, const float *bias, int accumulate, int relu,
+                      const float *pointWeights, const float *pointBias, float *pointOut, long pointCount) {
+    DISPATCH(conv_image, in, inCount, out, outCount, h, w, k, d, weights, bias, accumulate, relu,
+             pointWeights, pointBias, pointOut, pointCount);
 }
 void hrtem_conv_backward_image(const float *in, long inCount, const float *g, long outCount, long h, long w, long k,
                                long d, double *totals, const float *backWeights, float *gradIn, int accumulate) {

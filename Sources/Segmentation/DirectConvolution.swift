@@ -58,11 +58,46 @@ extension Conv2d {
         }
     }
 
-    /// output[image] (+)= conv(input[image]) + bias, in C (`hrtem_conv_image`, band by band).
-    func directConvolve(_ input: Tensor, image: Int, into output: Tensor, packed: UnsafePointer<Float>,
-                        bias: UnsafePointer<Float>?, accumulate: Bool, relu: Bool) {
-        hrtem_conv_image(input.plane(image, 0), inChannels, output.plane(image, 0), outChannels, input.h, input.w,
-                         kernel, dilation, packed, bias, accumulate ? 1 : 0, relu ? 1 : 0)
+    /// Whether the forward pass runs the banded direct kernel: every k x k layer up to 7 x 7
+    /// (faster than im2col + sgemm at every width of the study's network); `usesDirectKernel`
+    /// decides only the backward path.
+    var forwardIsDirect: Bool { kernel > 1 && kernel <= 7 }
+
+    /// The direct forward of a batch, in C (`hrtem_conv_image`, band by band):
+    /// output[o] (+)= scale[o] (conv(input)[o] + bias[o]) + shift[o], ReLU'd when `relu` (scale
+    /// and shift nil mean 1 and 0). With `companion`, a 1 x 1 layer over the same input, its plain
+    /// output is written into `companionOutput` from the same pass, so the input is read once.
+    func forwardDirect(_ input: Tensor, scale: [Float]? = nil, shift: [Float]? = nil, accumulate: Bool = false,
+                       relu: Bool = false, into output: Tensor, companion: Conv2d? = nil, companionOutput: Tensor? = nil) {
+        precondition(forwardIsDirect && input.c == inChannels && output.c == outChannels && output.plane == input.plane,
+                     "conv \(weight.name): \(input.shape) -> \(output.shape)")
+        let cin = inChannels
+        let packed = packedForwardWeights(scales: scale)
+        let biases = (0..<outChannels).map { (scale?[$0] ?? 1) * bias.value[$0] + (shift?[$0] ?? 0) }
+        var companionPacked: [Float] = []
+        if let companion {
+            precondition(companion.kernel == 1 && companion.inChannels == cin && companionOutput?.c == companion.outChannels,
+                         "companion \(companion.weight.name) of \(weight.name)")
+            let w = companion.weight.value.data
+            companionPacked = Conv2d.packWeights(outCount: companion.outChannels, inCount: cin, kernel: 1) { co, ci, _, _ in
+                w[co * cin + ci]
+            }
+        }
+        packed.withUnsafeBufferPointer { packed in
+            biases.withUnsafeBufferPointer { biases in
+                companionPacked.withUnsafeBufferPointer { companionPacked in
+                    parallelChunks(input.n) { _, images in
+                        for image in images {
+                            hrtem_conv_image(input.plane(image, 0), cin, output.plane(image, 0), outChannels, input.h, input.w,
+                                             kernel, dilation, packed.baseAddress!, biases.baseAddress!, accumulate ? 1 : 0,
+                                             relu ? 1 : 0, companion == nil ? nil : companionPacked.baseAddress,
+                                             companion?.bias.value.data, companionOutput?.plane(image, 0),
+                                             companion?.outChannels ?? 0)
+                        }
+                    }
+                }
+            }
+        }
     }
 
     /// partial += this image's weight gradient; its input gradient added into (or, without
@@ -108,20 +143,8 @@ extension Conv2d {
         let biases = (0..<outChannels).map { scales[$0] * bias.value[$0] + (shift?[$0] ?? 0) }
         let chunks = chunkCount(input.n)
         setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
-        // Evaluation has no backward to share im2col columns with, and the register-blocked
-        // kernel beats im2col + sgemm at every width of the study's network.
-        if kernel > 1 && kernel <= 7 {
-            let packed = packedForwardWeights(scales: scales)
-            packed.withUnsafeBufferPointer { packed in
-                biases.withUnsafeBufferPointer { biases in
-                    parallelChunks(input.n) { _, images in
-                        for image in images {
-                            directConvolve(input, image: image, into: output, packed: packed.baseAddress!,
-                                           bias: biases.baseAddress!, accumulate: accumulate, relu: relu)
-                        }
-                    }
-                }
-            }
+        if forwardIsDirect {
+            forwardDirect(input, scale: scale, shift: shift, accumulate: accumulate, relu: relu, into: output)
             return
         }
         let scaled = (0..<weight.value.count).map { scales[$0 / reduction] * w[$0] }
@@ -170,9 +193,14 @@ extension ResidualBlock {
     func inferenceForward(_ input: Tensor) -> Tensor {
         let (scale1, shift1) = bn1.evaluationAffine(), (scale2, shift2) = bn2.evaluationAffine()
         let hidden = Tensor(uninitialized: [input.n, conv1.outChannels, input.h, input.w])
-        conv1.forwardFolded(input, scale: scale1, shift: shift1, into: hidden, accumulate: false, relu: true)
         let output = Tensor(uninitialized: [input.n, convAdd.outChannels, input.h, input.w])
-        convAdd.forwardFolded(input, scale: nil, shift: nil, into: output, accumulate: false, relu: false)
+        if conv1.forwardIsDirect {
+            conv1.forwardDirect(input, scale: scale1, shift: shift1, relu: true, into: hidden, companion: convAdd,
+                                companionOutput: output)
+        } else {
+            conv1.forwardFolded(input, scale: scale1, shift: shift1, into: hidden, accumulate: false, relu: true)
+            convAdd.forwardFolded(input, scale: nil, shift: nil, into: output, accumulate: false, relu: false)
+        }
         conv2.forwardFolded(hidden, scale: scale2, shift: shift2, into: output, accumulate: true, relu: true)
         return output
     }

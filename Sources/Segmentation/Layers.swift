@@ -65,18 +65,8 @@ public final class Conv2d: @unchecked Sendable {
         let plane = input.plane
         let chunks = chunkCount(input.n)
         setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
-        // Forward runs every k x k layer direct (faster than im2col + sgemm at every width of the
-        // network); `usesDirectKernel` decides only the backward path.
-        if kernel > 1 && kernel <= 7 {
-            let packed = packedForwardWeights()
-            packed.withUnsafeBufferPointer { packed in
-                parallelChunks(input.n) { _, images in
-                    for image in images {
-                        directConvolve(input, image: image, into: output, packed: packed.baseAddress!,
-                                       bias: bias.value.data, accumulate: false, relu: false)
-                    }
-                }
-            }
+        if forwardIsDirect {
+            forwardDirect(input, into: output)
             return output
         }
         let scratch = kernel == 1 ? [] : (0..<chunks).map { _ in Tensor(uninitialized: [reduction * plane]) }

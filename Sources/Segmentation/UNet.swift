@@ -66,13 +66,23 @@ public final class ResidualBlock: @unchecked Sendable {
             return inferenceForward(input)
         }
         let tag = " \(input.c)->\(conv1.outChannels) @\(input.h)"
-        let a = OperationProfile.measure("conv1 forward" + tag) { conv1.forward(input) }
+        // conv1 and the 1 x 1 projection read the same input: one banded pass computes both.
+        let a: Tensor, output: Tensor
+        if conv1.forwardIsDirect {
+            a = Tensor(uninitialized: [input.n, conv1.outChannels, input.h, input.w])
+            output = Tensor(uninitialized: [input.n, convAdd.outChannels, input.h, input.w])
+            OperationProfile.measure("conv1+convAdd forward" + tag) {
+                conv1.forwardDirect(input, into: a, companion: convAdd, companionOutput: output)
+            }
+        } else {
+            a = OperationProfile.measure("conv1 forward" + tag) { conv1.forward(input) }
+            output = OperationProfile.measure("convAdd forward" + tag) { convAdd.forward(input) }
+        }
         let statistics1 = OperationProfile.measure("bn statistics" + tag) { bn1.batchStatistics(a) }
         let hidden = Tensor(uninitialized: a.shape)
         OperationProfile.measure("bn apply" + tag) { bn1.apply(a, statistics1, residual: nil, relu: true, output: hidden) }
         let b = OperationProfile.measure("conv2 forward" + tag) { conv2.forward(hidden) }
         let statistics2 = OperationProfile.measure("bn statistics" + tag) { bn2.batchStatistics(b) }
-        let output = OperationProfile.measure("convAdd forward" + tag) { convAdd.forward(input) }
         OperationProfile.measure("bn apply" + tag) { bn2.apply(b, statistics2, residual: output, relu: true, output: output) }
         saved = training ? Saved(input: input, conv1: a, hidden: hidden, conv2: b, output: output,
                                  statistics1: statistics1, statistics2: statistics2) : nil

@@ -75,3 +75,31 @@ final class FreshGradientTests: XCTestCase {
         }
     }
 }
+
+final class CompanionConvolutionTests: XCTestCase {
+    /// The 1 x 1 layer computed from the k x k layer's bands equals it computed on its own, and
+    /// the k x k output is unchanged by the companion, on every instruction set and a plane off
+    /// the pixel blocks.
+    func testCompanionOutputEqualsTheLayerOnItsOwn() {
+        let best = KernelInstructionSet.use(nil)
+        defer { KernelInstructionSet.use(best) }
+        for level in 0...best {
+            KernelInstructionSet.use(level)
+            for (kernel, dilation) in [(3, 1), (5, 2)] {
+                let conv = Conv2d(name: "c", inChannels: 5, outChannels: 6, kernel: kernel, dilation: dilation)
+                let projection = Conv2d(name: "p", inChannels: 5, outChannels: 3, kernel: 1)
+                var random = SplitMix64(seed: 31)
+                conv.initialize(&random)
+                projection.initialize(&random)
+                let input = Tensor([2, 5, 11, 83])
+                for i in 0..<input.count { input[i] = Float(random.nextGaussian()) }
+                let output = Tensor([2, 6, 11, 83]), companion = Tensor([2, 3, 11, 83])
+                conv.forwardDirect(input, into: output, companion: projection, companionOutput: companion)
+                XCTAssertEqual(output.values, conv.forward(input).values, "level \(level) k\(kernel)")
+                let alone = projection.forward(input).values
+                let worst = zip(companion.values, alone).map { abs($0 - $1) }.max() ?? .infinity
+                XCTAssertLessThan(worst, 1e-5, "level \(level) k\(kernel)")
+            }
+        }
+    }
+}

@@ -17,9 +17,12 @@ int hrtem_kernels_level(void);
  * for inCount input planes and outCount output planes of h x w, weights packed as
  * [outCount/4 rounded up][inCount][k*k][4] (zero past outCount), bias may be NULL. With `accumulate`
  * the result is added to `out`; `relu` clamps the stored value at zero. Rows are zero-bordered band
- * by band into a per-thread buffer that stays in cache. */
+ * by band into a per-thread buffer that stays in cache. With `pointOut`, the same pass also writes
+ * the 1 x 1 convolution pointOut[o] = pointBias[o] + sum_i P[o/4][i][o%4] * in[i] (pointCount
+ * planes, P packed like the weights with k = 1, pointBias may be NULL), reading each band once. */
 void hrtem_conv_image(const float *in, long inCount, float *out, long outCount, long h, long w, long k, long d,
-                      const float *weights, const float *bias, int accumulate, int relu);
+                      const float *weights, const float *bias, int accumulate, int relu,
+                      const float *pointWeights, const float *pointBias, float *pointOut, long pointCount);
 
 /* One image's k x k convolution backward: totals[(o * inCount + i) * k*k + tap] += the sum over
  * pixels of g[o] x the tap-shifted in[i] (each row's float sum folded into double); and when
