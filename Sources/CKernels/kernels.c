@@ -99,10 +99,10 @@ int hrtem_kernels_level(void) { return 0; }
 #define DISPATCH_RETURN(name, ...) return generic_##name(__VA_ARGS__)
 #endif
 
-void hrtem_conv_image(const float *in, long inCount, float *out, long outCount, long h, long w, long k, long d,
-                      const float *weights, const float *bias, int accumulate, int relu,
+void hrtem_conv_image(const float *in, long inCount, const float *low, long lowCount, float *out, long outCount,
+                      long h, long w, long k, long d, const float *weights, const float *bias, int accumulate, int relu,
                       const float *pointWeights, const float *pointBias, float *pointOut, long pointCount) {
-    DISPATCH(conv_image, in, inCount, out, outCount, h, w, k, d, weights, bias, accumulate, relu,
+    DISPATCH(conv_image, in, inCount, low, lowCount, out, outCount, h, w, k, d, weights, bias, accumulate, relu,
              pointWeights, pointBias, pointOut, pointCount);
 }
 void hrtem_conv_backward_image(const float *in, long inCount, const float *g, long outCount, long h, long w, long k,

@@ -67,10 +67,14 @@ extension Conv2d {
     /// output[o] (+)= scale[o] (conv(input)[o] + bias[o]) + shift[o], ReLU'd when `relu` (scale
     /// and shift nil mean 1 and 0). With `companion`, a 1 x 1 layer over the same input, its plain
     /// output is written into `companionOutput` from the same pass, so the input is read once.
-    func forwardDirect(_ input: Tensor, scale: [Float]? = nil, shift: [Float]? = nil, accumulate: Bool = false,
-                       relu: Bool = false, into output: Tensor, companion: Conv2d? = nil, companionOutput: Tensor? = nil) {
-        precondition(forwardIsDirect && input.c == inChannels && output.c == outChannels && output.plane == input.plane,
-                     "conv \(weight.name): \(input.shape) -> \(output.shape)")
+    /// With `upsampled`, the layer's input is [input, upsample x2 (upsampled)] along channels (a
+    /// U-Net's skip and deeper level), read band by band without being built.
+    func forwardDirect(_ input: Tensor, upsampled low: Tensor? = nil, scale: [Float]? = nil, shift: [Float]? = nil,
+                       accumulate: Bool = false, relu: Bool = false, into output: Tensor, companion: Conv2d? = nil,
+                       companionOutput: Tensor? = nil) {
+        precondition(forwardIsDirect && input.c + (low?.c ?? 0) == inChannels && output.c == outChannels
+                     && output.plane == input.plane && (low.map { $0.h * 2 == input.h && $0.w * 2 == input.w } ?? true),
+                     "conv \(weight.name): \(input.shape) + \(low?.shape ?? []) -> \(output.shape)")
         let cin = inChannels
         let packed = packedForwardWeights(scales: scale)
         let biases = (0..<outChannels).map { (scale?[$0] ?? 1) * bias.value[$0] + (shift?[$0] ?? 0) }
@@ -88,7 +92,8 @@ extension Conv2d {
                 companionPacked.withUnsafeBufferPointer { companionPacked in
                     parallelChunks(input.n) { _, images in
                         for image in images {
-                            hrtem_conv_image(input.plane(image, 0), cin, output.plane(image, 0), outChannels, input.h, input.w,
+                            hrtem_conv_image(input.plane(image, 0), cin, low?.plane(image, 0), low?.c ?? 0,
+                                             output.plane(image, 0), outChannels, input.h, input.w,
                                              kernel, dilation, packed.baseAddress!, biases.baseAddress!, accumulate ? 1 : 0,
                                              relu ? 1 : 0, companion == nil ? nil : companionPacked.baseAddress,
                                              companion?.bias.value.data, companionOutput?.plane(image, 0),
@@ -189,17 +194,20 @@ extension BatchNorm2d {
 
 extension ResidualBlock {
     /// Evaluation forward with each BatchNorm folded into the convolution before it and the ReLUs
-    /// and residual sum fused into the convolution's store: three passes instead of six.
-    func inferenceForward(_ input: Tensor) -> Tensor {
+    /// and residual sum fused into the convolution's store: two passes instead of six. With
+    /// `upsampled`, the block's input is [input, upsample x2 (upsampled)], never built when the
+    /// 3 x 3 layer runs direct.
+    func inferenceForward(_ input: Tensor, upsampled low: Tensor? = nil) -> Tensor {
         let (scale1, shift1) = bn1.evaluationAffine(), (scale2, shift2) = bn2.evaluationAffine()
         let hidden = Tensor(uninitialized: [input.n, conv1.outChannels, input.h, input.w])
         let output = Tensor(uninitialized: [input.n, convAdd.outChannels, input.h, input.w])
         if conv1.forwardIsDirect {
-            conv1.forwardDirect(input, scale: scale1, shift: shift1, relu: true, into: hidden, companion: convAdd,
-                                companionOutput: output)
+            conv1.forwardDirect(input, upsampled: low, scale: scale1, shift: shift1, relu: true, into: hidden,
+                                companion: convAdd, companionOutput: output)
         } else {
-            conv1.forwardFolded(input, scale: scale1, shift: shift1, into: hidden, accumulate: false, relu: true)
-            convAdd.forwardFolded(input, scale: nil, shift: nil, into: output, accumulate: false, relu: false)
+            let joined = low.map { upsampleConcat(skip: input, low: $0) } ?? input
+            conv1.forwardFolded(joined, scale: scale1, shift: shift1, into: hidden, accumulate: false, relu: true)
+            convAdd.forwardFolded(joined, scale: nil, shift: nil, into: output, accumulate: false, relu: false)
         }
         conv2.forwardFolded(hidden, scale: scale2, shift: shift2, into: output, accumulate: true, relu: true)
         return output

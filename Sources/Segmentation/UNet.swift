@@ -187,7 +187,12 @@ public final class ResidualUNet: @unchecked Sendable {
         x = bottleneck.forward(x, training: training)
         for (index, block) in ups.enumerated() {
             let skip = skips[skips.count - 1 - index]
-            if training { savedLowShapes.append(x.shape) }
+            guard training else {
+                block.saved = nil
+                x = block.inferenceForward(skip, upsampled: x)
+                continue
+            }
+            savedLowShapes.append(x.shape)
             let joined = OperationProfile.measure("upsample+concat forward @\(skip.h)") { upsampleConcat(skip: skip, low: x) }
             x = block.forward(joined, training: training)
         }

@@ -102,4 +102,24 @@ final class CompanionConvolutionTests: XCTestCase {
             }
         }
     }
+
+    /// A layer reading [skip, upsample(low)] band by band gives what it gives on the built
+    /// concatenation, for itself and its companion.
+    func testUpsampledInputEqualsTheBuiltConcatenation() {
+        let conv = Conv2d(name: "c", inChannels: 7, outChannels: 5, kernel: 3)
+        let projection = Conv2d(name: "p", inChannels: 7, outChannels: 2, kernel: 1)
+        var random = SplitMix64(seed: 41)
+        conv.initialize(&random)
+        projection.initialize(&random)
+        let skip = Tensor([2, 3, 10, 38]), low = Tensor([2, 4, 5, 19])
+        for i in 0..<skip.count { skip[i] = Float(random.nextGaussian()) }
+        for i in 0..<low.count { low[i] = Float(random.nextGaussian()) }
+        let joined = upsampleConcat(skip: skip, low: low)
+        let direct = Tensor([2, 5, 10, 38]), directCompanion = Tensor([2, 2, 10, 38])
+        conv.forwardDirect(skip, upsampled: low, into: direct, companion: projection, companionOutput: directCompanion)
+        let built = Tensor([2, 5, 10, 38]), builtCompanion = Tensor([2, 2, 10, 38])
+        conv.forwardDirect(joined, into: built, companion: projection, companionOutput: builtCompanion)
+        XCTAssertEqual(direct.values, built.values)
+        XCTAssertEqual(directCompanion.values, builtCompanion.values)
+    }
 }

@@ -19,9 +19,12 @@ int hrtem_kernels_level(void);
  * the result is added to `out`; `relu` clamps the stored value at zero. Rows are zero-bordered band
  * by band into a per-thread buffer that stays in cache. With `pointOut`, the same pass also writes
  * the 1 x 1 convolution pointOut[o] = pointBias[o] + sum_i P[o/4][i][o%4] * in[i] (pointCount
- * planes, P packed like the weights with k = 1, pointBias may be NULL), reading each band once. */
-void hrtem_conv_image(const float *in, long inCount, float *out, long outCount, long h, long w, long k, long d,
-                      const float *weights, const float *bias, int accumulate, int relu,
+ * planes, P packed like the weights with k = 1, pointBias may be NULL), reading each band once.
+ * With `low`, the last lowCount of the inCount input channels are low's planes of h/2 x w/2
+ * upsampled x2 (nearest) and `in` holds only the first inCount - lowCount: a U-Net's
+ * [skip, upsample(low)] concatenation, read without being built. */
+void hrtem_conv_image(const float *in, long inCount, const float *low, long lowCount, float *out, long outCount,
+                      long h, long w, long k, long d, const float *weights, const float *bias, int accumulate, int relu,
                       const float *pointWeights, const float *pointBias, float *pointOut, long pointCount);
 
 /* One image's k x k convolution backward: totals[(o * inCount + i) * k*k + tap] += the sum over
