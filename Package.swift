@@ -3,7 +3,8 @@ import PackageDescription
 
 // One module per concern, in the order data flows (see README "Layout"):
 // Micrograph <- Preprocessing <- Catalog <- Experiments; Mirrors <- Catalog;
-// Segmentation and Synthesis depend only on Micrograph. The `hrtem` executable is thin.
+// Segmentation <- Preprocessing (the study's augmentations); Synthesis depends only on
+// Micrograph. The `hrtem` executable is thin.
 let package = Package(
     name: "hrtem",
     platforms: [.macOS(.v13)],
@@ -46,7 +47,8 @@ let package = Package(
                                .product(name: "GRDBSQLite", package: "GRDB.swift")],
                 swiftSettings: optimized),
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
-        .target(name: "Segmentation", dependencies: ["Micrograph", "CBLAS", "CKernels"], swiftSettings: optimized),
+        .target(name: "Segmentation", dependencies: ["Micrograph", "Preprocessing", "CBLAS", "CKernels"],
+                swiftSettings: optimized),
         .target(name: "Synthesis", dependencies: ["Micrograph"], swiftSettings: optimized),
         .target(name: "Experiments",
                 dependencies: ["Catalog", "Segmentation", "Preprocessing", "Micrograph",

@@ -7,7 +7,7 @@ public enum DihedralTransform: Int, Sendable, CaseIterable, Codable {
     case identity, rotate90, rotate180, rotate270, flipLR, flipLRRotate90, flipLRRotate180, flipLRRotate270
 
     /// Where output (row, column) reads from, for a size x size patch.
-    @inline(__always) func source(_ row: Int, _ column: Int, _ size: Int) -> (Int, Int) {
+    @inline(__always) public func source(_ row: Int, _ column: Int, _ size: Int) -> (Int, Int) {
         let last = size - 1
         // np.rot90(m, k): out[i, j] = m[j, last - i] for k = 1
         var (r, c) = (row, column)

@@ -1,5 +1,6 @@
 import Foundation
 import Micrograph
+import Preprocessing
 
 /// One fold of a dataset version: row indices into `images.npy` / `labels.npy`.
 public struct DatasetFold: Codable, Equatable, Sendable {
@@ -102,17 +103,13 @@ public struct PatchDataset: Sendable {
     }
 }
 
-/// The eight symmetries of the square, in the study's order: identity, rot90 x1..3 (NumPy's
-/// counter-clockwise `rot90`), flip left-right, flip left-right then rot90 x1..3.
-/// Copies patch `source` (side x side, row-major) into `target` transformed.
+/// Copies patch `source` (side x side, row-major) into `target` under dihedral transform number
+/// `transform` (Preprocessing's `DihedralTransform`, the study's order).
 func dihedralCopy<T>(_ source: UnsafePointer<T>, into target: UnsafeMutablePointer<T>, side n: Int, transform: Int) {
-    let flip = transform >= 4, turns = transform % 4
+    guard let symmetry = DihedralTransform(rawValue: transform) else { preconditionFailure("dihedral transform \(transform)") }
     for i in 0..<n {
         for j in 0..<n {
-            // Position in the flipped image that lands at (i, j) after `turns` rot90s.
-            var r = i, c = j
-            for _ in 0..<turns { (r, c) = (c, n - 1 - r) }
-            if flip { c = n - 1 - c }
+            let (r, c) = symmetry.source(i, j, n)
             target[i * n + j] = source[r * n + c]
         }
     }

@@ -131,8 +131,7 @@ func makeBatch(_ dataset: PatchDataset, _ samples: ArraySlice<Sample>, rotate: B
                         dihedralCopy(images.baseAddress! + sample.patch * p, into: image, side: side, transform: sample.transform)
                         dihedralCopy(sourceLabels.baseAddress! + sample.patch * p, into: label, side: side, transform: sample.transform)
                         guard var random = generator?(index) else { continue }
-                        if rotate { augmentOnline(image: image, label: label, side: side, random: &random) }
-                        addNoise(image, count: p, noise, random: &random)
+                        augmentSample(image: image, label: label, side: side, rotate: rotate, noise: noise, random: &random)
                     }
                 }
             }

@@ -67,7 +67,12 @@ final class TrainingTests: XCTestCase {
         var rotated = false
         for _ in 0..<20 where !rotated {
             var imageCopy = image, labelCopy = label
-            augmentOnline(image: &imageCopy, label: &labelCopy, side: side, random: &random)
+            imageCopy.withUnsafeMutableBufferPointer { image in
+                labelCopy.withUnsafeMutableBufferPointer { label in
+                    augmentSample(image: image.baseAddress!, label: label.baseAddress!, side: side, rotate: true,
+                                  noise: .none, random: &random)
+                }
+            }
             if imageCopy != image && imageCopy[0] == 2 {
                 rotated = true
                 XCTAssertLessThanOrEqual(labelCopy.reduce(0) { $0 + Int($1) }, 64, "truncation never grows a label")
