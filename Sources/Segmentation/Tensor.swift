@@ -236,9 +236,13 @@ enum TensorPool {
             #endif
         }
         let raw = UnsafeMutableRawPointer(bitPattern: start)!
-        raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes)
+        // MADV_POPULATE_WRITE (Linux 5.14) faults the pages in writable without our writing them;
+        // elsewhere writing zeros does the same.
+        if madvise(raw, bytes, populateWrite) != 0 { raw.initializeMemory(as: UInt8.self, repeating: 0, count: bytes) }
         return raw.bindMemory(to: Float.self, capacity: floats)
     }
+
+    private static let populateWrite: Int32 = 23
 
     private static func unmapBlock(_ block: UnsafeMutablePointer<Float>, floats: Int) {
         munmap(UnsafeMutableRawPointer(block), mappedBytes(floats: floats))
