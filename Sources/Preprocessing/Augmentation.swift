@@ -48,27 +48,39 @@ public func rotated(image: Raster<Float>, label: Raster<UInt8>, degrees: Double,
     let cosA = cos(angle), sinA = sin(angle)
     var outImage = [Float](repeating: fill, count: w * h)
     var outLabel = [UInt8](repeating: 0, count: w * h)
-    for r in 0..<h {
-        for c in 0..<w {
-            let dx = Double(c) - cx, dy = Double(r) - cy
-            let x = cx + cosA * dx - sinA * dy
-            let y = cy + sinA * dx + cosA * dy
-            let x0 = Int(x.rounded(.down)), y0 = Int(y.rounded(.down))
-            let tx = x - Double(x0), ty = y - Double(y0)
-            var value = 0.0, labelValue = 0.0
-            for (yy, wy) in [(y0, 1 - ty), (y0 + 1, ty)] where wy != 0 {
-                for (xx, wx) in [(x0, 1 - tx), (x0 + 1, tx)] where wx != 0 {
-                    let weight = wx * wy
-                    if yy >= 0, yy < h, xx >= 0, xx < w {
-                        value += weight * Double(image.pixels[yy * w + xx])
-                        labelValue += weight * (label.pixels[yy * w + xx] != 0 ? 1 : 0)
-                    } else {
-                        value += weight * Double(fill)
+    image.pixels.withUnsafeBufferPointer { source in
+        label.pixels.withUnsafeBufferPointer { sourceLabel in
+            outImage.withUnsafeMutableBufferPointer { outImage in
+                outLabel.withUnsafeMutableBufferPointer { outLabel in
+                    // The four taps in the order (y0, x0), (y0, x0+1), (y0+1, x0), (y0+1, x0+1),
+                    // zero weights skipped, outside taps reading `fill` (image) and 0 (label).
+                    @inline(__always) func tap(_ yy: Int, _ xx: Int, _ weight: Double, _ value: inout Double, _ mask: inout Double) {
+                        guard weight != 0 else { return }
+                        if yy >= 0, yy < h, xx >= 0, xx < w {
+                            value += weight * Double(source[yy * w + xx])
+                            mask += sourceLabel[yy * w + xx] != 0 ? weight : 0
+                        } else {
+                            value += weight * Double(fill)
+                        }
+                    }
+                    for r in 0..<h {
+                        for c in 0..<w {
+                            let dx = Double(c) - cx, dy = Double(r) - cy
+                            let x = cx + cosA * dx - sinA * dy
+                            let y = cy + sinA * dx + cosA * dy
+                            let x0 = Int(x.rounded(.down)), y0 = Int(y.rounded(.down))
+                            let tx = x - Double(x0), ty = y - Double(y0)
+                            var value = 0.0, mask = 0.0
+                            tap(y0, x0, (1 - ty) * (1 - tx), &value, &mask)
+                            tap(y0, x0 + 1, (1 - ty) * tx, &value, &mask)
+                            tap(y0 + 1, x0, ty * (1 - tx), &value, &mask)
+                            tap(y0 + 1, x0 + 1, ty * tx, &value, &mask)
+                            outImage[r * w + c] = Float(value)
+                            outLabel[r * w + c] = mask >= 1 - 1e-9 ? 1 : 0
+                        }
                     }
                 }
             }
-            outImage[r * w + c] = Float(value)
-            outLabel[r * w + c] = labelValue >= 1 - 1e-9 ? 1 : 0
         }
     }
     return (Raster(width: w, height: h, pixels: outImage), Raster(width: w, height: h, pixels: outLabel))
