@@ -180,8 +180,12 @@ public enum DatasetMaterializer {
 
         // pass 2: frames, `jobs` at a time, appended in stored order
         let imagesURL = folder.appendingPathComponent("images.npy"), labelsURL = folder.appendingPathComponent("labels.npy")
-        FileManager.default.createFile(atPath: imagesURL.path, contents: Data(npyHeader(shape: [patchCount, patch, patch], pixelType: .float32)))
-        FileManager.default.createFile(atPath: labelsURL.path, contents: Data(npyHeader(shape: [patchCount, patch, patch], pixelType: .uint8)))
+        for (url, pixelType) in [(imagesURL, PixelType.float32), (labelsURL, .uint8)] {
+            let header = Data(npyHeader(shape: [patchCount, patch, patch], pixelType: pixelType))
+            guard FileManager.default.createFile(atPath: url.path, contents: header) else {
+                throw DatasetError("\(url.path): cannot create the file")
+            }
+        }
         let imagesHandle = try FileHandle(forWritingTo: imagesURL), labelsHandle = try FileHandle(forWritingTo: labelsURL)
         defer { try? imagesHandle.close(); try? labelsHandle.close() }
         try imagesHandle.seekToEnd(); try labelsHandle.seekToEnd()
