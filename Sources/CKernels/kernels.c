@@ -106,8 +106,10 @@ void hrtem_conv_image(const float *in, long inCount, const float *low, long lowC
              pointWeights, pointBias, pointOut, pointCount);
 }
 void hrtem_conv_backward_image(const float *in, long inCount, const float *g, long outCount, long h, long w, long k,
-                               long d, double *totals, const float *backWeights, float *gradIn, int accumulate) {
-    DISPATCH(conv_backward_image, in, inCount, g, outCount, h, w, k, d, totals, backWeights, gradIn, accumulate);
+                               long d, double *totals, const float *backWeights, float *gradIn, int accumulate,
+                               const float *pointG, long pointCount, double *pointTotals, const float *pointBackWeights) {
+    DISPATCH(conv_backward_image, in, inCount, g, outCount, h, w, k, d, totals, backWeights, gradIn, accumulate,
+             pointG, pointCount, pointTotals, pointBackWeights);
 }
 void hrtem_pointwise(const float *x, long inCount, float *out, long outCount, long plane,
                      const float *w, const float *bias, int accumulate, int relu) {

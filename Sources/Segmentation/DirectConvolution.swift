@@ -107,13 +107,24 @@ extension Conv2d {
 
     /// partial += this image's weight gradient; its input gradient added into (or, without
     /// `accumulate`, written to) gradInput[image] when `packedBackward` and `gradInput` are given.
-    /// One banded pass in C (`hrtem_conv_backward_image`).
+    /// With `companionGradient` (a 1 x 1 layer's output gradient over the same input),
+    /// companionInto += that layer's weight gradient and its input gradient (by
+    /// `companionBackward`, its transposed weights) is added into gradInput[image] too. One
+    /// banded pass in C (`hrtem_conv_backward_image`).
     func directBackward(input: Tensor, gradOutput: Tensor, image: Int, packedBackward: UnsafePointer<Float>?,
-                        gradInput: Tensor?, accumulate: Bool, into partial: UnsafeMutablePointer<Float>) {
+                        gradInput: Tensor?, accumulate: Bool, into partial: UnsafeMutablePointer<Float>,
+                        companionGradient: Tensor? = nil, companionCount: Int = 0,
+                        companionBackward: UnsafePointer<Float>? = nil,
+                        companionInto companionPartial: UnsafeMutablePointer<Float>? = nil) {
         var totals = [Double](repeating: 0, count: outChannels * inChannels * kernel * kernel)
+        var companionTotals = [Double](repeating: 0, count: companionCount * inChannels)
         hrtem_conv_backward_image(input.plane(image, 0), inChannels, gradOutput.plane(image, 0), outChannels, input.h,
                                   input.w, kernel, dilation, &totals, packedBackward, gradInput?.plane(image, 0),
-                                  accumulate ? 1 : 0)
+                                  accumulate ? 1 : 0, companionGradient?.plane(image, 0), companionCount,
+                                  &companionTotals, companionBackward)
+        if let companionPartial {
+            for i in 0..<companionTotals.count { companionPartial[i] += Float(companionTotals[i]) }
+        }
         for i in 0..<totals.count { partial[i] += Float(totals[i]) }
     }
 }

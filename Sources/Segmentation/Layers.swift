@@ -91,11 +91,24 @@ public final class Conv2d: @unchecked Sendable {
 
     /// Accumulates the weight and bias gradients for `gradOutput`, and returns the input
     /// gradient (added into `accumulateInto` when given, so a tensor feeding two layers
-    /// collects both), or nil when `needInputGradient` is false. Per-chunk partial gradients are
-    /// summed in chunk order.
+    /// collects both), or nil when `needInputGradient` is false. With `companion`, a 1 x 1 layer
+    /// over the same input whose output gradient is `companionGradient`, its gradients are
+    /// accumulated too and its input gradient is included in the one returned: on the direct path
+    /// from the same banded pass over the input. Per-chunk partial gradients are summed in chunk
+    /// order.
     @discardableResult
     public func backward(input: Tensor, gradOutput: Tensor, needInputGradient: Bool = true,
-                         accumulateInto: Tensor? = nil) -> Tensor? {
+                         accumulateInto: Tensor? = nil, companion: Conv2d? = nil,
+                         companionGradient: Tensor? = nil) -> Tensor? {
+        if let companion {
+            precondition(companion.kernel == 1 && companion.inChannels == inChannels && companionGradient != nil,
+                         "companion \(companion.weight.name) of \(weight.name)")
+            if !usesDirectKernel || accumulateInto != nil {
+                let first = companion.backward(input: input, gradOutput: companionGradient!, needInputGradient: needInputGradient,
+                                               accumulateInto: accumulateInto)
+                return backward(input: input, gradOutput: gradOutput, needInputGradient: needInputGradient, accumulateInto: first)
+            }
+        }
         let plane = input.plane
         // A fresh input gradient is written, not added to, so it needs no clearing pass.
         let accumulate = accumulateInto != nil
@@ -108,16 +121,31 @@ public final class Conv2d: @unchecked Sendable {
         let transposedWeights = kernel == 1 && gradInput != nil ? transposedPointwiseWeights() : []
         let weightPartials = (0..<chunks).map { _ in Tensor([outChannels, reduction]) }
         let biasPartials = Tensor([chunks, outChannels])
+        let companionCount = companion?.outChannels ?? 0
+        let companionTransposed = companion?.transposedPointwiseWeights() ?? []
+        let companionPartials = (0..<chunks).map { _ in Tensor([max(1, companionCount * inChannels)]) }
+        let companionBiasPartials = Tensor([max(1, chunks * companionCount)])
         parallelChunks(input.n) { chunk, images in
             for image in images {
                 let gradOut = gradOutput.plane(image, 0)
                 for channel in 0..<outChannels {
                     biasPartials[chunk * outChannels + channel] += blockedSum(gradOut + channel * plane, count: plane)
                 }
+                if let companionGradient {
+                    for channel in 0..<companionCount {
+                        companionBiasPartials[chunk * companionCount + channel] +=
+                            blockedSum(companionGradient.plane(image, channel), count: plane)
+                    }
+                }
                 if direct {
                     backwardWeights.withUnsafeBufferPointer { packed in
-                        directBackward(input: input, gradOutput: gradOutput, image: image, packedBackward: packed.baseAddress,
-                                       gradInput: gradInput, accumulate: accumulate, into: weightPartials[chunk].data)
+                        companionTransposed.withUnsafeBufferPointer { companionTransposed in
+                            directBackward(input: input, gradOutput: gradOutput, image: image, packedBackward: packed.baseAddress,
+                                           gradInput: gradInput, accumulate: accumulate, into: weightPartials[chunk].data,
+                                           companionGradient: companionGradient, companionCount: companionCount,
+                                           companionBackward: companionTransposed.baseAddress,
+                                           companionInto: companionPartials[chunk].data)
+                        }
                     }
                     continue
                 }
@@ -140,6 +168,11 @@ public final class Conv2d: @unchecked Sendable {
             let partial = weightPartials[chunk]
             for i in 0..<weight.gradient.count { weight.gradient[i] += partial[i] }
             for channel in 0..<outChannels { bias.gradient[channel] += biasPartials[chunk * outChannels + channel] }
+            guard let companion else { continue }
+            for i in 0..<companion.weight.gradient.count { companion.weight.gradient[i] += companionPartials[chunk][i] }
+            for channel in 0..<companionCount {
+                companion.bias.gradient[channel] += companionBiasPartials[chunk * companionCount + channel]
+            }
         }
         return gradInput
     }

@@ -94,24 +94,21 @@ public final class ResidualBlock: @unchecked Sendable {
     func backward(_ gradOutput: Tensor, needInputGradient: Bool) -> Tensor? {
         guard let saved else { preconditionFailure("backward without a training forward pass") }
         let tag = " \(saved.input.c)->\(conv1.outChannels) @\(saved.input.h)"
-        // bn2's backward masks gradOutput by the block's final ReLU in its first pass, so it runs
-        // before convAdd's backward, which needs the masked gradient too.
+        // bn2's backward masks gradOutput by the block's final ReLU in its first pass; the masked
+        // gradient is also the 1 x 1 projection's, whose backward rides in conv1's.
         let gradB = Tensor(uninitialized: saved.conv2.shape)
         OperationProfile.measure("bn backward" + tag) {
             bn2.backward(input: saved.conv2, gradOutput: gradOutput, statistics: saved.statistics2, gradInput: gradB,
                          reluOutput: saved.output)
-        }
-        let gradInput = OperationProfile.measure("convAdd backward" + tag) {
-            convAdd.backward(input: saved.input, gradOutput: gradOutput, needInputGradient: needInputGradient)
         }
         let gradHidden = OperationProfile.measure("conv2 backward" + tag) { conv2.backward(input: saved.hidden, gradOutput: gradB)! }
         OperationProfile.measure("bn backward" + tag) {
             bn1.backward(input: saved.conv1, gradOutput: gradHidden, statistics: saved.statistics1, gradInput: gradHidden,
                          reluOutput: saved.hidden)
         }
-        OperationProfile.measure("conv1 backward" + tag) {
+        let gradInput = OperationProfile.measure("conv1+convAdd backward" + tag) {
             conv1.backward(input: saved.input, gradOutput: gradHidden, needInputGradient: needInputGradient,
-                           accumulateInto: gradInput)
+                           companion: convAdd, companionGradient: gradOutput)
         }
         self.saved = nil
         return gradInput

@@ -122,4 +122,39 @@ final class CompanionConvolutionTests: XCTestCase {
         XCTAssertEqual(direct.values, built.values)
         XCTAssertEqual(directCompanion.values, builtCompanion.values)
     }
+
+    /// The backward with a companion 1 x 1 layer equals the two backwards run one after the other
+    /// (input gradient summed, every weight and bias gradient), with and without input gradient.
+    func testCompanionBackwardEqualsTheTwoBackwards() {
+        for needInput in [true, false] {
+            func layers() -> (Conv2d, Conv2d) {
+                let conv = Conv2d(name: "c", inChannels: 5, outChannels: 6, kernel: 3)
+                let projection = Conv2d(name: "p", inChannels: 5, outChannels: 3, kernel: 1)
+                var random = SplitMix64(seed: 51)
+                conv.initialize(&random)
+                projection.initialize(&random)
+                return (conv, projection)
+            }
+            var random = SplitMix64(seed: 52)
+            let input = Tensor([2, 5, 9, 37]), grad = Tensor([2, 6, 9, 37]), companionGrad = Tensor([2, 3, 9, 37])
+            for t in [input, grad, companionGrad] { for i in 0..<t.count { t[i] = Float(random.nextGaussian()) } }
+            let (fusedConv, fusedProjection) = layers()
+            let fused = fusedConv.backward(input: input, gradOutput: grad, needInputGradient: needInput,
+                                           companion: fusedProjection, companionGradient: companionGrad)
+            let (conv, projection) = layers()
+            let first = projection.backward(input: input, gradOutput: companionGrad, needInputGradient: needInput)
+            let separate = conv.backward(input: input, gradOutput: grad, needInputGradient: needInput, accumulateInto: first)
+            XCTAssertEqual(fused == nil, !needInput)
+            func close(_ a: [Float], _ b: [Float], _ what: String) {
+                XCTAssertEqual(a.count, b.count, what)
+                let worst = zip(a, b).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? 0
+                XCTAssertLessThan(worst, 1e-5, what)
+            }
+            if let fused, let separate { close(fused.values, separate.values, "input gradient") }
+            close(fusedConv.weight.gradient.values, conv.weight.gradient.values, "3 x 3 weights")
+            close(fusedConv.bias.gradient.values, conv.bias.gradient.values, "3 x 3 bias")
+            close(fusedProjection.weight.gradient.values, projection.weight.gradient.values, "1 x 1 weights")
+            close(fusedProjection.bias.gradient.values, projection.bias.gradient.values, "1 x 1 bias")
+        }
+    }
 }
