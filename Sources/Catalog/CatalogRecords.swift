@@ -29,7 +29,7 @@ public struct SessionRecord: Codable, Equatable, Sendable, FetchableRecord, Muta
 /// columns (`path` ... `facts`) are filled when the frame is ingested. Units: nm, e/A^2,
 /// e/A^2/s, s, nm/px, kx; `date` is ISO `yyyy-mm-dd`. `facts` is JSON text (DM tags,
 /// microscope facts).
-public struct FrameRecord: Equatable, Sendable, FetchableRecord, MutablePersistableRecord {
+public struct FrameRecord: Equatable, Sendable, FetchableRecord, MutablePersistableRecord, RowIdentified {
     public static let databaseTableName = "frames"
 
     public var id: Int64?
@@ -230,7 +230,7 @@ public struct FrameRecord: Equatable, Sendable, FetchableRecord, MutablePersista
 
 /// A label mask for a frame (PNG, 8-bit, any non-zero pixel is particle), from a local PNG or
 /// a Labelbox export. One label per (frame, source).
-public struct LabelRecord: Codable, Equatable, Sendable, FetchableRecord, MutablePersistableRecord {
+public struct LabelRecord: Codable, Equatable, Sendable, FetchableRecord, MutablePersistableRecord, RowIdentified {
     public static let databaseTableName = "labels"
     public var id: Int64?
     public var frameId: Int64
@@ -426,4 +426,9 @@ public struct ResultRecord: Codable, Equatable, Sendable, FetchableRecord, Mutab
         container["per_patch"] = perPatch
         if let createdAt { container["created_at"] = createdAt }
     }
+}
+
+/// A record whose row id is known after it is stored (nil before).
+public protocol RowIdentified {
+    var id: Int64? { get set }
 }

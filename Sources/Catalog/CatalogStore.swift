@@ -201,17 +201,8 @@ public final class CatalogStore: Sendable {
     @discardableResult
     public static func upsertFrame(_ frame: FrameRecord, in db: Database) throws -> FrameRecord {
         try ensureSession(frame.session, in: db)
-        var record = frame
-        if let existing = try Int64.fetchOne(
-            db, sql: "SELECT id FROM frames WHERE session = ? AND file_name = ?",
-            arguments: [frame.session, frame.fileName]) {
-            record.id = existing
-            try record.update(db)
-        } else {
-            record.id = nil
-            try record.insert(db)
-        }
-        return record
+        return try upsert(frame, idBy: "SELECT id FROM frames WHERE session = ? AND file_name = ?",
+                          arguments: [frame.session, frame.fileName], in: db)
     }
 
     /// Creates the session row if missing (date from a `yyyy_mm_dd` folder prefix).
@@ -222,17 +213,18 @@ public final class CatalogStore: Sendable {
 
     @discardableResult
     public static func upsertLabel(_ label: LabelRecord, in db: Database) throws -> LabelRecord {
-        var record = label
-        if let existing = try Int64.fetchOne(
-            db, sql: "SELECT id FROM labels WHERE frame_id = ? AND source = ?",
-            arguments: [label.frameId, label.source]) {
-            record.id = existing
-            try record.update(db)
-        } else {
-            record.id = nil
-            try record.insert(db)
-        }
-        return record
+        try upsert(label, idBy: "SELECT id FROM labels WHERE frame_id = ? AND source = ?",
+                   arguments: [label.frameId, label.source], in: db)
+    }
+
+    /// Updates the row that `idSQL` finds by the record's unique key, or inserts the record;
+    /// returns it with its row id.
+    private static func upsert<Record: MutablePersistableRecord & RowIdentified>(
+        _ record: Record, idBy idSQL: String, arguments: StatementArguments, in db: Database) throws -> Record {
+        var stored = record
+        stored.id = try Int64.fetchOne(db, sql: idSQL, arguments: arguments)
+        if stored.id != nil { try stored.update(db) } else { try stored.insert(db) }
+        return stored
     }
 
     /// `2021_08_26 5nm Au ...` -> `2021-08-26`; nil when the folder has no such prefix.
