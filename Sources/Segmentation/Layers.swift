@@ -23,9 +23,10 @@ public final class Parameter: @unchecked Sendable {
 
 /// A 2-D convolution, stride 1, "same" padding (`dilation * (kernel - 1) / 2` on each side), with
 /// bias. Weight layout `[out, in, kernel, kernel]` (PyTorch OIHW).
-/// Forward and backward go through im2col + OpenBLAS sgemm, one image at a time (1 x 1
-/// kernels skip im2col); gradients accumulate over the batch in image order, so results do not
-/// depend on the thread count.
+/// k x k layers up to 7 x 7 run the banded direct kernels of DirectConvolution.swift, 1 x 1
+/// layers C pointwise kernels, larger kernels im2col + OpenBLAS sgemm; one image at a time per
+/// thread, gradients accumulated over the batch in image order, so results do not depend on the
+/// thread count.
 public final class Conv2d: @unchecked Sendable {
     public let inChannels: Int
     public let outChannels: Int

@@ -2,8 +2,8 @@
 #define HRTEM_KERNELS_H
 
 /* Numeric kernels of the Segmentation module, in C so that they are compiled with the C
- * compiler's optimizer and, on x86-64, twice (baseline and AVX2+FMA) with the variant picked at
- * run time: the package is built for baseline x86-64, where Swift's SIMD types lower to SSE.
+ * compiler's optimizer and, on x86-64, three times (baseline, AVX2+FMA, AVX-512) with the variant
+ * picked at run time: the package is built for baseline x86-64, where Swift's SIMD types lower to SSE.
  * Every kernel sums in a fixed order, so results are deterministic on a given machine. */
 
 /* Picks the kernels' instruction set: 0 generic, 1 AVX2+FMA, 2 AVX-512VL (32 vector registers),
