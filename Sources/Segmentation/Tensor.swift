@@ -10,13 +10,15 @@ public final class Tensor: @unchecked Sendable {
     public let shape: [Int]
     public let count: Int
     public let data: UnsafeMutablePointer<Float>
+    /// Floats the storage block holds (at least `count`; a recycled block may be larger).
+    private let capacity: Int
 
     /// A zero-filled tensor of `shape`.
     public init(_ shape: [Int]) {
         self.shape = shape
         count = shape.reduce(1, *)
         TensorTraffic.bytes &+= count * 4
-        data = TensorPool.block(floats: max(1, count), zeroed: true)
+        (data, capacity) = TensorPool.block(floats: max(1, count), zeroed: true)
     }
 
     /// A tensor of `shape` whose storage is not cleared, for outputs that are written in full
@@ -25,7 +27,7 @@ public final class Tensor: @unchecked Sendable {
         self.shape = shape
         count = shape.reduce(1, *)
         TensorTraffic.bytes &+= count * 4
-        data = TensorPool.block(floats: max(1, count), zeroed: false)
+        (data, capacity) = TensorPool.block(floats: max(1, count), zeroed: false)
     }
 
     /// A tensor holding `values` (count must match the shape).
@@ -35,7 +37,7 @@ public final class Tensor: @unchecked Sendable {
         values.withUnsafeBufferPointer { data.update(from: $0.baseAddress!, count: count) }
     }
 
-    deinit { TensorPool.recycle(data, floats: max(1, count)) }
+    deinit { TensorPool.recycle(data, capacity: capacity) }
 
     public var n: Int { shape[0] }
     public var c: Int { shape[1] }
@@ -156,45 +158,56 @@ public enum TensorTraffic {
 /// and, when glibc hands it back to the system on free, a TLB shootdown across the cores; on a
 /// virtual machine that was a third of a training step (512 x 512, batch 8: 150 vs 113 ms an
 /// image with the system's allocator told never to unmap). So large blocks are mapped here, on
-/// transparent huge pages where the kernel allows (one fault per 2 MiB), written once when mapped
-/// (a first read would map the shared zero page and the first write then fault again), and kept
-/// when their tensor dies. Training frees and reallocates the same shapes every step, so a steady
-/// state maps nothing new. Idle blocks beyond the largest working set seen (at least
-/// `minimumCapacityBytes`) are unmapped least recently used first, so memory stays within twice
-/// the working set even when shapes change. Small blocks go to calloc.
+/// transparent huge pages where the kernel allows (one fault per 2 MiB), faulted in writable when
+/// mapped (a first read would map the shared zero page and the first write then fault again), and
+/// kept when their tensor dies. A request takes the smallest idle block that holds it, up to four
+/// times its size, so the smaller last batch of an epoch or a validation batch reuses the training
+/// batch's blocks instead of mapping its own. Training frees and reallocates the same shapes every
+/// step, so a steady state maps nothing new. Idle blocks beyond the largest working set seen (at
+/// least `minimumCapacityBytes`) are unmapped least recently used first, so memory stays within
+/// twice the working set even when shapes change. Small blocks go to calloc.
 enum TensorPool {
     static let minimumFloats = 1 << 18
     static let minimumCapacityBytes = 256 << 20
     static let hugePageBytes = 2 << 20
-    /// Idle blocks, least recently recycled first.
+    /// A block serves requests down to a quarter of its size.
+    static let largestOversize = 4
+    /// Idle blocks (capacity in floats), least recently recycled first.
     nonisolated(unsafe) private static var idle: [(floats: Int, block: UnsafeMutablePointer<Float>)] = []
     nonisolated(unsafe) private static var idleBytes = 0
     nonisolated(unsafe) private static var liveBytes = 0
     nonisolated(unsafe) private static var peakLiveBytes = 0
     private static let lock = NSLock()
 
-    static func block(floats: Int, zeroed: Bool) -> UnsafeMutablePointer<Float> {
+    /// A block of at least `floats` (zero-filled over `floats` when `zeroed`) and its capacity.
+    static func block(floats: Int, zeroed: Bool) -> (UnsafeMutablePointer<Float>, Int) {
         guard floats >= minimumFloats else {
             guard let raw = zeroed ? calloc(floats, 4) : malloc(floats * 4) else { fatalError("out of memory for a tensor of \(floats) floats") }
-            return raw.bindMemory(to: Float.self, capacity: floats)
+            return (raw.bindMemory(to: Float.self, capacity: floats), floats)
         }
         lock.lock()
-        var reused: UnsafeMutablePointer<Float>?
-        if let index = idle.lastIndex(where: { $0.floats == floats }) {
-            reused = idle.remove(at: index).block
-            idleBytes -= floats * 4
+        var reused: (floats: Int, block: UnsafeMutablePointer<Float>)?
+        var best: Int?
+        for index in idle.indices.reversed() where idle[index].floats >= floats && idle[index].floats <= largestOversize * floats {
+            if best == nil || idle[index].floats < idle[best!].floats { best = index }
+            if idle[index].floats == floats { break }
         }
-        liveBytes += floats * 4
+        if let best {
+            reused = idle.remove(at: best)
+            idleBytes -= reused!.floats * 4
+        }
+        let capacity = reused?.floats ?? mappedBytes(floats: floats) / 4
+        liveBytes += capacity * 4
         peakLiveBytes = max(peakLiveBytes, liveBytes)
         lock.unlock()
         if let reused {
-            if zeroed { reused.update(repeating: 0, count: floats) }
-            return reused
+            if zeroed { reused.block.update(repeating: 0, count: floats) }
+            return (reused.block, capacity)
         }
-        return mapBlock(floats: floats)
+        return (mapBlock(floats: capacity), capacity)
     }
 
-    static func recycle(_ block: UnsafeMutablePointer<Float>, floats: Int) {
+    static func recycle(_ block: UnsafeMutablePointer<Float>, capacity floats: Int) {
         guard floats >= minimumFloats else { free(block); return }
         lock.lock()
         liveBytes -= floats * 4
@@ -216,7 +229,6 @@ enum TensorPool {
         let unit = bytes >= hugePageBytes ? hugePageBytes : Int(getpagesize())
         return (bytes + unit - 1) / unit * unit
     }
-
     /// A zero-filled block, 2 MiB aligned when it spans huge pages (so the kernel can back it with
     /// them), its pages faulted in by writing.
     private static func mapBlock(floats: Int) -> UnsafeMutablePointer<Float> {

@@ -39,8 +39,8 @@ final class LossKernelTests: XCTestCase {
 }
 
 final class TensorPoolTests: XCTestCase {
-    /// A large block handed back and taken again keeps its zero-fill promise, and blocks of other
-    /// sizes are not confused with it.
+    /// A large block handed back and taken again, by a tensor of its size or a smaller one, keeps
+    /// the zero-fill promise, and blocks of other sizes are not confused with it.
     func testRecycledLargeBlocksComeBackZeroed() {
         let shape = [1, 1, 1024, 512]
         for round in 0..<3 {
@@ -50,6 +50,13 @@ final class TensorPoolTests: XCTestCase {
             let other = Tensor([1, 1, 1024, 513])
             other[other.count - 1] = 5
         }
+        // A smaller tensor may take a larger dirty block: it is still zero over its whole count.
+        do {
+            let dirty = Tensor([1, 1, 1024, 1024])
+            for i in stride(from: 0, to: dirty.count, by: 61) { dirty[i] = 7 }
+        }
+        let smaller = Tensor([1, 1, 600, 1024])
+        XCTAssertTrue(smaller.values.allSatisfy { $0 == 0 }, "a reused larger block held data")
     }
 }
 
