@@ -50,7 +50,8 @@ public enum FrameListing {
     }
 
     static func csvField(_ text: String) -> String {
-        guard text.contains(where: { $0 == "," || $0 == "\"" || $0 == "\n" || $0 == "\r" }) else { return text }
+        // A byte scan: those four characters are single ASCII bytes in UTF-8.
+        guard text.utf8.contains(where: { $0 == 0x2C || $0 == 0x22 || $0 == 0x0A || $0 == 0x0D }) else { return text }
         return "\"" + text.replacingOccurrences(of: "\"", with: "\"\"") + "\""
     }
 
@@ -90,22 +91,39 @@ public enum FrameListing {
 public enum TextTable {
     /// Columns padded to their widest cell (in characters), two spaces apart; header underlined.
     public static func render(header: [String], rows: [[String]]) -> String {
-        var widths = header.map(\.count)
+        var widths = header.map(width)
         for row in rows {
-            for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], cell.count) }
+            for (index, cell) in row.enumerated() where index < widths.count { widths[index] = max(widths[index], width(cell)) }
         }
-        func line(_ cells: [String]) -> String {
-            var text = ""
+        var output = ""
+        output.reserveCapacity((widths.reduce(0, +) + 2 * widths.count + 1) * (rows.count + 2))
+        func append(_ cells: [String]) {
             for (index, cell) in cells.enumerated() {
-                if index == cells.count - 1 { text += cell } else {
-                    text += cell + String(repeating: " ", count: widths[index] - cell.count + 2)
-                }
+                output += cell
+                if index < cells.count - 1 { pad(&output, widths[index] - width(cell) + 2) }
             }
-            return text
+            output += "\n"
         }
-        var output = line(header) + "\n" + line(widths.map { String(repeating: "-", count: $0) }) + "\n"
-        for row in rows { output += line(row) + "\n" }
+        append(header)
+        append(widths.map { String(repeating: "-", count: $0) })
+        for row in rows { append(row) }
         return output
+    }
+
+    /// Characters in `text`: its byte count when it is ASCII, else its grapheme count.
+    private static func width(_ text: String) -> Int {
+        text.utf8.allSatisfy { $0 < 0x80 } ? text.utf8.count : text.count
+    }
+
+    private static let spaces = String(repeating: " ", count: 64)
+
+    private static func pad(_ output: inout String, _ count: Int) {
+        var left = count
+        while left > 0 {
+            let chunk = min(left, spaces.utf8.count)
+            output += spaces.prefix(chunk)
+            left -= chunk
+        }
     }
 }
 

@@ -49,6 +49,17 @@ final class CatalogReportsTests: XCTestCase {
         XCTAssertTrue(FrameListing.render([frame, frame], as: .table).hasSuffix("2 frames\n"))
     }
 
+    func testTablesAlignByCharactersWhateverTheirBytes() {
+        let table = TextTable.render(header: ["name", "value"], rows: [["Å µm", "1"], [String(repeating: "x", count: 70), "22"], ["a", "333"]])
+        let lines = table.split(separator: "\n").map(String.init)
+        XCTAssertEqual(lines.count, 5)
+        XCTAssertEqual(lines[0], "name" + String(repeating: " ", count: 68) + "value")
+        XCTAssertEqual(lines[1], String(repeating: "-", count: 70) + "  -----")
+        XCTAssertEqual(lines[2], "Å µm" + String(repeating: " ", count: 68) + "1")
+        XCTAssertEqual(lines[3], String(repeating: "x", count: 70) + "  22")
+        XCTAssertEqual(lines[4], "a" + String(repeating: " ", count: 71) + "333")
+    }
+
     func testStudyDates() {
         XCTAssertEqual(StudyDate.iso(fromStudy: "08/26/21"), "2021-08-26")
         XCTAssertEqual(StudyDate.iso(fromStudy: "2/2/22"), "2022-02-02")
