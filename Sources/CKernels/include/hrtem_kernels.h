@@ -32,10 +32,10 @@ void hrtem_conv_image(const float *in, long inCount, const float *low, long lowC
  * gradIn is given, gradIn (+)= the convolution of g by `backWeights` (the mirrored transposed
  * weights, packed as for hrtem_conv_image with inCount and outCount swapped; added with
  * `accumulate`, else written). With `pointG`, the output gradient (pointCount planes) of a 1 x 1
- * layer over the same input: pointTotals[o * inCount + i] += its weight gradient, and when gradIn is
- * given gradIn += its input gradient, by `pointBackWeights` (its weights transposed, [inCount][pointCount]),
- * from the same pass. Band by band, so
- * each band of g is read once for both. */
+ * layer over the same input: pointTotals[o * inCount + i] += its weight gradient, and when gradIn
+ * is given gradIn += its input gradient, by `pointBackWeights` (its weights transposed,
+ * [inCount][pointCount]), from the same pass. Band by band, so each band of g is read once for
+ * both. */
 void hrtem_conv_backward_image(const float *in, long inCount, const float *g, long outCount, long h, long w, long k,
                                long d, double *totals, const float *backWeights, float *gradIn, int accumulate,
                                const float *pointG, long pointCount, double *pointTotals, const float *pointBackWeights);
