@@ -100,7 +100,7 @@ public enum TextTable {
         func append(_ cells: [String]) {
             for (index, cell) in cells.enumerated() {
                 output += cell
-                if index < cells.count - 1 { pad(&output, widths[index] - width(cell) + 2) }
+                if index < cells.count - 1 { output += String(repeating: " ", count: widths[index] - width(cell) + 2) }
             }
             output += "\n"
         }
@@ -113,17 +113,6 @@ public enum TextTable {
     /// Characters in `text`: its byte count when it is ASCII, else its grapheme count.
     private static func width(_ text: String) -> Int {
         text.utf8.allSatisfy { $0 < 0x80 } ? text.utf8.count : text.count
-    }
-
-    private static let spaces = String(repeating: " ", count: 64)
-
-    private static func pad(_ output: inout String, _ count: Int) {
-        var left = count
-        while left > 0 {
-            let chunk = min(left, spaces.utf8.count)
-            output += spaces.prefix(chunk)
-            left -= chunk
-        }
     }
 }
 

@@ -229,8 +229,9 @@ enum TensorPool {
         let unit = bytes >= hugePageBytes ? hugePageBytes : Int(getpagesize())
         return (bytes + unit - 1) / unit * unit
     }
+
     /// A zero-filled block, 2 MiB aligned when it spans huge pages (so the kernel can back it with
-    /// them), its pages faulted in by writing.
+    /// them), its pages faulted in writable before it is handed out.
     private static func mapBlock(floats: Int) -> UnsafeMutablePointer<Float> {
         let bytes = mappedBytes(floats: floats)
         let alignment = bytes >= hugePageBytes ? hugePageBytes : 0
