@@ -113,10 +113,10 @@ extension Conv2d {
     /// banded pass in C (`hrtem_conv_backward_image`).
     func directBackward(input: Tensor, gradOutput: Tensor, image: Int, packedBackward: UnsafePointer<Float>?,
                         gradInput: Tensor?, accumulate: Bool, into partial: UnsafeMutablePointer<Float>,
-                        companionGradient: Tensor? = nil, companionCount: Int = 0,
-                        companionBackward: UnsafePointer<Float>? = nil,
+                        companionGradient: Tensor? = nil, companionBackward: UnsafePointer<Float>? = nil,
                         companionInto companionPartial: UnsafeMutablePointer<Float>? = nil) {
         var totals = [Double](repeating: 0, count: outChannels * inChannels * kernel * kernel)
+        let companionCount = companionGradient?.c ?? 0
         var companionTotals = [Double](repeating: 0, count: companionCount * inChannels)
         hrtem_conv_backward_image(input.plane(image, 0), inChannels, gradOutput.plane(image, 0), outChannels, input.h,
                                   input.w, kernel, dilation, &totals, packedBackward, gradInput?.plane(image, 0),
@@ -207,8 +207,9 @@ extension ResidualBlock {
     /// Evaluation forward with each BatchNorm folded into the convolution before it and the ReLUs
     /// and residual sum fused into the convolution's store: two passes instead of six. With
     /// `upsampled`, the block's input is [input, upsample x2 (upsampled)], never built when the
-    /// 3 x 3 layer runs direct.
+    /// 3 x 3 layer runs direct. Drops what a training pass kept.
     func inferenceForward(_ input: Tensor, upsampled low: Tensor? = nil) -> Tensor {
+        saved = nil
         let (scale1, shift1) = bn1.evaluationAffine(), (scale2, shift2) = bn2.evaluationAffine()
         let hidden = Tensor(uninitialized: [input.n, conv1.outChannels, input.h, input.w])
         let output = Tensor(uninitialized: [input.n, convAdd.outChannels, input.h, input.w])

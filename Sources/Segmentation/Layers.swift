@@ -143,7 +143,7 @@ public final class Conv2d: @unchecked Sendable {
                         companionTransposed.withUnsafeBufferPointer { companionTransposed in
                             directBackward(input: input, gradOutput: gradOutput, image: image, packedBackward: packed.baseAddress,
                                            gradInput: gradInput, accumulate: accumulate, into: weightPartials[chunk].data,
-                                           companionGradient: companionGradient, companionCount: companionCount,
+                                           companionGradient: companionGradient,
                                            companionBackward: companionTransposed.baseAddress,
                                            companionInto: companionPartials[chunk].data)
                         }

@@ -61,10 +61,7 @@ public final class ResidualBlock: @unchecked Sendable {
     }
 
     func forward(_ input: Tensor, training: Bool) -> Tensor {
-        if !training {
-            saved = nil
-            return inferenceForward(input)
-        }
+        if !training { return inferenceForward(input) }
         let tag = " \(input.c)->\(conv1.outChannels) @\(input.h)"
         // conv1 and the 1 x 1 projection read the same input: one banded pass computes both.
         let a: Tensor, output: Tensor
@@ -185,7 +182,6 @@ public final class ResidualUNet: @unchecked Sendable {
         for (index, block) in ups.enumerated() {
             let skip = skips[skips.count - 1 - index]
             guard training else {
-                block.saved = nil
                 x = block.inferenceForward(skip, upsampled: x)
                 continue
             }
