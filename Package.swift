@@ -78,17 +78,17 @@ let package = Package(
 
         // Shared by the test targets only: locating ../shared/reference, temporary folders,
         // running the built `hrtem` binary.
-        .target(name: "TestSupport", dependencies: ["Micrograph"], path: "Sources/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Micrograph", "Preprocessing"], path: "Sources/TestSupport"),
 
         .testTarget(name: "MicrographTests", dependencies: ["Micrograph", "TestSupport"]),
         .testTarget(name: "PreprocessingTests", dependencies: ["Preprocessing", "Micrograph", "TestSupport"]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "Micrograph", "TestSupport"]),
         .testTarget(name: "MirrorsTests", dependencies: ["Mirrors", "Micrograph", "TestSupport"]),
-        .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "Micrograph", "TestSupport"]),
+        .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "Preprocessing", "Micrograph", "TestSupport"]),
         .testTarget(name: "SynthesisTests",
                     dependencies: ["Synthesis", "Preprocessing", "Micrograph", "TestSupport"]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Catalog", "TestSupport"]),
-        .testTarget(name: "HrtemCLITests", dependencies: ["TestSupport", "Micrograph", "Catalog"]),
+        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Catalog", "Segmentation", "Preprocessing", "TestSupport"]),
+        .testTarget(name: "HrtemCLITests", dependencies: ["TestSupport", "Micrograph", "Preprocessing", "Catalog"]),
     ],
     swiftLanguageModes: [.v5]
 )

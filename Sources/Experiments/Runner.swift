@@ -171,7 +171,7 @@ public final class MatrixRunner: @unchecked Sendable {
             try store.record(model, for: training)
             return .ran
         case .evaluate(let evaluation):
-            if try store.metrics(for: evaluation) != nil { return .alreadyDone }
+            if try store.evaluation(for: evaluation) != nil { return .alreadyDone }
             guard let training = plan.trainUnit(id: evaluation.trainUnitID) else {
                 throw ExperimentError("\(evaluation.label): the plan has no training unit \(evaluation.trainUnitID)")
             }

@@ -11,6 +11,30 @@ public enum FoldRule: String, Sendable, Codable, CaseIterable {
     case session
 }
 
+/// How a recipe keeps patches of one group together when forming folds. Recipes store the raw
+/// value (it enters version ids): `none` is the study's contiguous folds (`study` is read as
+/// `none`).
+public enum FoldGrouping: String, Sendable, Codable, CaseIterable {
+    case none, frame, session
+
+    public var rule: FoldRule {
+        switch self {
+        case .none: .study
+        case .frame: .frame
+        case .session: .session
+        }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let grouping = text == "study" ? FoldGrouping.none : FoldGrouping(rawValue: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                debugDescription: "groupFoldsBy must be none, frame or session, not \(text)"))
+        }
+        self = grouping
+    }
+}
+
 /// The study's per-fold seeds (fold 0...4). Folds beyond the fifth get `10_000 + fold`.
 public let studyFoldSeeds: [Int] = [962, 1662, 621, 72115, 45521]
 
@@ -23,6 +47,14 @@ public struct Fold: Sendable, Equatable, Codable {
     public var train: [Int]
     public var validation: [Int]
     public var test: [Int]
+
+    public init(fold: Int, seed: Int, train: [Int], validation: [Int], test: [Int]) {
+        self.fold = fold
+        self.seed = seed
+        self.train = train
+        self.validation = validation
+        self.test = test
+    }
 }
 
 /// The contents of `folds.json` (format 1). The trainer reads it; the key order below is the

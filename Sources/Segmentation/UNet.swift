@@ -3,7 +3,7 @@ import Micrograph
 
 /// The shape of a residual U-Net. The study's network is `.study`: widths 4-8-16-32 with a
 /// 64-channel bottleneck, 3 x 3 kernels, one input channel, two classes (130,682 parameters).
-public struct UNetArchitecture: Codable, Equatable, Sendable {
+public struct UNetArchitecture: Codable, Hashable, Sendable {
     /// Output channels of each encoder block, shallowest first; the decoder mirrors them.
     public var widths: [Int]
     public var bottleneckWidth: Int

@@ -5,6 +5,22 @@ import Micrograph
 import Preprocessing
 
 extension Rescaling: ExpressibleByArgument {}
+extension FoldGrouping: ExpressibleByArgument {}
+
+/// Counts above the frame's median that mark an x-ray hit, or `off`.
+struct XRayThreshold: ExpressibleByArgument {
+    var counts: Double?
+
+    init?(argument: String) {
+        if argument == "off" { counts = nil; return }
+        guard let value = Double(argument), value > 0, value.isFinite else { return nil }
+        counts = value
+    }
+
+    init(counts: Double?) { self.counts = counts }
+
+    var defaultValueDescription: String { counts.map { String(format: "%g", $0) } ?? "off" }
+}
 
 struct DatasetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -37,34 +53,40 @@ struct DatasetCreateCommand: ParsableCommand {
     @Argument(help: "Recipe name (letters, digits, _ - .).") var name: String
     @Option(name: .customLong("where"), help: "Frame query, e.g. 'material = \"Au\" and size = 5'.") var query: String
     @Option(help: "Rescaling: standardize, normalize or histogram.") var rescale: Rescaling = .standardize
-    @Option(name: .customLong("flat-field"), help: "Flat-field correction: on or off.") var flatField: String = "on"
+    @Flag(name: .customLong("flat-field"), inversion: .prefixedNo, help: "Flat-field correction.") var flatField = true
     @Option(name: .customLong("flat-field-iterations"), help: "IRLS iterations of the flat-field fit.") var flatFieldIterations = 2
-    @Option(name: .customLong("xray-threshold"), help: "Counts above the median that mark an x-ray hit; 'off' disables.") var xrayThreshold: String = "1500"
+    @Option(name: .customLong("xray-threshold"), help: "Counts above the median that mark an x-ray hit; 'off' disables x-ray removal.")
+    var xrayThreshold = XRayThreshold(counts: 1500)
     @Option(help: "Patch size in pixels (a multiple of 16).") var patch = 512
     @Option(help: "Tiling stride in pixels (default: the patch size).") var stride: Int?
     @Option(name: .customLong("min-particle-pixels"), help: "Keep a patch only with more particle pixels than this.") var minParticlePixels = 400
     @Option(help: "Image-level shuffle seed (NumPy legacy generator).") var seed = 34522
     @Option(help: "Number of cross-validation folds.") var folds = 5
-    @Option(name: .customLong("group-folds-by"), help: "none (the study's contiguous folds), frame or session.") var groupFoldsBy = "none"
+    @Option(name: .customLong("group-folds-by"), help: "none (the study's contiguous folds), frame or session.")
+    var groupFoldsBy = FoldGrouping.none
     @Option(help: "A line describing the dataset.") var description: String?
 
-    func run() throws {
+    var recipe: DatasetRecipe {
         var recipe = DatasetRecipe(name: name, query: query, description: description)
         recipe.rescale = rescale
-        guard ["on", "off"].contains(flatField) else { throw ValidationError("--flat-field must be on or off") }
-        recipe.flatField = flatField == "on"
+        recipe.flatField = flatField
         recipe.flatFieldIterations = flatFieldIterations
-        if xrayThreshold == "off" { recipe.xrayThreshold = nil } else {
-            guard let value = Double(xrayThreshold) else { throw ValidationError("--xray-threshold must be a number or off") }
-            recipe.xrayThreshold = value
-        }
+        recipe.xrayThreshold = xrayThreshold.counts
         recipe.patch = patch
         recipe.stride = stride ?? patch
         recipe.minParticlePixels = minParticlePixels
         recipe.seed = seed
         recipe.folds = folds
         recipe.groupFoldsBy = groupFoldsBy
+        return recipe
+    }
+
+    func validate() throws {
         do { try recipe.validate() } catch let error as DatasetError { throw ValidationError(error.description) }
+    }
+
+    func run() throws {
+        let recipe = self.recipe
         let store = try CatalogStore(folder: data.folder)
         try RecipeStore.save(recipe, in: store)
         let selected = try store.count(matching: query)
@@ -108,7 +130,8 @@ struct DatasetBuildCommand: ParsableCommand {
         let store = try CatalogStore(folder: data.folder)
         guard let recipe = try RecipeStore.recipe(named: name, in: store) else {
             let known = try RecipeStore.all(in: store).map(\.name)
-            throw DatasetError("no recipe named \(name) (known: \(known.isEmpty ? "none; use `hrtem dataset create` or `hrtem dataset import catalog/recipes`" : known.joined(separator: ", ")))")
+            throw DatasetError(dataset: name, known.isEmpty ? "no such recipe; use `hrtem dataset create` or `hrtem dataset import catalog/recipes`"
+                                                            : "no such recipe", known: known)
         }
         let result = try DatasetMaterializer.build(recipe, store: store, dataFolder: data.folder, jobs: max(1, jobs)) { line in
             print(line)
@@ -141,14 +164,15 @@ struct DatasetShowCommand: ParsableCommand {
 
     func run() throws {
         let store = try CatalogStore(folder: data.folder)
-        let name = String(spec.split(separator: "@").first ?? "")
-        guard let recipe = try RecipeStore.recipe(named: name, in: store) else { throw DatasetError("no recipe named \(name)") }
-        print(String(decoding: recipe.canonicalJSON(), as: UTF8.self))
-        if (try DatasetRegistry.versions(named: name, in: store)).isEmpty && !spec.contains("@") {
-            print("not built yet: hrtem dataset build \(name)")
+        let reference = try DatasetReference(parsing: spec)
+        guard let recipe = try RecipeStore.recipe(named: reference.name, in: store) else {
+            throw DatasetError(dataset: reference.name, "no such recipe", known: try RecipeStore.all(in: store).map(\.name))
+        }
+        print(try recipe.canonicalText())
+        guard let version = try DatasetRegistry.registered(reference, in: store, dataFolder: data.folder) else {
+            print("not built yet: hrtem dataset build \(reference.name)")
             return
         }
-        let version = try DatasetRegistry.resolve(spec, in: store, dataFolder: data.folder)
         let plan = try version.folds()
         print("version \(version.versionId)")
         print("folder  \(version.folder.path)")
@@ -165,8 +189,7 @@ struct DatasetVerifyCommand: ParsableCommand {
     @Argument(help: "NAME or NAME@VERSION.") var spec: String
 
     func run() throws {
-        let store = try CatalogStore(folder: data.folder)
-        let version = try DatasetRegistry.resolve(spec, in: store, dataFolder: data.folder)
+        let version = try DatasetRegistry.locate(spec, in: data.folder)
         let problems = try version.verify()
         if problems.isEmpty {
             print("\(version.name)@\(version.versionId.prefix(12)): intact (\(DatasetVersion.dataFiles.count) files match MANIFEST)")
@@ -190,8 +213,7 @@ struct DatasetExportCommand: ParsableCommand {
     @Option(help: "npy or hdf5.") var format: DatasetExport.Format = .npy
 
     func run() throws {
-        let store = try CatalogStore(folder: data.folder)
-        let version = try DatasetRegistry.resolve(spec, in: store, dataFolder: data.folder)
+        let version = try DatasetRegistry.locate(spec, in: data.folder)
         let written = try DatasetExport.export(version, to: URL(fileURLWithPath: to), format: format)
         print("exported \(version.name)@\(version.versionId.prefix(12)) to \(to): \(written.map(\.lastPathComponent).joined(separator: ", "))")
     }

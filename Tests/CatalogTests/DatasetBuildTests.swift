@@ -65,7 +65,7 @@ final class DatasetBuildTests: XCTestCase {
         let fixture = try DatasetFixture(frames: 7, sessions: 3)
         defer { fixture.remove() }
         var recipe = fixture.recipe
-        recipe.groupFoldsBy = "frame"
+        recipe.groupFoldsBy = .frame
         let version = try DatasetMaterializer.build(recipe, store: fixture.store, dataFolder: fixture.dataFolder).version
         let rows = try version.patchRows()
         let plan = try version.folds()
@@ -74,7 +74,7 @@ final class DatasetBuildTests: XCTestCase {
             let train = Set(fold.train.map { rows[$0].file }), test = Set(fold.test.map { rows[$0].file })
             XCTAssertTrue(train.isDisjoint(with: test), "fold \(fold.fold) leaks a frame")
         }
-        recipe.groupFoldsBy = "session"
+        recipe.groupFoldsBy = .session
         let bySession = try DatasetMaterializer.build(recipe, store: fixture.store, dataFolder: fixture.dataFolder).version
         let sessionRows = try bySession.patchRows()
         for fold in try bySession.folds().folds {
