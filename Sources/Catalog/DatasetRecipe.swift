@@ -4,7 +4,7 @@ import Micrograph
 import Preprocessing
 
 /// A named dataset definition: a frame query plus every preprocessing, patching and split
-/// parameter (PIPELINE.md). Defaults are the study's. Stored in the catalog's `recipes` table
+/// parameter of the study's preprocessing. Defaults are the study's. Stored in the catalog's `recipes` table
 /// (column `definition`, canonical JSON) and shipped as files in `catalog/recipes/NAME.json`
 /// with the same keys:
 ///

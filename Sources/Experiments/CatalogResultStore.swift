@@ -72,7 +72,7 @@ public struct CatalogResultStore: ResultStore {
         do {
             try catalog.recordResult(record, datasetFolder: unit.testDataset.folder)
         } catch let error as DatasetError {
-            throw ExperimentError("\(unit.label): \(error.description)")
+            throw ExperimentError(error.description, subject: unit.label)
         }
     }
 }

@@ -229,16 +229,16 @@ public struct MatrixPlan: Codable, Hashable, Sendable {
         for list in [trainOn, testOn] {
             var seen = Set<String>()
             for dataset in list where !seen.insert(dataset.id).inserted {
-                throw ExperimentError("dataset \(dataset.label) is listed twice")
+                throw ExperimentError("is listed twice", subject: "dataset \(dataset.label)")
             }
         }
         for dataset in trainOn {
             if let count = dataset.foldCount, folds > count {
-                throw ExperimentError("dataset \(dataset.label) defines \(count) folds; cannot train \(folds) fold models")
+                throw ExperimentError("defines \(count) folds; cannot train \(folds) fold models", subject: "dataset \(dataset.label)")
             }
         }
         for variant in variants {
-            do { try variant.settings.validate() } catch { throw ExperimentError("variant \(variant.label): \(error)") }
+            do { try variant.settings.validate() } catch { throw ExperimentError("\(error)", subject: "variant \(variant.label)") }
         }
 
         var datasets = trainOn
@@ -291,7 +291,7 @@ public struct MatrixPlan: Codable, Hashable, Sendable {
         if index >= 0 && index < trainUnits.count { return .train(trainUnits[index]) }
         let evaluationIndex = index - trainUnits.count
         if evaluationIndex >= 0 && evaluationIndex < evaluationUnits.count { return .evaluate(evaluationUnits[evaluationIndex]) }
-        throw ExperimentError("plan \(name) has units 0...\(unitCount - 1); there is no unit \(index)")
+        throw ExperimentError("has units 0...\(unitCount - 1); there is no unit \(index)", subject: "plan \(name)")
     }
 
     public func trainUnit(id: String) -> TrainUnit? { trainUnits.first { $0.id == id } }
@@ -338,11 +338,19 @@ public struct MatrixPlan: Codable, Hashable, Sendable {
     }
 }
 
-/// An error in setting up or running an experiment, in words a person can act on.
+/// An error in setting up or running an experiment, in words a person can act on: what it
+/// concerns (a unit, a dataset, a variant, a setting) and what is wrong.
 public struct ExperimentError: Error, CustomStringConvertible, Equatable, Sendable {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    /// The unit, dataset, variant or setting the problem concerns; nil for the plan as a whole.
+    public var subject: String?
+    public var reason: String
+
+    public init(_ reason: String, subject: String? = nil) {
+        self.subject = subject
+        self.reason = reason
+    }
+
+    public var description: String { subject.map { "\($0): \(reason)" } ?? reason }
 }
 
 /// SHA-256 of a string's UTF-8 bytes, as hex.

@@ -173,10 +173,11 @@ public final class MatrixRunner: @unchecked Sendable {
         case .evaluate(let evaluation):
             if try store.evaluation(for: evaluation) != nil { return .alreadyDone }
             guard let training = plan.trainUnit(id: evaluation.trainUnitID) else {
-                throw ExperimentError("\(evaluation.label): the plan has no training unit \(evaluation.trainUnitID)")
+                throw ExperimentError("the plan has no training unit \(evaluation.trainUnitID)", subject: evaluation.label)
             }
             guard let model = try store.model(for: training) else {
-                throw ExperimentError("\(evaluation.label): its model (training unit \(evaluation.trainUnitID.prefix(12))) is not recorded yet; run the training units first")
+                throw ExperimentError("its model (training unit \(evaluation.trainUnitID.prefix(12))) is not recorded yet; run the training units first",
+                                      subject: evaluation.label)
             }
             let metrics = try executor.evaluate(evaluation, model: model)
             try store.record(metrics, for: evaluation)

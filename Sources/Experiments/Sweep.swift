@@ -21,7 +21,7 @@ public enum NoiseSweep {
         guard !levels.isEmpty else { throw ExperimentError("no noise level given") }
         guard Set(levels).count == levels.count else { throw ExperimentError("a noise level is repeated in \(levels)") }
         let variants: [TrainingVariant] = try levels.map { rho in
-            guard rho >= 0, rho.isFinite else { throw ExperimentError("noise level must be a finite number >= 0, got \(rho)") }
+            guard rho >= 0, rho.isFinite else { throw ExperimentError("must be a finite number >= 0, got \(rho)", subject: "noise level") }
             var settings = base
             settings.noise = rho == 0 ? .none : mode == .fixed ? .fixed(rho) : .uniform(rho)
             let label = mode == .fixed ? "rho=\(rho)" : "rho~U(0,\(rho))"
@@ -37,7 +37,7 @@ public enum NoiseSweep {
         try text.split(separator: ",", omittingEmptySubsequences: false).map { item in
             let trimmed = item.trimmingCharacters(in: .whitespaces)
             guard let value = Double(trimmed), value.isFinite else {
-                throw ExperimentError("noise level \"\(trimmed)\" in \"\(text)\" is not a number")
+                throw ExperimentError("\"\(trimmed)\" in \"\(text)\" is not a number", subject: "noise level")
             }
             return value
         }

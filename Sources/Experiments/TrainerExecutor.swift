@@ -50,7 +50,7 @@ public struct TrainerExecutor: UnitExecutor {
         let rows: [Int]
         if let fold = unit.scope.fold { rows = try dataset.fold(fold).test } else { rows = Array(0..<dataset.count) }
         guard !rows.isEmpty else {
-            throw ExperimentError("\(unit.label): no patches to score in \(unit.testDataset.folder)")
+            throw ExperimentError("no patches to score in \(unit.testDataset.folder)", subject: unit.label)
         }
         ComputeThreads.set(unit.threads)
         let metrics = Segmentation.evaluate(network: trained.network, dataset: dataset, rows: rows, dihedral: unit.dihedral)

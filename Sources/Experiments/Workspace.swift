@@ -125,8 +125,9 @@ public enum DatasetResolution {
         guard !trimmed.isEmpty else { throw ExperimentError("an empty dataset name in the list") }
         let catalog = FileManager.default.fileExists(atPath: dataFolder.catalogFile.path) ? try CatalogStore(folder: dataFolder) : nil
         let version: DatasetVersion
-        do { version = try DatasetRegistry.locate(trimmed, in: dataFolder, store: catalog) } catch {
-            throw ExperimentError("\(error)")
+        do { version = try DatasetRegistry.locate(trimmed, in: dataFolder, store: catalog) } catch let error as DatasetError {
+            throw ExperimentError(error.reason + (error.known.isEmpty ? "" : " (known: \(error.known.joined(separator: ", ")))"),
+                                  subject: "dataset \(error.dataset ?? trimmed)")
         }
         return try describe(version, catalog: catalog)
     }

@@ -114,9 +114,15 @@ public func studyFolds(count: Int, k: Int = 5, validationFraction: Double = 0.12
     return FoldPlan(k: k, rule: .study, folds: folds)
 }
 
-/// An error a user can act on when folds cannot be formed.
-public struct FoldError: Error, CustomStringConvertible {
-    public var description: String
+/// Folds that cannot be formed: too few groups (frames or sessions) for the folds asked.
+public struct FoldError: Error, CustomStringConvertible, Equatable, Sendable {
+    public var rule: FoldRule
+    public var groups: Int
+    public var folds: Int
+
+    public var description: String {
+        "\(groups) distinct \(rule.rawValue)s cannot make \(folds) folds grouped by \(rule.rawValue); use fewer folds or --group-folds-by none"
+    }
 }
 
 /// Folds in which every group (a frame or a session; `groups[p]` names patch p's group, patches
@@ -136,7 +142,7 @@ public func groupedFolds(groups: [String], k: Int = 5, rule: FoldRule, validatio
         members[g, default: []].append(p)
     }
     guard order.count >= k else {
-        throw FoldError(description: "\(order.count) distinct \(rule.rawValue)s cannot make \(k) folds grouped by \(rule.rawValue); use fewer folds or --group-folds-by none")
+        throw FoldError(rule: rule, groups: order.count, folds: k)
     }
     let count = groups.count
     // fold of each group: where its middle patch falls in the array_split boundaries

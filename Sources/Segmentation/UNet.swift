@@ -112,7 +112,7 @@ public final class ResidualBlock: @unchecked Sendable {
     }
 }
 
-/// The study's residual U-Net (see PIPELINE.md "Model"), NCHW float32, on the CPU.
+/// The study's residual U-Net, NCHW float32, on the CPU.
 /// Input `[n, inputChannels, h, w]` with h and w multiples of `architecture.sizeMultiple`;
 /// output logits `[n, classes, h, w]`. Module names match the study's PyTorch state_dict:
 /// `downs.i.*`, `bottleneck.*`, `ups.i.*` (deepest first), `final_conv.*`.

@@ -11,7 +11,7 @@ final class MatrixCLITests: XCTestCase {
     override func setUpWithError() throws { folder = try makeTemporaryFolder("hrtem-matrix-cli") }
     override func tearDown() { try? FileManager.default.removeItem(at: folder) }
 
-    /// Three dataset version folders as issue 5 lays them out, in `data/datasets/<name>/<id>/`.
+    /// Three dataset version folders as the materializer lays them out, in `data/datasets/<name>/<id>/`.
     func makeDatasets(in data: URL) throws {
         for (name, dose) in [("dose-884", 884), ("dose-423", 423), ("dose-80", 80)] {
             let version = data.appendingPathComponent("datasets/\(name)/v\(dose)abc")
