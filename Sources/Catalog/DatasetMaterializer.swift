@@ -258,7 +258,7 @@ public enum DatasetMaterializer {
                                       patchSize: patch, foldRule: rule)
         try writeSynced(try CanonicalJSON.pretty(info), to: folder.appendingPathComponent(VersionFolder.recipeName))
         var manifest = ""
-        for name in DatasetVersion.dataFiles {
+        for name in VersionFolder.dataFiles {
             manifest += "\(try sha256Hex(fileAt: folder.appendingPathComponent(name)))  \(name)\n"
         }
         try writeSynced(Data(manifest.utf8), to: folder.appendingPathComponent(VersionFolder.manifestName))

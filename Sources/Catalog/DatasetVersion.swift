@@ -57,8 +57,6 @@ public struct PatchRow: Equatable, Sendable {
 /// A materialized, immutable dataset version: its folder (see `VersionFolder` for the layout)
 /// and what `recipe.json` says of it.
 public struct DatasetVersion: Sendable {
-    public static var dataFiles: [String] { VersionFolder.dataFiles }
-
     public let files: VersionFolder
     public let info: DatasetVersionInfo
 
@@ -125,7 +123,7 @@ public struct DatasetVersion: Sendable {
             let actual = try sha256Hex(fileAt: url)
             if actual != parts[0] { problems.append("\(name): SHA-256 \(actual) does not match the MANIFEST's \(parts[0])") }
         }
-        for name in Self.dataFiles where !listed.contains(name) { problems.append("\(name): not in MANIFEST") }
+        for name in VersionFolder.dataFiles where !listed.contains(name) { problems.append("\(name): not in MANIFEST") }
         return problems
     }
 }

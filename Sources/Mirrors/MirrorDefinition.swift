@@ -162,9 +162,7 @@ public struct MirrorRegistry: Sendable {
         if definition.layout == .dryad {
             throw MirrorError.badDefinition(definition.name, "user mirrors use the nersc or http layout")
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = try encoder.encode(definition)
+        let data = try CanonicalJSON.pretty(definition)
         try FileManager.default.createDirectory(at: userFolder, withIntermediateDirectories: true)
         try writeFileAtomically(data, to: userFolder.appendingPathComponent(definition.name + ".json"))
     }

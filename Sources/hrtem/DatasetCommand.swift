@@ -192,7 +192,7 @@ struct DatasetVerifyCommand: ParsableCommand {
         let version = try DatasetRegistry.locate(spec, in: data.folder)
         let problems = try version.verify()
         if problems.isEmpty {
-            print("\(version.name)@\(version.versionId.prefix(12)): intact (\(DatasetVersion.dataFiles.count) files match MANIFEST)")
+            print("\(version.name)@\(version.versionId.prefix(12)): intact (\(VersionFolder.dataFiles.count) files match MANIFEST)")
         } else {
             for problem in problems { print("\(version.folder.path)/\(problem)") }
             throw ExitCode(1)

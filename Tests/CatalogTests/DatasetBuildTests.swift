@@ -46,7 +46,7 @@ final class DatasetBuildTests: XCTestCase {
         defer { b.remove() }
         let other = try DatasetMaterializer.build(b.recipe, store: b.store, dataFolder: b.dataFolder, jobs: 1)
         XCTAssertEqual(other.version.versionId, version.versionId)
-        for name in DatasetVersion.dataFiles + ["MANIFEST"] {
+        for name in VersionFolder.dataFiles + [VersionFolder.manifestName] {
             XCTAssertEqual(try Data(contentsOf: other.version.folder.appendingPathComponent(name)),
                            try Data(contentsOf: version.folder.appendingPathComponent(name)), name)
         }
