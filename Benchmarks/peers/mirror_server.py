@@ -10,7 +10,8 @@ request came in absolute form, i.e. the client used this server as its HTTP prox
 used for "times" requests (default: every request) in order:
   {"kind": "status", "code": 500}                  reply with that status and a short body
   {"kind": "status", "code": 429, "retry_after": "1"}
-  {"kind": "drop", "after": N}                     send N body bytes, then reset the connection
+  {"kind": "drop", "after": N}                     send N body bytes, wait until the client's TCP
+                                                   has acknowledged them, then reset the connection
   {"kind": "trickle", "after": N, "bytes_per_second": R}  N bytes at once, then R bytes/s
   {"kind": "no_range"}                             ignore Range: always 200 with the whole file
   {"kind": "corrupt"}                              flip the first byte of the body
@@ -20,11 +21,13 @@ The server stops by itself after --lifetime seconds, or as soon as its parent pr
 so a killed test never leaves it running.
 """
 import argparse
+import fcntl
 import json
 import os
 import socket
 import struct
 import sys
+import termios
 import threading
 import time
 import urllib.parse
@@ -135,6 +138,11 @@ class Handler(BaseHTTPRequestHandler):
                       "agent": self.headers.get("User-Agent"),
                       "authorization": self.headers.get("Authorization")})
         if kind == "drop":
+            # A reset discards whatever is still in this side's send queue. A client that has
+            # not been reading (descheduled, a small receive window) would then get fewer than
+            # N bytes, so first wait until its TCP has acknowledged every byte: they are in its
+            # receive queue, which it reads in full before it sees the reset.
+            wait_until_acknowledged(self.connection)
             # Reset, not a clean close: the client sees the transfer cut mid-body.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
@@ -170,6 +178,21 @@ class Handler(BaseHTTPRequestHandler):
                 self.wfile.flush()
                 sent += len(chunk)
             return sent
+
+
+def wait_until_acknowledged(sock, timeout=30.0):
+    """Waits until the peer has acknowledged every byte written to `sock` (the kernel's send
+    queue, unsent plus unacknowledged bytes, is empty); False after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, struct.pack("i", 0)))[0]
+        except (AttributeError, OSError):
+            return False  # no SIOCOUTQ on this system: nothing to wait on
+        if queued == 0:
+            return True
+        time.sleep(0.002)
+    return False
 
 
 def watchdog(lifetime, parent):
