@@ -17,6 +17,9 @@ used for "times" requests (default: every request) in order:
   {"kind": "corrupt"}                              flip the first byte of the body
 Any fault may carry "also_no_range": true.
 
+--bearer TOKEN makes every request need "Authorization: Bearer TOKEN" (an API key, as Labelbox
+asks for its mask URLs): without it, or with another token, the reply is 401.
+
 The server stops by itself after --lifetime seconds, or as soon as its parent process is gone,
 so a killed test never leaves it running.
 """
@@ -35,9 +38,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class State:
-    def __init__(self, root, faults, log_path):
+    def __init__(self, root, faults, log_path, bearer=None):
         self.root = os.path.realpath(root)
         self.faults = faults
+        self.bearer = bearer
         self.lock = threading.Lock()
         self.log = open(log_path, "a", buffering=1) if log_path else None
 
@@ -81,7 +85,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        state.record({"path": path, "range": rng, "status": code, "sent": 0})
+        state.record({"path": path, "range": rng, "status": code, "sent": 0,
+                      "authorization": self.headers.get("Authorization")})
 
     def serve(self, head):
         raw = self.path.split("?", 1)[0]
@@ -90,6 +95,9 @@ class Handler(BaseHTTPRequestHandler):
             raw = "/" + raw[len("http://"):].partition("/")[2]
         path = urllib.parse.unquote(raw).lstrip("/")
         rng = self.headers.get("Range")
+        if state.bearer is not None and self.headers.get("Authorization") != f"Bearer {state.bearer}":
+            self.reply_status(401, path, rng)
+            return
         local = os.path.realpath(os.path.join(state.root, path))
         if not local.startswith(state.root + os.sep) or not os.path.isfile(local):
             self.reply_status(404, path, rng)
@@ -211,12 +219,13 @@ def main():
     parser.add_argument("--faults")
     parser.add_argument("--log")
     parser.add_argument("--lifetime", type=float, default=120)
+    parser.add_argument("--bearer")
     args = parser.parse_args()
     faults = {}
     if args.faults:
         with open(args.faults) as f:
             faults = json.load(f)
-    state = State(args.root, faults, args.log)
+    state = State(args.root, faults, args.log, args.bearer)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=watchdog, args=(args.lifetime, os.getppid()), daemon=True).start()
