@@ -15,7 +15,9 @@ public struct LabelboxMaskFetcher: Sendable {
     public init(downloader: Downloader, apiKey: String, trustedPrefixes: [String] = []) {
         self.downloader = downloader
         self.apiKey = apiKey
-        self.trustedPrefixes = trustedPrefixes.filter { !$0.isEmpty }
+        // A prefix ends at a path separator, so that `http://host` cannot also admit
+        // `http://host.example.org/`; an empty one would admit everything.
+        self.trustedPrefixes = trustedPrefixes.filter { !$0.isEmpty }.map { $0.hasSuffix("/") ? $0 : $0 + "/" }
     }
 
     /// The key from `LABELBOX_API_KEY` (nil when unset or empty, so that masks come from local
