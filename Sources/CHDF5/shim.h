@@ -209,6 +209,21 @@ static inline herr_t hrtem_h5_read_slab(hid_t file, const char *path, int code, 
     return status;
 }
 
+/// A C string memory type of `size` bytes (or H5T_VARIABLE) in the character set and padding
+/// of the file's string type `type`: reading through a copy of a file type itself would write
+/// the file's representation of variable-length data, and HDF5 cannot convert ASCII to UTF-8.
+static inline hid_t hrtem_h5_memory_string(hid_t type, size_t size) {
+    hid_t memoryType = H5Tcopy(H5T_C_S1);
+    H5Tset_size(memoryType, size);
+    H5T_cset_t cset = H5Tget_cset(type);
+    if (cset == H5T_CSET_ASCII || cset == H5T_CSET_UTF8) H5Tset_cset(memoryType, cset);
+    if (size != H5T_VARIABLE) {
+        H5T_str_t pad = H5Tget_strpad(type);
+        if (pad == H5T_STR_NULLTERM || pad == H5T_STR_NULLPAD || pad == H5T_STR_SPACEPAD) H5Tset_strpad(memoryType, pad);
+    }
+    return memoryType;
+}
+
 /// Copies the first element of a string dataset (fixed or variable length) into `buffer`
 /// (NUL-terminated, truncated to `size`); returns the string's full length, negative on error.
 static inline long hrtem_h5_read_string(hid_t file, const char *path, char *buffer, size_t size) {
@@ -223,8 +238,7 @@ static inline long hrtem_h5_read_string(hid_t file, const char *path, char *buff
         hid_t memorySpace = H5Screate_simple(1, &one, NULL);
         H5Sselect_hyperslab(space, H5S_SELECT_SET, &first, NULL, &one, NULL);
         if (H5Tis_variable_str(type) > 0) {
-            hid_t memoryType = H5Tcopy(H5T_C_S1);
-            H5Tset_size(memoryType, H5T_VARIABLE);
+            hid_t memoryType = hrtem_h5_memory_string(type, H5T_VARIABLE);
             char *text = NULL;
             if (H5Dread(dataset, memoryType, memorySpace, space, H5P_DEFAULT, &text) >= 0 && text) {
                 length = (long)strlen(text);
@@ -238,7 +252,7 @@ static inline long hrtem_h5_read_string(hid_t file, const char *path, char *buff
             size_t fixed = H5Tget_size(type);
             if (fixed > 0 && fixed < (1u << 24)) {
                 char *text = (char *)calloc(fixed + 1, 1);
-                hid_t memoryType = H5Tcopy(type);
+                hid_t memoryType = hrtem_h5_memory_string(type, fixed);
                 if (text && H5Dread(dataset, memoryType, memorySpace, space, H5P_DEFAULT, text) >= 0) {
                     length = (long)strnlen(text, fixed);
                     size_t n = (size_t)length < size - 1 ? (size_t)length : size - 1;
@@ -274,8 +288,7 @@ static inline long hrtem_h5_read_attribute(hid_t file, const char *path, const c
         result = H5Aread(attribute, H5T_NATIVE_DOUBLE, number) >= 0 ? 1 : -1;
     } else if (typeClass == HRTEM_H5_STRING && points == 1 && size > 0) {
         if (H5Tis_variable_str(type) > 0) {
-            hid_t memoryType = H5Tcopy(H5T_C_S1);
-            H5Tset_size(memoryType, H5T_VARIABLE);
+            hid_t memoryType = hrtem_h5_memory_string(type, H5T_VARIABLE);
             char *text = NULL;
             if (H5Aread(attribute, memoryType, &text) >= 0 && text) {
                 size_t length = strlen(text);
@@ -291,7 +304,8 @@ static inline long hrtem_h5_read_attribute(hid_t file, const char *path, const c
         } else {
             size_t fixed = H5Tget_size(type);
             char *text = fixed > 0 && fixed < (1u << 24) ? (char *)calloc(fixed + 1, 1) : NULL;
-            if (text && H5Aread(attribute, type, text) >= 0) {
+            hid_t memoryType = hrtem_h5_memory_string(type, fixed);
+            if (text && H5Aread(attribute, memoryType, text) >= 0) {
                 size_t length = strnlen(text, fixed);
                 size_t n = length < size - 1 ? length : size - 1;
                 memcpy(buffer, text, n);
@@ -300,6 +314,7 @@ static inline long hrtem_h5_read_attribute(hid_t file, const char *path, const c
             } else {
                 result = -1;
             }
+            H5Tclose(memoryType);
             free(text);
         }
     }

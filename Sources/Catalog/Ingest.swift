@@ -66,7 +66,9 @@ public struct Ingester: Sendable {
     /// File times compared as whole microseconds (a Double would not survive JSON exactly).
     static func microseconds(_ seconds: Double) -> Int64 { Int64((seconds * 1e6).rounded()) }
 
-    static let frameExtensions: Set<String> = ["dm3", "dm4", "tif", "tiff"]
+    static let frameExtensions: Set<String> = ["dm3", "dm4", "tif", "tiff", "mrc", "mrcs", "ser", "emd"]
+    /// Extensions a label's frame may have, in the order a stem is matched.
+    static let frameSuffixes = [".dm3", ".dm4", ".tif", ".tiff", ".mrc", ".mrcs", ".ser", ".emd"]
 
     /// One file to ingest: where it is and the (session, file name) it is catalogued under.
     public struct IngestFile: Sendable {
@@ -202,11 +204,13 @@ public struct Ingester: Sendable {
                 continue
             }
             let session = folderComponents.isEmpty ? root.lastPathComponent : folderComponents.joined(separator: "/")
+            // A TIA `.emi` holds the metadata of the `.ser` files beside it, read with them.
+            if url.pathExtension.lowercased() == "emi" { continue }
             if Ingester.frameExtensions.contains(url.pathExtension.lowercased())
                 || ((try? MicrographFormat.detect(fileAt: url)).map { $0 != .png } ?? false) {
                 frames.append(IngestFile(url: url, session: session, fileName: fileName, size: size, modified: modified))
             } else {
-                skipped.append(.init(path: url.path, reason: "not a frame (DM3/DM4/TIFF) and not in a Labels folder"))
+                skipped.append(.init(path: url.path, reason: "not a frame (DM3/DM4/TIFF/MRC/SER/EMD) and not in a Labels folder"))
             }
         }
         frames.sort { ($0.session, $0.fileName) < ($1.session, $1.fileName) }
@@ -285,6 +289,7 @@ public struct Ingester: Sendable {
             frame.magnificationKx = magnification / 1000
         }
         if frame.exposureSeconds == nil { frame.exposureSeconds = header.microscope.exposureSeconds }
+        if frame.dose == nil { frame.dose = header.microscope.doseElectronsPerA2 }
         if frame.date == nil, let date = header.microscope.acquisitionDate { frame.date = StudyDate.iso(from: date) }
 
         let wasIngested = frame.sha256 != nil
@@ -326,10 +331,14 @@ public struct Ingester: Sendable {
         }
         guard let mask, let sha256 else { return }
         let stem = String(file.fileName.dropLast("_label.png".count))
-        let candidates = try FrameRecord.fetchAll(db, sql: "SELECT \(CatalogStore.frameColumns) FROM frames WHERE session = ? AND file_name IN (?, ?, ?, ?)",
-                                                  arguments: [file.session, stem + ".dm3", stem + ".dm4", stem + ".tif", stem + ".tiff"])
-        guard let frame = candidates.first, let frameId = frame.id else {
-            report.unplaced.append(.init(path: file.url.path, reason: "no frame '\(stem).dm3|dm4|tif' in session '\(file.session)'"))
+        let names = Ingester.frameSuffixes.map { stem + $0 }
+        let candidates = try FrameRecord.fetchAll(
+            db, sql: "SELECT \(CatalogStore.frameColumns) FROM frames WHERE session = ? AND file_name IN (\(names.map { _ in "?" }.joined(separator: ", ")))",
+            arguments: StatementArguments([file.session] + names))
+        guard let frame = candidates.min(by: { a, b in
+            (names.firstIndex(of: a.fileName) ?? names.count) < (names.firstIndex(of: b.fileName) ?? names.count)
+        }), let frameId = frame.id else {
+            report.unplaced.append(.init(path: file.url.path, reason: "no frame '\(stem).dm3|dm4|tif|mrc|ser|emd' in session '\(file.session)'"))
             return
         }
         if let width = frame.width, let height = frame.height, width != mask.width || height != mask.height {
@@ -360,6 +369,9 @@ public struct Ingester: Sendable {
         if let v = facts.acquisitionTime { microscope["acquisition_time"] = v }
         if let v = facts.pixelSizeNM { microscope["pixel_size_nm"] = v }
         if let v = facts.pixelUnit { microscope["pixel_unit"] = v }
+        if let v = facts.detector { microscope["detector"] = v }
+        if let v = facts.doseElectronsPerA2 { microscope["dose_e_per_a2"] = v }
+        if let v = facts.title { microscope["title"] = v }
         var tags = [String: String]()
         for (path, value) in header.tags.flattened() { tags[path] = value.summary }
         let object: [String: Any] = [

@@ -234,7 +234,10 @@ struct EMDFile: PlaneSource {
                 elements = product
             }
             let others = signals.enumerated().filter { $0.offset != index }.map { other -> OtherImage in
-                let otherDims = (0..<Int(other.element.info.rank)).map { i in withUnsafeBytes(of: other.element.info.dims) { Int($0.load(fromByteOffset: 8 * i, as: UInt64.self)) } }
+                var otherDims = (0..<Int(other.element.info.rank)).map { i in withUnsafeBytes(of: other.element.info.dims) { Int($0.load(fromByteOffset: 8 * i, as: UInt64.self)) } }
+                // In the frame's own axis order: Velox (h, w, frames) as [frames,] h, w; Berkeley reversed.
+                if velox, otherDims.count == 3 { otherDims = otherDims[2] == 1 ? [otherDims[0], otherDims[1]] : [otherDims[2], otherDims[0], otherDims[1]] }
+                else if !velox, !h5.exists(other.element.group + "/dim0") { otherDims.reverse() }
                 let type = (try? EMDFile.pixelType(other.element.info, h5, other.element.group).0.rawValue) ?? "complex or unsupported"
                 return OtherImage(index: other.offset + 1, shape: otherDims, pixelType: type, note: other.element.title)
             }

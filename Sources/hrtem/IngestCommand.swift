@@ -1,6 +1,7 @@
 import ArgumentParser
 import Catalog
 import Foundation
+import Micrograph
 
 struct IngestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -56,12 +57,15 @@ struct ShowCommand: ParsableCommand {
         abstract: "Print everything the catalog knows about one frame, DM tags included.",
         discussion: """
         FRAME is a frame id, 'session/file name', a file name found in one session only, or
-        the path of an ingested file.
+        the path of an ingested file. The path of a file not in the catalog (DM3/DM4, TIFF,
+        PNG, MRC, SER with its EMI, Velox or Berkeley EMD) prints what the file says about
+        itself; --signal picks an image signal of an EMD file by index (from 0) or title.
 
         Examples:
           hrtem show 20221109_Au_UTC_330kx_2640e_0p1596s_03.dm3
           hrtem show '2022_11_09 Au on UTC/20221109_Au_UTC_330kx_2640e_0p1596s_03.dm3'
           hrtem show 17
+          hrtem show velox/2024-03-01_HAADF.emd --signal HAADF
         """)
 
     @OptionGroup var data: DataOptions
@@ -69,9 +73,20 @@ struct ShowCommand: ParsableCommand {
     @Argument(help: "The frame.")
     var frame: String
 
+    @Option(help: "For a file not in the catalog: the image signal of an EMD file (index from 0, or title).")
+    var signal: String?
+
     func run() throws {
         let store = try CatalogStore(folder: data.folder)
-        let record = try FrameDetails.resolve(frame, in: store)
+        let record: FrameRecord
+        do {
+            record = try FrameDetails.resolve(frame, in: store)
+        } catch {
+            let url = URL(fileURLWithPath: frame)
+            guard FileManager.default.fileExists(atPath: url.path) else { throw error }
+            print(try FrameDetails.renderFile(at: url, selecting: ImageSelection(signal: signal, plane: nil)), terminator: "")
+            return
+        }
         print(FrameDetails.render(record, labels: try store.labels(frameId: record.id!)), terminator: "")
     }
 }
