@@ -224,56 +224,10 @@ static inline hid_t hrtem_h5_memory_string(hid_t type, size_t size) {
     return memoryType;
 }
 
-/// Copies the first element of a string dataset (fixed or variable length) into `buffer`
-/// (NUL-terminated, truncated to `size`); returns the string's full length, negative on error.
-static inline long hrtem_h5_read_string(hid_t file, const char *path, char *buffer, size_t size) {
-    hid_t dataset = H5Dopen2(file, path, H5P_DEFAULT);
-    if (dataset < 0) return -1;
-    long length = -1;
-    hid_t type = H5Dget_type(dataset);
-    hid_t space = H5Dget_space(dataset);
-    hssize_t points = space >= 0 ? H5Sget_simple_extent_npoints(space) : 0;
-    if (type >= 0 && points >= 1 && H5Tget_class(type) == H5T_STRING && size > 0) {
-        hsize_t one = 1, first = 0;
-        hid_t memorySpace = H5Screate_simple(1, &one, NULL);
-        H5Sselect_hyperslab(space, H5S_SELECT_SET, &first, NULL, &one, NULL);
-        if (H5Tis_variable_str(type) > 0) {
-            hid_t memoryType = hrtem_h5_memory_string(type, H5T_VARIABLE);
-            char *text = NULL;
-            if (H5Dread(dataset, memoryType, memorySpace, space, H5P_DEFAULT, &text) >= 0 && text) {
-                length = (long)strlen(text);
-                size_t n = (size_t)length < size - 1 ? (size_t)length : size - 1;
-                memcpy(buffer, text, n);
-                buffer[n] = 0;
-                H5free_memory(text);
-            }
-            H5Tclose(memoryType);
-        } else {
-            size_t fixed = H5Tget_size(type);
-            if (fixed > 0 && fixed < (1u << 24)) {
-                char *text = (char *)calloc(fixed + 1, 1);
-                hid_t memoryType = hrtem_h5_memory_string(type, fixed);
-                if (text && H5Dread(dataset, memoryType, memorySpace, space, H5P_DEFAULT, text) >= 0) {
-                    length = (long)strnlen(text, fixed);
-                    size_t n = (size_t)length < size - 1 ? (size_t)length : size - 1;
-                    memcpy(buffer, text, n);
-                    buffer[n] = 0;
-                }
-                H5Tclose(memoryType);
-                free(text);
-            }
-        }
-        H5Sclose(memorySpace);
-    }
-    if (space >= 0) H5Sclose(space);
-    if (type >= 0) H5Tclose(type);
-    H5Dclose(dataset);
-    return length;
-}
-
 /// Reads attribute `name` of the object at `path`: a number into `*number` (returns 1), or a
 /// string (fixed or variable length) into `buffer` (returns 2 + its full length); 0 when the
-/// attribute is absent or of another kind; negative on error.
+/// attribute is absent or of another kind; negative on error. libhdf5 1.10 decodes
+/// variable-length strings unsafely from corrupt files: the Swift side reads those natively.
 static inline long hrtem_h5_read_attribute(hid_t file, const char *path, const char *name,
                                            double *number, char *buffer, size_t size) {
     if (H5Aexists_by_name(file, path, name, H5P_DEFAULT) <= 0) return 0;
@@ -322,6 +276,26 @@ static inline long hrtem_h5_read_attribute(hid_t file, const char *path, const c
     if (type >= 0) H5Tclose(type);
     H5Aclose(attribute);
     return result;
+}
+
+/// 1 when attribute `name` of the object at `path` is a variable-length string, else 0.
+static inline int hrtem_h5_attribute_is_variable_string(hid_t file, const char *path, const char *name) {
+    if (H5Aexists_by_name(file, path, name, H5P_DEFAULT) <= 0) return 0;
+    hid_t attribute = H5Aopen_by_name(file, path, name, H5P_DEFAULT, H5P_DEFAULT);
+    if (attribute < 0) return 0;
+    hid_t type = H5Aget_type(attribute);
+    int result = type >= 0 && H5Tget_class(type) == H5T_STRING && H5Tis_variable_str(type) > 0;
+    if (type >= 0) H5Tclose(type);
+    H5Aclose(attribute);
+    return result;
+}
+
+/// The file address of the object header at `path` (for reading attribute messages natively).
+static inline herr_t hrtem_h5_object_address(hid_t file, const char *path, unsigned long long *address) {
+    H5O_info_t info;
+    if (H5Oget_info_by_name2(file, path, &info, H5O_INFO_BASIC, H5P_DEFAULT) < 0) return -1;
+    *address = (unsigned long long)info.addr;
+    return 0;
 }
 
 /* ---- Writing (EMD fixtures) ---- */

@@ -23,10 +23,12 @@ final class HDF5Library: @unchecked Sendable {
 final class HDF5Handle: @unchecked Sendable {
     let id: hid_t
     let name: String
+    let file: MappedFile
 
     /// Call inside `HDF5Library.shared.run`.
     init(_ file: MappedFile) throws {
         name = file.name
+        self.file = file
         let opened: hid_t
         if file.descriptor >= 0 {
             opened = hrtem_h5_open_file(file.url.path)
@@ -69,20 +71,100 @@ final class HDF5Handle: @unchecked Sendable {
         return info
     }
 
-    func string(_ path: String, limit: Int = 1 << 20) -> String? {
-        var buffer = [CChar](repeating: 0, count: limit)
-        guard kind(path) == 2, hrtem_h5_read_string(id, path, &buffer, buffer.count) >= 0 else { return nil }
-        return String(cString: buffer)
-    }
-
     enum Attribute { case number(Double), text(String) }
 
     func attribute(_ path: String, _ name: String) -> Attribute? {
+        if hrtem_h5_attribute_is_variable_string(id, path, name) != 0 {
+            return variableLengthStringAttribute(path, name).map(Attribute.text)
+        }
         var number = 0.0
         var buffer = [CChar](repeating: 0, count: 4096)
         let result = hrtem_h5_read_attribute(id, path, name, &number, &buffer, buffer.count)
         if result == 1 { return .number(number) }
         if result >= 2 { return .text(String(cString: buffer)) }
+        return nil
+    }
+
+    /// A variable-length string attribute, read without libhdf5's decoder: libhdf5 1.10 copies
+    /// the string's global heap object whole into a buffer sized from the string's own length,
+    /// and looks the object up by an index it does not check, so a corrupt file overruns memory
+    /// there. Here the object header (version 1, as libhdf5 and h5py write by default) is walked
+    /// for the attribute message, and the heap collection it points to is checked at every step.
+    /// Nil for anything else (version 2 headers, dense attribute storage) or anything corrupt.
+    func variableLengthStringAttribute(_ path: String, _ name: String) -> String? {
+        var address: UInt64 = 0
+        guard hrtem_h5_object_address(id, path, &address) >= 0 else { return nil }
+        let bytes = file.bytes
+        func u16(_ at: Int) -> Int { Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self))) }
+        func u32(_ at: Int) -> UInt32 { UInt32(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt32.self)) }
+        func u64(_ at: Int) -> UInt64 { UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+        func fits(_ at: UInt64, _ count: Int) -> Bool { count >= 0 && at <= UInt64(bytes.count) && UInt64(count) <= UInt64(bytes.count) - at }
+        guard fits(address, 16), bytes[Int(address)] == 1 else { return nil }
+        var chunks = [(start: Int, size: Int)]()
+        let firstSize = Int(u32(Int(address) + 8))
+        guard fits(address + 16, firstSize) else { return nil }
+        chunks.append((Int(address) + 16, firstSize))
+        var chunkIndex = 0
+        var messages = 0
+        let wanted = Array(name.utf8)
+        while chunkIndex < chunks.count, chunkIndex < 64 {
+            let (start, size) = chunks[chunkIndex]
+            chunkIndex += 1
+            var at = start
+            while at + 8 <= start + size {
+                messages += 1
+                guard messages <= 4096 else { return nil }
+                let type = u16(at), length = u16(at + 2)
+                let data = at + 8
+                guard data + length <= start + size else { return nil }
+                at = data + length
+                if type == 0x10, length >= 16 {   // continuation: another chunk of messages
+                    let next = u64(data), nextSize = u64(data + 8)
+                    guard nextSize <= UInt64(Int32.max), fits(next, Int(nextSize)) else { return nil }
+                    chunks.append((Int(next), Int(nextSize)))
+                    continue
+                }
+                guard type == 0x0C, length >= 8 else { continue }
+                let version = Int(bytes[data])
+                guard (1...3).contains(version) else { continue }
+                let nameSize = u16(data + 2), typeSize = u16(data + 4), spaceSize = u16(data + 6)
+                func padded(_ n: Int) -> Int { version == 1 ? (n + 7) / 8 * 8 : n }
+                let nameAt = data + (version == 3 ? 9 : 8)
+                let typeAt = nameAt + padded(nameSize)
+                let valueAt = typeAt + padded(typeSize) + padded(spaceSize)
+                guard nameSize >= 1, valueAt + 16 <= data + length else { continue }
+                let stored = bytes[nameAt..<(nameAt + nameSize)].prefix { $0 != 0 }
+                guard stored.elementsEqual(wanted) else { continue }
+                // Datatype: class 9 (variable-length) of type 1 (string).
+                guard typeSize >= 8, bytes[typeAt] & 0x0F == 9, bytes[typeAt + 1] & 0x0F == 1 else { return nil }
+                let characters = Int(u32(valueAt)), heap = u64(valueAt + 4), index = Int(u32(valueAt + 12))
+                guard characters <= 1 << 20 else { return nil }
+                return globalHeapObject(at: heap, index: index).map { object in
+                    String(decoding: object.prefix(characters).prefix { $0 != 0 }, as: UTF8.self)
+                }
+            }
+        }
+        return nil
+    }
+
+    /// Object `index` of the global heap collection at `address`, checked against the
+    /// collection and the file.
+    func globalHeapObject(at address: UInt64, index: Int) -> ArraySlice<UInt8>? {
+        let bytes = file.bytes
+        guard index >= 1, address <= UInt64(bytes.count), UInt64(bytes.count) - address >= 16 else { return nil }
+        let start = Int(address)
+        guard bytes[start] == 0x47, bytes[start + 1] == 0x43, bytes[start + 2] == 0x4F, bytes[start + 3] == 0x4C, bytes[start + 4] == 1 else { return nil }
+        let size = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: start + 8, as: UInt64.self))
+        guard size >= 16, size <= UInt64(bytes.count - start) else { return nil }
+        let end = start + Int(size)
+        var at = start + 16
+        while at + 16 <= end {
+            let objectIndex = Int(UInt16(littleEndian: bytes.loadUnaligned(fromByteOffset: at, as: UInt16.self)))
+            let objectSize = UInt64(littleEndian: bytes.loadUnaligned(fromByteOffset: at + 8, as: UInt64.self))
+            guard objectIndex != 0, objectSize <= UInt64(end - at - 16) else { return nil }
+            if objectIndex == index { return Array(bytes[(at + 16)..<(at + 16 + Int(objectSize))])[...] }
+            at += 16 + (Int(objectSize) + 7) / 8 * 8
+        }
         return nil
     }
 
@@ -99,10 +181,10 @@ final class HDF5Handle: @unchecked Sendable {
 ///
 /// Velox: every `/Data/Image/<uuid>` group with a `Data` dataset is an image signal, in name
 /// order; `Data` is `(height, width, frames)`, so frame k is the slab `[:, :, k]`; `Metadata`
-/// is `(bytes, frames)` uint8 holding a JSON document per frame (the first is read). Titles come
-/// from `/Presentation/Displays/ImageDisplay/*` (the label of the display whose `dataPath`
-/// names the signal). Pixel size from `BinaryResult.PixelSize` in `PixelUnitX` (metres), the
-/// stack axis from `Scan.FrameTime` or the detector's `ExposureTime` (seconds).
+/// is `(bytes, frames)` uint8 holding a JSON document per frame (the first is read). A signal's
+/// title is its detector (`BinaryResult.Detector`). Pixel size from `BinaryResult.PixelSize`
+/// in `PixelUnitX` (metres), the stack axis from `Scan.FrameTime` or the detector's
+/// `ExposureTime` (seconds).
 ///
 /// Berkeley: every group with attribute `emd_group_type = 1` holding `data` and `dim1..dimN`
 /// is a signal, found depth first in name order. As HyperSpy/RosettaSciIO write and read them,
@@ -125,7 +207,7 @@ struct EMDFile: PlaneSource {
     static func flavour(of file: MappedFile) throws -> MicrographFormat {
         try HDF5Library.shared.run {
             let h5 = try HDF5Handle(file)
-            if h5.exists("/Data/Image") || h5.exists("/Version") { return .emdVelox }
+            if h5.exists("/Data/Image") { return .emdVelox }
             if !(try berkeleySignals(h5)).isEmpty { return .emdBerkeley }
             throw h5.error("/", "an HDF5 file that is neither Velox EMD (/Data/Image) nor Berkeley EMD (emd_group_type = 1 groups)")
         }
@@ -160,21 +242,12 @@ struct EMDFile: PlaneSource {
 
     static func veloxSignals(_ h5: HDF5Handle) throws -> [Signal] {
         guard h5.kind("/Data/Image") == 1 else { return [] }
-        var titles = [String: String]()
-        let displays = "/Presentation/Displays/ImageDisplay"
-        if h5.kind(displays) == 1 {
-            for name in (try? h5.children(displays)) ?? [] {
-                guard let text = h5.string(displays + "/" + name),
-                      let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
-                      let dataPath = object["dataPath"] as? String,
-                      let label = (object["display"] as? [String: Any])?["label"] as? String else { continue }
-                let key = dataPath.split(separator: "/").last.map(String.init) ?? dataPath
-                titles[key] = label.removingPercentEncoding ?? label
-            }
-        }
         var signals = [Signal]()
         for name in try h5.children("/Data/Image") where h5.kind("/Data/Image/\(name)/Data") == 2 {
-            signals.append(Signal(group: "/Data/Image/" + name, title: titles[name] ?? name,
+            // Titles are the detector names in each signal's metadata (Velox's display labels are
+            // variable-length strings, which libhdf5 1.10 cannot decode safely from a corrupt file).
+            let (_, facts) = veloxCalibrations(veloxMetadata(h5, "/Data/Image/" + name), frames: 1)
+            signals.append(Signal(group: "/Data/Image/" + name, title: facts.detector ?? name,
                                   info: try h5.describe("/Data/Image/\(name)/Data")))
         }
         return signals
@@ -204,7 +277,7 @@ struct EMDFile: PlaneSource {
         self.file = file
         let parsed: (MicrographHeader, String, Layout, hrtem_h5_dataset_info, Int32) = try HDF5Library.shared.run {
             let h5 = try HDF5Handle(file)
-            let velox = h5.exists("/Data/Image") || h5.exists("/Version")
+            let velox = h5.exists("/Data/Image")
             let signals = velox ? try EMDFile.veloxSignals(h5) : try EMDFile.berkeleySignals(h5)
             guard !signals.isEmpty else {
                 throw h5.error(velox ? "/Data/Image" : "/", velox ? "no image signal (no /Data/Image/<uuid>/Data dataset)" : "no Berkeley EMD signal (no emd_group_type = 1 group with data)")
@@ -233,6 +306,16 @@ struct EMDFile: PlaneSource {
                 guard !overflow, product <= Int.max / 16 else { throw h5.error(path, "extent \(dims) overflows") }
                 elements = product
             }
+            // Stored whole, the pixels lie in the file; compressed, deflate shrinks at most ~1000x.
+            let byteCount = elements * pixelType.byteCount
+            if signal.info.contiguous != 0 {
+                guard signal.info.offset <= UInt64(file.count), byteCount <= file.count - Int(signal.info.offset) else {
+                    throw h5.error(path, "\(dims) pixels of \(pixelType) need \(byteCount) bytes at byte \(signal.info.offset), the file has \(file.count)",
+                                   offset: Int(min(signal.info.offset, UInt64(file.count))))
+                }
+            } else if byteCount / 1024 > file.count {
+                throw h5.error(path, "\(dims) pixels of \(pixelType) (\(byteCount) bytes) cannot come from a file of \(file.count) bytes")
+            }
             let others = signals.enumerated().filter { $0.offset != index }.map { other -> OtherImage in
                 var otherDims = (0..<Int(other.element.info.rank)).map { i in withUnsafeBytes(of: other.element.info.dims) { Int($0.load(fromByteOffset: 8 * i, as: UInt64.self)) } }
                 // In the frame's own axis order: Velox (h, w, frames) as [frames,] h, w; Berkeley reversed.
@@ -252,7 +335,6 @@ struct EMDFile: PlaneSource {
                 facts.title = signal.title
                 var tags = [DMTag(name: "Title", value: .text(signal.title), offset: 0)]
                 if let metadata { tags.append(DMTag(name: "Metadata", value: .group(jsonTags(metadata)), offset: 0)) }
-                if let version = h5.string("/Version") { tags.append(DMTag(name: "Version", value: .text(version), offset: 0)) }
                 let header = MicrographHeader(file: file.name, format: .emdVelox, shape: shape, pixelType: pixelType, calibrations: calibrations,
                                               byteOrder: signal.info.bigEndian != 0 ? .bigEndian : .littleEndian,
                                               dataOffset: signal.info.contiguous != 0 && frames == 1 ? Int(signal.info.offset) : nil,
