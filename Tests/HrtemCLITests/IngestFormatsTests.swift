@@ -69,7 +69,8 @@ final class IngestFormatsTests: XCTestCase {
 
         // A file outside the catalog: what it says about itself, any signal by title.
         let loose = root.appendingPathComponent("loose.emd")
-        try FileManager.default.copyItem(at: session.appendingPathComponent("velox.bin"), to: loose)
+        try writeVeloxEMD([VeloxImageSignal(title: "BM-Ceta", frames: [frame, frame], pixelSizeNM: 0.02),
+                           VeloxImageSignal(title: "HAADF", frames: [frame], pixelSizeNM: 0.04)], to: loose)
         let haadf = try run(["show", loose.path, "--signal", "HAADF"])
         XCTAssertEqual(haadf.status, 0, haadf.standardError)
         XCTAssertTrue(haadf.standardOutput.contains("pixel scale           0.04 nm/px"), haadf.standardOutput)
