@@ -146,8 +146,8 @@ public struct MicrographHeader: Sendable {
     /// 1-based position of the signal among the file's image signals; 1 for the other formats.
     public var imageIndex: Int
 
-    /// Planes of a stack (the first axis of 3-D data), 1 for a 2-D image.
-    public var planeCount: Int { shape.count == 3 ? shape[0] : 1 }
+    /// Planes of a stack (the product of the axes before y and x), 1 for 1-D and 2-D data.
+    public var planeCount: Int { shape.count >= 3 ? shape.dropLast(2).reduce(1, *) : 1 }
 
     public var width: Int { shape.last ?? 0 }
     public var height: Int { shape.count >= 2 ? shape[shape.count - 2] : 1 }
