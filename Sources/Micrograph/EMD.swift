@@ -60,7 +60,7 @@ final class HDF5Handle: @unchecked Sendable {
         for index in 0..<Int(count) {
             let length = hrtem_h5_child_name(id, path, UInt(index), &buffer, buffer.count)
             guard length >= 0, length < buffer.count else { throw error(path, "cannot read the name of link \(index)") }
-            names.append(String(cString: buffer))
+            names.append(cText(buffer))
         }
         return names
     }
@@ -81,7 +81,7 @@ final class HDF5Handle: @unchecked Sendable {
         var buffer = [CChar](repeating: 0, count: 4096)
         let result = hrtem_h5_read_attribute(id, path, name, &number, &buffer, buffer.count)
         if result == 1 { return .number(number) }
-        if result >= 2 { return .text(String(cString: buffer)) }
+        if result >= 2 { return .text(cText(buffer)) }
         return nil
     }
 
@@ -503,6 +503,11 @@ struct EMDFile: PlaneSource {
             }
         }
     }
+}
+
+/// The NUL-terminated text in a C buffer, as UTF-8.
+func cText(_ buffer: [CChar]) -> String {
+    String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
 }
 
 /// A JSON document as a tag tree (keys sorted; arrays as numbered entries).
