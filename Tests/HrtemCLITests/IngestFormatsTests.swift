@@ -90,4 +90,39 @@ final class IngestFormatsTests: XCTestCase {
         XCTAssertTrue(result.standardOutput.contains("could not place 1 file(s)") && result.standardOutput.contains(fft.path)
                       && result.standardOutput.contains("complex data"), result.standardOutput)
     }
+
+    func testLabelTemplateAndParticleClasses() throws {
+        let session = root.appendingPathComponent("mirror/lab")
+        let frame = Raster(width: 8, height: 6, pixels: (0..<48).map { Float($0) })
+        try writeDM(frame, to: session.appendingPathComponent("a.dm4"), pixelSizeNM: 0.02)
+        try writeMRC([frame], to: session.appendingPathComponent("b.mrc"), pixelSizeNM: 0.02)
+        // Multi-class masks: 0 background, 1 support, 2 particle.
+        let classes = Raster(width: 8, height: 6, pixels: (0..<48).map { UInt8($0 % 3) })
+        try writeTIFF(classes, to: session.appendingPathComponent("masks/a.tif"))
+        try writeTIFF(classes, to: session.appendingPathComponent("masks/b.tif"))
+        try writeTIFF(classes, to: session.appendingPathComponent("masks/stray.tif"))
+        let result = try run(["ingest", root.appendingPathComponent("mirror").path, "--labels", "{dir}/masks/{stem}.tif",
+                              "--particle-classes", "2"])
+        XCTAssertEqual(result.status, 0, result.standardError)
+        XCTAssertTrue(result.standardOutput.contains("2 frame file(s): 2 new"), result.standardOutput)
+        XCTAssertTrue(result.standardOutput.contains("labels: 2 new"), result.standardOutput)
+        XCTAssertTrue(result.standardOutput.contains("stray.tif: in a label folder"), result.standardOutput)
+        let particles = classes.pixels.filter { $0 == 2 }.count
+        let shown = try run(["show", "lab/a.dm4"])
+        XCTAssertTrue(shown.standardOutput.contains("masks/a.tif, \(particles) particle pixels, 8 x 6"), shown.standardOutput)
+
+        // NPY masks, any non-zero value is particle (the default rule).
+        let other = root.appendingPathComponent("other/lab2")
+        try writeDM(frame, to: other.appendingPathComponent("c.dm4"), pixelSizeNM: 0.02)
+        try writeNPY(NPYArray(shape: [6, 8], uint8: classes.pixels), to: other.appendingPathComponent("c_mask.npy"))
+        let npy = try run(["ingest", root.appendingPathComponent("other").path, "--labels", "{dir}/{stem}_mask.npy"])
+        XCTAssertEqual(npy.status, 0, npy.standardError)
+        XCTAssertTrue(npy.standardOutput.contains("1 frame file(s): 1 new") && npy.standardOutput.contains("labels: 1 new"), npy.standardOutput)
+        let nonZero = classes.pixels.filter { $0 != 0 }.count
+        XCTAssertTrue(try run(["show", "lab2/c.dm4"]).standardOutput.contains("c_mask.npy, \(nonZero) particle pixels"))
+
+        let bad = try run(["ingest", root.appendingPathComponent("other").path, "--labels", "{dir}/masks/x.tif"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.standardError.contains("{stem}"), bad.standardError)
+    }
 }
