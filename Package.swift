@@ -36,7 +36,7 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
 
-        .target(name: "Micrograph", dependencies: ["CTIFF", "CPNG", "CCrypto"],
+        .target(name: "Micrograph", dependencies: ["CTIFF", "CPNG", "CCrypto", "CHDF5"],
                 swiftSettings: optimized),
         .target(name: "Preprocessing", dependencies: ["Micrograph"], swiftSettings: optimized),
         .target(name: "Mirrors", dependencies: ["Micrograph", "CCurl"], swiftSettings: optimized),
