@@ -17,10 +17,12 @@ let package = Package(
         .library(name: "Segmentation", targets: ["Segmentation"]),
         .library(name: "Synthesis", targets: ["Synthesis"]),
         .library(name: "Experiments", targets: ["Experiments"]),
+        .library(name: "TorchArchive", targets: ["TorchArchive"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // System libraries: a module map plus a shim of typed wrappers for variadic C calls.
@@ -50,6 +52,11 @@ let package = Package(
         .target(name: "Segmentation", dependencies: ["Micrograph", "Preprocessing", "CBLAS", "CKernels"],
                 swiftSettings: optimized),
         .target(name: "Synthesis", dependencies: ["Micrograph"], swiftSettings: optimized),
+        // PyTorch checkpoint files (zip + pickle) read without running Python: a restricted
+        // unpickler that only rebuilds tensors and records module state.
+        .target(name: "TorchArchive",
+                dependencies: ["Micrograph", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                swiftSettings: optimized),
         .target(name: "Experiments",
                 dependencies: ["Catalog", "Segmentation", "Preprocessing", "Micrograph",
                                .product(name: "GRDB", package: "GRDB.swift")],
@@ -85,6 +92,7 @@ let package = Package(
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "Micrograph", "TestSupport"]),
         .testTarget(name: "MirrorsTests", dependencies: ["Mirrors", "Micrograph", "TestSupport"]),
         .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "Micrograph", "TestSupport"]),
+        .testTarget(name: "TorchArchiveTests", dependencies: ["TorchArchive", "Micrograph", "TestSupport"]),
         .testTarget(name: "SynthesisTests",
                     dependencies: ["Synthesis", "Preprocessing", "Micrograph", "TestSupport"]),
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Catalog", "TestSupport"]),
