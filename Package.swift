@@ -58,7 +58,7 @@ let package = Package(
                 dependencies: ["Micrograph", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                 swiftSettings: optimized),
         .target(name: "Experiments",
-                dependencies: ["Catalog", "Segmentation", "Preprocessing", "Micrograph",
+                dependencies: ["Catalog", "Segmentation", "Preprocessing", "Micrograph", "Mirrors", "TorchArchive",
                                .product(name: "GRDB", package: "GRDB.swift")],
                 swiftSettings: optimized),
         .executableTarget(
