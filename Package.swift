@@ -95,8 +95,10 @@ let package = Package(
         .testTarget(name: "TorchArchiveTests", dependencies: ["TorchArchive", "Micrograph", "TestSupport"]),
         .testTarget(name: "SynthesisTests",
                     dependencies: ["Synthesis", "Preprocessing", "Micrograph", "TestSupport"]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Catalog", "TestSupport"]),
-        .testTarget(name: "HrtemCLITests", dependencies: ["TestSupport", "Micrograph", "Catalog"]),
+        .testTarget(name: "ExperimentsTests",
+                    dependencies: ["Experiments", "Catalog", "Segmentation", "TorchArchive", "Micrograph", "TestSupport"]),
+        .testTarget(name: "HrtemCLITests",
+                    dependencies: ["TestSupport", "Micrograph", "Catalog", "Segmentation", "TorchArchive"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -107,18 +107,19 @@ public enum ModelImporter {
     ///   not a residual U-Net.
     public static func importModel(file: URL, details: [String: StudyModelDetails] = [:],
                                    folder: DataFolder, catalog: CatalogStore) throws -> ImportedModel {
-        let bytes: Data
-        do { bytes = try Data(contentsOf: file) } catch {
-            throw FormatError(file: file.path, "cannot read: \(error.localizedDescription)")
-        }
-        return try importModel(bytes: bytes, name: file.lastPathComponent, path: file.path, details: details,
-                               folder: folder, catalog: catalog)
+        try importModel(file: file, name: file.lastPathComponent, path: file.path, details: details,
+                        folder: folder, catalog: catalog)
     }
 
-    /// As `importModel(file:...)`, for bytes already in memory (a downloaded, verified file).
-    public static func importModel(bytes: Data, name: String, path: String, details: [String: StudyModelDetails] = [:],
+    /// As `importModel(file:...)`, naming the model `name` and the file `path` in errors (a
+    /// downloaded file in the content store goes by its name on the mirror).
+    public static func importModel(file: URL, name: String, path: String, details: [String: StudyModelDetails] = [:],
                                    folder: DataFolder, catalog: CatalogStore) throws -> ImportedModel {
-        let checkpoint = try TorchCheckpoint.parse(bytes, file: path)
+        let bytes: Data
+        do { bytes = try Data(contentsOf: file) } catch {
+            throw FormatError(file: path, "cannot read: \(error.localizedDescription)")
+        }
+        let checkpoint = try TorchCheckpoint.read(from: file, reportingAs: path)
         let tensors = stripWrapperPrefix(checkpoint.tensors)
         let architecture = try ResidualUNet.architecture(from: tensors, file: path)
         let network = ResidualUNet(architecture: architecture, seed: 0)
@@ -228,8 +229,7 @@ public enum ModelImporter {
             if case .failed(let error) = result.outcome { throw error }
             guard let stored = result.file else { throw MirrorError.badDefinition(mirror, "\(file.path): no file was stored") }
             if result.bytesTransferred > 0 { downloaded += 1 }
-            let bytes = try Data(contentsOf: stored.url)
-            imported.append(try importModel(bytes: bytes, name: try RemotePath(file.path).lastSegment,
+            imported.append(try importModel(file: stored.url, name: try RemotePath(file.path).lastSegment,
                                             path: stored.url.path + " (\(file.path))", details: details,
                                             folder: folder, catalog: catalog))
         }

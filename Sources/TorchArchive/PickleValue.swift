@@ -88,11 +88,42 @@ public enum TorchDType: String, Sendable, CaseIterable {
     }
 }
 
-/// A tensor rebuilt from a storage: C-order little-endian bytes of `shape`.
+/// A tensor rebuilt from a storage: C-order little-endian bytes of `shape` (a contiguous view
+/// shares the storage's buffer).
 struct RebuiltTensor {
     var dtype: TorchDType
     var shape: [Int]
-    var bytes: [UInt8]
+    var bytes: ArraySlice<UInt8>
+}
+
+/// Every container one unpickling made. Containers can nest as deep as the pickle says (and
+/// form cycles through the memo); releasing them one by one through `release()` keeps their
+/// teardown iterative, so no pickle can exhaust the call stack or leak through a cycle.
+final class PickleArena {
+    var lists: [PickleList] = []
+    var dicts: [PickleDict] = []
+    var objects: [PickleObject] = []
+    var tuples: [PickleTuple] = []
+
+    func list(_ items: [PickleValue] = []) -> PickleList { let value = PickleList(items); lists.append(value); return value }
+    func dict() -> PickleDict { let value = PickleDict(); dicts.append(value); return value }
+    func object(_ className: String) -> PickleObject { let value = PickleObject(className: className); objects.append(value); return value }
+    func tuple(_ items: [PickleValue]) -> PickleValue { let value = PickleTuple(items); tuples.append(value); return .tuple(value) }
+
+    /// Empties every container (each holds only leaves or containers the arena still owns),
+    /// then lets go of them.
+    func release() {
+        for list in lists { list.items = [] }
+        for dict in dicts { dict.removeAll() }
+        for object in objects { object.state = nil }
+        for tuple in tuples { tuple.items = [] }
+        lists = []; dicts = []; objects = []; tuples = []
+    }
+}
+
+final class PickleTuple {
+    var items: [PickleValue]
+    init(_ items: [PickleValue]) { self.items = items }
 }
 
 /// Objects whose identity matters while unpickling (the memo shares them, later opcodes mutate
@@ -117,6 +148,10 @@ final class PickleDict {
     }
 
     subscript(key: String) -> PickleValue? { index[.string(key)].map { values[$0] } }
+
+    func removeAll() {
+        keys = []; values = []; index = [:]; attributes = nil
+    }
     var count: Int { keys.count }
 }
 
@@ -130,8 +165,8 @@ final class PickleObject {
     var dictionary: PickleDict? {
         switch state {
         case .dict(let dict): return dict
-        case .tuple(let items):
-            if let first = items.first, case .dict(let dict) = first { return dict }
+        case .tuple(let tuple):
+            if let first = tuple.items.first, case .dict(let dict) = first { return dict }
             return nil
         default: return nil
         }
@@ -154,7 +189,7 @@ enum PickleValue {
     case float(Double)
     case string(String)
     case bytes([UInt8])
-    case tuple([PickleValue])
+    case tuple(PickleTuple)
     case list(PickleList)
     case dict(PickleDict)
     case object(PickleObject)

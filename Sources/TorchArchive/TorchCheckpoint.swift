@@ -48,52 +48,28 @@ public struct TorchCheckpoint: Sendable {
     ///   for pickle problems): not a zip, no `data.pkl`, a refused global or opcode, a storage whose
     ///   size disagrees with its declared element count, a tensor view outside its storage.
     public static func read(from url: URL) throws -> TorchCheckpoint {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw FormatError(file: url.path, "cannot read: \(error.localizedDescription)")
-        }
-        return try parse(data, file: url.path)
+        try read(from: url, reportingAs: url.path)
     }
 
-    /// Parses the bytes of a checkpoint file; `file` names it in errors. See `read(from:)`.
+    /// Parses the bytes of a checkpoint; `file` names it in errors. See `read(from:)`.
+    /// The bytes pass through a temporary file: the zip reader's file access stays in bounds
+    /// on damaged archives, where its in-memory access does not.
     public static func parse(_ data: Data, file: String) throws -> TorchCheckpoint {
-        let archive: Archive
-        do { archive = try Archive(data: data, accessMode: .read) } catch {
-            throw FormatError(file: file, "not a PyTorch checkpoint: not a readable zip archive (\(error))")
+        let temporary = FileManager.default.temporaryDirectory
+            .appendingPathComponent("hrtem-checkpoint-\(ProcessInfo.processInfo.processIdentifier)-\(UUID().uuidString)")
+        do { try data.write(to: temporary) } catch {
+            throw FormatError(file: file, "cannot stage the checkpoint in \(temporary.path): \(error.localizedDescription)")
         }
-        var entries: [String: Entry] = [:]
-        for entry in archive { entries[entry.path] = entry }
-        let pickleNames = entries.keys.filter { name in
-            let parts = name.split(separator: "/", omittingEmptySubsequences: false)
-            return parts.count == 2 && parts[1] == "data.pkl" && !parts[0].isEmpty
-        }.sorted()
-        guard let pickleName = pickleNames.first else {
-            throw FormatError(file: file, "not a PyTorch checkpoint: the zip holds no <root>/data.pkl (a pre-1.6 legacy file is not supported)")
-        }
-        guard pickleNames.count == 1 else {
-            throw FormatError(file: file, "the zip holds \(pickleNames.count) pickles (\(pickleNames.joined(separator: ", "))), expected one")
-        }
-        let root = String(pickleName.dropLast("/data.pkl".count))
+        defer { try? FileManager.default.removeItem(at: temporary) }
+        return try read(from: temporary, reportingAs: file)
+    }
 
-        func contents(_ name: String) throws -> [UInt8]? {
-            guard let entry = entries[name] else { return nil }
-            guard entry.type == .file else { throw FormatError(file: file, "\(name) is not a file entry") }
-            guard entry.uncompressedSize <= maximumEntryBytes,
-                  entry.compressedSize == entry.uncompressedSize || entry.uncompressedSize <= UInt64(data.count) * 64 else {
-                throw FormatError(file: file, "\(name) declares \(entry.uncompressedSize) bytes, too many for a \(data.count)-byte archive")
-            }
-            var bytes: [UInt8] = []
-            bytes.reserveCapacity(Int(entry.uncompressedSize))
-            do {
-                _ = try archive.extract(entry, skipCRC32: false) { chunk in bytes.append(contentsOf: chunk) }
-            } catch {
-                throw FormatError(file: file, "\(name): damaged zip entry (\(error))")
-            }
-            guard UInt64(bytes.count) == entry.uncompressedSize else {
-                throw FormatError(file: file, "\(name): \(bytes.count) bytes read, its header declares \(entry.uncompressedSize)")
-            }
-            return bytes
-        }
+    /// Reads the checkpoint at `url`, naming it `file` in errors (a file in a content store
+    /// goes by its name on the mirror).
+    public static func read(from url: URL, reportingAs file: String) throws -> TorchCheckpoint {
+        let container = try CheckpointContainer(url, file: file)
+        let root = container.root, pickleName = container.pickleName
+        func contents(_ name: String) throws -> [UInt8]? { try container.contents(name) }
 
         var bigEndian = false
         if let order = try contents(root + "/byteorder") {
@@ -107,7 +83,12 @@ public struct TorchCheckpoint: Sendable {
             String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
         }
         let pickle = try contents(pickleName)!
-        let unpickler = Unpickler(bytes: pickle, file: "\(file) [\(pickleName)]", baseOffset: 0) { key, dtype, elements in
+        let arena = PickleArena()
+        defer { arena.release() }
+        // Honest archives hold each tensor's bytes once (tied weights twice); these caps stop a
+        // pickle that names the same storage over and over from multiplying memory.
+        let outputBudget = 4 * container.archiveBytes + (1 << 20)
+        let unpickler = Unpickler(bytes: pickle, file: "\(file) [\(pickleName)]", baseOffset: 0, loadStorage: { key, dtype, elements in
             let name = "\(root)/data/\(key)"
             guard var bytes = try contents(name) else {
                 throw FormatError(file: file, "storage \(name) is named by the pickle but missing from the zip")
@@ -119,28 +100,29 @@ public struct TorchCheckpoint: Sendable {
                 for start in stride(from: 0, to: bytes.count, by: dtype.size) { bytes[start..<(start + dtype.size)].reverse() }
             }
             return bytes
-        }
+        }, arena: arena, gatherBudget: outputBudget)
         let value = try unpickler.load()
-        var checkpoint = try Self.interpret(value, file: "\(file) [\(pickleName)]")
+        var checkpoint = try Self.interpret(value, file: "\(file) [\(pickleName)]", outputBudget: outputBudget)
         checkpoint.formatVersion = formatVersion
         return checkpoint
     }
 
     /// The state_dict in a whole module, a state_dict, or a dict holding one.
-    static func interpret(_ value: PickleValue, file: String) throws -> TorchCheckpoint {
+    static func interpret(_ value: PickleValue, file: String, outputBudget: Int, depth: Int = 0) throws -> TorchCheckpoint {
+        guard depth < 4 else { throw FormatError(file: file, "state_dict wrapped in more than 4 dicts") }
         switch value {
         case .object(let object):
-            var walk = ModuleWalk(file: file)
+            var walk = ModuleWalk(file: file, budget: outputBudget)
             try walk.visit(object, path: "", depth: 0)
             return TorchCheckpoint(kind: .module(className: object.className), tensors: walk.tensors,
                                    modules: walk.modules, formatVersion: nil, parameterCount: walk.parameterCount)
         case .dict(let dict):
-            if let tensors = try stateDict(dict, file: file) {
+            if let tensors = try stateDict(dict, file: file, budget: outputBudget) {
                 return TorchCheckpoint(kind: .stateDict, tensors: tensors, modules: [], formatVersion: nil, parameterCount: nil)
             }
             for key in ["state_dict", "model_state_dict", "model"] {
-                if let inner = dict[key], case .dict = inner { return try interpret(inner, file: file) }
-                if let inner = dict[key], case .object = inner { return try interpret(inner, file: file) }
+                if let inner = dict[key], case .dict = inner { return try interpret(inner, file: file, outputBudget: outputBudget, depth: depth + 1) }
+                if let inner = dict[key], case .object = inner { return try interpret(inner, file: file, outputBudget: outputBudget, depth: depth + 1) }
             }
             throw FormatError(file: file, "the pickle is a dict but not a state_dict (values are not all tensors) and holds no state_dict, model_state_dict or model")
         default:
@@ -149,14 +131,75 @@ public struct TorchCheckpoint: Sendable {
     }
 
     /// A dict whose values are all tensors, keyed by strings, as state_dict tensors; nil otherwise.
-    static func stateDict(_ dict: PickleDict, file: String) throws -> [SafetensorsTensor]? {
+    static func stateDict(_ dict: PickleDict, file: String, budget: Int) throws -> [SafetensorsTensor]? {
         var tensors: [SafetensorsTensor] = []
+        var total = 0
         for (key, value) in zip(dict.keys, dict.values) {
             guard case .string(let name) = key, case .tensor(let tensor) = value else { return nil }
-            tensors.append(SafetensorsTensor(name: name, dtype: tensor.dtype.safetensors, shape: tensor.shape, bytes: tensor.bytes))
+            total += tensor.bytes.count
+            guard total <= budget else { throw FormatError(file: file, "the state_dict's tensors add up to more than \(budget) bytes") }
+            tensors.append(SafetensorsTensor(name: name, dtype: tensor.dtype.safetensors, shape: tensor.shape, bytes: Array(tensor.bytes)))
         }
         return tensors
     }
+}
+
+/// The zip layer of a checkpoint: its entries and the one `<root>/data.pkl`.
+struct CheckpointContainer {
+    let archive: Archive
+    let entries: [String: Entry]
+    let file: String
+    let archiveBytes: Int
+    let root: String
+    let pickleName: String
+
+    init(_ url: URL, file: String) throws {
+        self.file = file
+        let size = (try? FileManager.default.attributesOfItem(atPath: url.path)[.size] as? NSNumber)??.intValue
+        guard let size else { throw FormatError(file: file, "cannot read: no such file") }
+        archiveBytes = size
+        do { archive = try Archive(url: url, accessMode: .read) } catch {
+            throw FormatError(file: file, "not a PyTorch checkpoint: not a readable zip archive (\(error))")
+        }
+        var entries: [String: Entry] = [:]
+        for entry in archive { entries[entry.path] = entry }
+        self.entries = entries
+        let pickleNames = entries.keys.filter { name in
+            let parts = name.split(separator: "/", omittingEmptySubsequences: false)
+            return parts.count == 2 && parts[1] == "data.pkl" && !parts[0].isEmpty
+        }.sorted()
+        guard let pickleName = pickleNames.first else {
+            throw FormatError(file: file, "not a PyTorch checkpoint: the zip holds no <root>/data.pkl (a pre-1.6 legacy file is not supported)")
+        }
+        guard pickleNames.count == 1 else {
+            throw FormatError(file: file, "the zip holds \(pickleNames.count) pickles (\(pickleNames.joined(separator: ", "))), expected one")
+        }
+        self.pickleName = pickleName
+        root = String(pickleName.dropLast("/data.pkl".count))
+    }
+
+    /// The bytes of entry `name` (CRC-checked), or nil when the zip has no such entry.
+    func contents(_ name: String) throws -> [UInt8]? {
+        guard let entry = entries[name] else { return nil }
+        guard entry.type == .file else { throw FormatError(file: file, "\(name) is not a file entry") }
+        guard entry.uncompressedSize <= TorchCheckpoint.maximumEntryBytes,
+              entry.compressedSize == entry.uncompressedSize || entry.uncompressedSize <= UInt64(archiveBytes) * 64 else {
+            throw FormatError(file: file, "\(name) declares \(entry.uncompressedSize) bytes, too many for a \(archiveBytes)-byte archive")
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(Int(entry.uncompressedSize))
+        do {
+            _ = try archive.extract(entry, skipCRC32: false) { chunk in bytes.append(contentsOf: chunk) }
+        } catch {
+            throw FormatError(file: file, "\(name): damaged zip entry (\(error))")
+        }
+        guard UInt64(bytes.count) == entry.uncompressedSize else {
+            throw FormatError(file: file, "\(name): \(bytes.count) bytes read, its header declares \(entry.uncompressedSize)")
+        }
+        return bytes
+    }
+
+    var pickle: [UInt8] { get throws { try contents(pickleName)! } }
 }
 
 /// Collects a module tree's state the way `Module.state_dict()` orders it.
@@ -167,8 +210,10 @@ private struct ModuleWalk {
     var names = Set<String>()
     var visited = Set<ObjectIdentifier>()
     var parameterCount = 0
+    let budget: Int
+    var total = 0
 
-    init(file: String) { self.file = file }
+    init(file: String, budget: Int) { self.file = file; self.budget = budget }
 
     mutating func visit(_ object: PickleObject, path: String, depth: Int) throws {
         guard depth <= 64 else { throw FormatError(file: file, "modules nest deeper than 64 levels at \(path)") }
@@ -197,7 +242,9 @@ private struct ModuleWalk {
                 case .tensor(let tensor):
                     let full = prefix + name
                     guard names.insert(full).inserted else { throw FormatError(file: file, "tensor \(full) appears twice") }
-                    tensors.append(SafetensorsTensor(name: full, dtype: tensor.dtype.safetensors, shape: tensor.shape, bytes: tensor.bytes))
+                    total += tensor.bytes.count
+                    guard total <= budget else { throw FormatError(file: file, "the modules' tensors add up to more than \(budget) bytes") }
+                    tensors.append(SafetensorsTensor(name: full, dtype: tensor.dtype.safetensors, shape: tensor.shape, bytes: Array(tensor.bytes)))
                     if field == "_parameters" { parameterCount += tensor.shape.reduce(1, *) }
                 default:
                     throw FormatError(file: file, "\(prefix)\(name) in \(field) is a \(item.kindName), expected a tensor")

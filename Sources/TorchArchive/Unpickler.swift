@@ -17,6 +17,10 @@ struct Unpickler {
     let baseOffset: Int
     /// Reads storage `key` of `dtype` holding `elementCount` elements (its bytes must match).
     let loadStorage: (String, TorchDType, Int) throws -> [UInt8]
+    /// Owns every container made; the caller releases it when done with the result.
+    let arena: PickleArena
+    /// Bytes that strided views may gather into new buffers, all together.
+    let gatherBudget: Int
 
     private static let maximumStack = 1 << 20
     private static let maximumMemo = 1 << 22
@@ -27,6 +31,7 @@ struct Unpickler {
 
     // swiftlint:disable:next cyclomatic_complexity function_body_length
     func load() throws -> PickleValue {
+        var gathered = 0
         var stack: [PickleValue] = []
         var marks: [Int] = []
         var memo: [Int: PickleValue] = [:]
@@ -197,15 +202,15 @@ struct Unpickler {
                 let width = opcode == 0x42 ? 4 : opcode == 0x43 ? 1 : 8
                 let n = try length(try readUInt(width, at: start), at: start)
                 try push(.bytes(Array(try readBytes(n, at: start))), at: start)
-            case 0x29: try push(.tuple([]), at: start) // EMPTY_TUPLE
-            case 0x74: try push(.tuple(try popMark(at: start)), at: start) // TUPLE
+            case 0x29: try push(arena.tuple([]), at: start) // EMPTY_TUPLE
+            case 0x74: try push(arena.tuple(try popMark(at: start)), at: start) // TUPLE
             case 0x85, 0x86, 0x87: // TUPLE1, TUPLE2, TUPLE3
                 let n = Int(opcode - 0x84)
                 var items: [PickleValue] = []
                 for _ in 0..<n { items.append(try pop(at: start)) }
-                try push(.tuple(items.reversed()), at: start)
-            case 0x5D: try push(.list(PickleList()), at: start) // EMPTY_LIST
-            case 0x6C: try push(.list(PickleList(try popMark(at: start))), at: start) // LIST
+                try push(arena.tuple(items.reversed()), at: start)
+            case 0x5D: try push(.list(arena.list()), at: start) // EMPTY_LIST
+            case 0x6C: try push(.list(arena.list(try popMark(at: start))), at: start) // LIST
             case 0x61: // APPEND
                 let item = try pop(at: start)
                 guard let target = stack.last else { throw error(start, "APPEND with an empty stack") }
@@ -214,9 +219,9 @@ struct Unpickler {
                 let items = try popMark(at: start)
                 guard let target = stack.last else { throw error(start, "APPENDS with an empty stack") }
                 try addItems(items, to: target, at: start)
-            case 0x7D: try push(.dict(PickleDict()), at: start) // EMPTY_DICT
+            case 0x7D: try push(.dict(arena.dict()), at: start) // EMPTY_DICT
             case 0x64: // DICT
-                let dict = PickleDict()
+                let dict = arena.dict()
                 try setItems(try popMark(at: start), in: .dict(dict), at: start)
                 try push(.dict(dict), at: start)
             case 0x73: // SETITEM
@@ -227,7 +232,7 @@ struct Unpickler {
                 let items = try popMark(at: start)
                 guard let target = stack.last else { throw error(start, "SETITEMS with an empty stack") }
                 try setItems(items, in: target, at: start)
-            case 0x8F: try push(.list(PickleList()), at: start) // EMPTY_SET, kept as a list
+            case 0x8F: try push(.list(arena.list()), at: start) // EMPTY_SET, kept as a list
             case 0x90: // ADDITEMS
                 let items = try popMark(at: start)
                 guard let target = stack.last else { throw error(start, "ADDITEMS with an empty stack") }
@@ -259,15 +264,15 @@ struct Unpickler {
                 try push(.storage(try persistentLoad(id, storages: &storages, at: start)), at: start)
             case 0x52: // REDUCE
                 let arguments = try pop(at: start), callable = try pop(at: start)
-                try push(try reduce(callable, arguments, at: start), at: start)
+                try push(try reduce(callable, arguments, gathered: &gathered, at: start), at: start)
             case 0x81: // NEWOBJ
                 let arguments = try pop(at: start), cls = try pop(at: start)
                 guard case .global(let allowed, let name) = cls else {
                     throw error(start, "NEWOBJ on a \(cls.kindName), expected a class")
                 }
                 switch allowed {
-                case .moduleClass(let className): try push(.object(PickleObject(className: className)), at: start)
-                case .orderedDict: try push(.dict(PickleDict()), at: start)
+                case .moduleClass(let className): try push(.object(arena.object(className)), at: start)
+                case .orderedDict: try push(.dict(arena.dict()), at: start)
                 default: throw error(start, "refused NEWOBJ of '\(name)' with \(arguments.kindName) arguments: not a module class")
                 }
             case 0x62: // BUILD
@@ -287,7 +292,7 @@ struct Unpickler {
 
     /// `('storage', storage_type, key, location, numel)` -> the storage's bytes.
     private func persistentLoad(_ id: PickleValue, storages: inout [String: TorchStorage], at start: Int) throws -> TorchStorage {
-        guard case .tuple(let items) = id, items.count == 5, case .string("storage") = items[0] else {
+        guard case .tuple(let tuple) = id, case let items = tuple.items, items.count == 5, case .string("storage") = items[0] else {
             throw error(start, "persistent id \(id.kindName) is not ('storage', type, key, location, numel)")
         }
         guard case .global(.storageType(let dtype), _) = items[1] else {
@@ -317,22 +322,22 @@ struct Unpickler {
         return storage
     }
 
-    private func reduce(_ callable: PickleValue, _ arguments: PickleValue, at start: Int) throws -> PickleValue {
+    private func reduce(_ callable: PickleValue, _ arguments: PickleValue, gathered: inout Int, at start: Int) throws -> PickleValue {
         guard case .global(let allowed, let name) = callable else {
             throw error(start, "refused REDUCE on a \(callable.kindName): only allowed globals may be called")
         }
-        guard case .tuple(let args) = arguments else {
+        guard case .tuple(let argumentTuple) = arguments, case let args = argumentTuple.items else {
             throw error(start, "REDUCE of '\(name)' with \(arguments.kindName) arguments, expected a tuple")
         }
         switch allowed {
         case .orderedDict:
-            let dict = PickleDict()
+            let dict = arena.dict()
             if let first = args.first {
                 guard args.count == 1, case .list(let pairs) = first else {
                     throw error(start, "OrderedDict takes () or ([(key, value), ...])")
                 }
                 for pair in pairs.items {
-                    guard case .tuple(let kv) = pair, kv.count == 2, let key = kv[0].key else {
+                    guard case .tuple(let kvTuple) = pair, case let kv = kvTuple.items, kv.count == 2, let key = kv[0].key else {
                         throw error(start, "OrderedDict item is not a (key, value) pair")
                     }
                     dict.set(key, kv[1])
@@ -340,16 +345,16 @@ struct Unpickler {
             }
             return .dict(dict)
         case .set:
-            if args.isEmpty { return .list(PickleList()) }
+            if args.isEmpty { return .list(arena.list()) }
             guard args.count == 1, case .list(let items) = args[0] else { throw error(start, "set takes () or ([items])") }
-            return .list(PickleList(items.items))
+            return .list(arena.list(items.items))
         case .rebuildParameter:
             guard args.count >= 1, case .tensor = args[0] else {
                 throw error(start, "_rebuild_parameter expects (tensor, requires_grad, hooks)")
             }
             return args[0]
         case .rebuildTensor:
-            return .tensor(try rebuildTensor(args, at: start))
+            return .tensor(try rebuildTensor(args, gathered: &gathered, at: start))
         case .storageType, .moduleClass:
             throw error(start, "refused REDUCE on '\(name)': it is recorded by name only, never called")
         }
@@ -357,9 +362,9 @@ struct Unpickler {
 
     /// `_rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])`
     /// -> the view's elements in C order.
-    private func rebuildTensor(_ args: [PickleValue], at start: Int) throws -> RebuiltTensor {
+    private func rebuildTensor(_ args: [PickleValue], gathered: inout Int, at start: Int) throws -> RebuiltTensor {
         guard args.count >= 4, case .storage(let storage) = args[0], case .int(let offset64) = args[1],
-              case .tuple(let sizeItems) = args[2], case .tuple(let strideItems) = args[3] else {
+              case .tuple(let sizeTuple) = args[2], case .tuple(let strideTuple) = args[3] else {
             throw error(start, "_rebuild_tensor_v2 expects (storage, offset, size, stride, ...)")
         }
         func integers(_ items: [PickleValue], _ what: String) throws -> [Int] {
@@ -370,7 +375,7 @@ struct Unpickler {
                 return Int(value)
             }
         }
-        let shape = try integers(sizeItems, "size"), strides = try integers(strideItems, "stride")
+        let shape = try integers(sizeTuple.items, "size"), strides = try integers(strideTuple.items, "stride")
         guard shape.count == strides.count, shape.count <= 16 else {
             throw error(start, "tensor size has \(shape.count) dimensions and stride \(strides.count)")
         }
@@ -387,7 +392,7 @@ struct Unpickler {
             elementCount = product
         }
         let itemSize = storage.dtype.size
-        if elementCount == 0 { return RebuiltTensor(dtype: storage.dtype, shape: shape, bytes: []) }
+        if elementCount == 0 { return RebuiltTensor(dtype: storage.dtype, shape: shape, bytes: [][...]) }
         var last = offset
         for (extent, stride) in zip(shape, strides) { last += (extent - 1) * stride }
         guard last < storage.elementCount else {
@@ -401,8 +406,11 @@ struct Unpickler {
         }
         if contiguous {
             let begin = offset * itemSize
-            return RebuiltTensor(dtype: storage.dtype, shape: shape,
-                                 bytes: Array(storage.bytes[begin..<(begin + elementCount * itemSize)]))
+            return RebuiltTensor(dtype: storage.dtype, shape: shape, bytes: storage.bytes[begin..<(begin + elementCount * itemSize)])
+        }
+        gathered += elementCount * itemSize
+        guard gathered <= gatherBudget else {
+            throw error(start, "strided tensor views would gather more than \(gatherBudget) bytes")
         }
         var out = [UInt8](repeating: 0, count: elementCount * itemSize)
         var index = [Int](repeating: 0, count: shape.count)
@@ -418,6 +426,6 @@ struct Unpickler {
                 axis -= 1
             }
         }
-        return RebuiltTensor(dtype: storage.dtype, shape: shape, bytes: out)
+        return RebuiltTensor(dtype: storage.dtype, shape: shape, bytes: out[...])
     }
 }
