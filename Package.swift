@@ -80,6 +80,8 @@ let package = Package(
                           path: "Benchmarks/preprocessing", swiftSettings: optimized),
         .executableTarget(name: "bench-synthesis", dependencies: ["Synthesis", "Micrograph"],
                           path: "Benchmarks/synthesis", swiftSettings: optimized),
+        .executableTarget(name: "bench-torch-import", dependencies: ["TorchArchive", "Experiments", "Catalog", "Micrograph"],
+                          path: "Benchmarks/torch-import", swiftSettings: optimized),
         .executableTarget(name: "bench-trainer", dependencies: ["Segmentation", "Micrograph"],
                           path: "Benchmarks/trainer", swiftSettings: optimized),
 

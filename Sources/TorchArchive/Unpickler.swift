@@ -394,8 +394,14 @@ struct Unpickler {
         let itemSize = storage.dtype.size
         if elementCount == 0 { return RebuiltTensor(dtype: storage.dtype, shape: shape, bytes: [][...]) }
         var last = offset
-        for (extent, stride) in zip(shape, strides) { last += (extent - 1) * stride }
-        guard last < storage.elementCount else {
+        var overflow = false
+        for (extent, stride) in zip(shape, strides) {
+            let (step, stepOverflow) = (extent - 1).multipliedReportingOverflow(by: stride)
+            let (sum, sumOverflow) = last.addingReportingOverflow(step)
+            overflow = overflow || stepOverflow || sumOverflow
+            last = sum
+        }
+        guard !overflow, last < storage.elementCount else {
             throw error(start, "tensor of size \(shape), stride \(strides), offset \(offset) reaches element \(last) of storage \(storage.key), which holds \(storage.elementCount)")
         }
         var contiguous = true

@@ -9,7 +9,7 @@ import XCTest
 /// catches most), the pickle re-wrapped with a valid CRC (so the unpickler sees them), and the
 /// storages' sizes. `HRTEM_FUZZ_CASES` / `HRTEM_FUZZ_SEED` as in the format fuzzer.
 final class TorchFuzzTests: XCTestCase {
-    static var caseCount: Int { (Int(ProcessInfo.processInfo.environment["HRTEM_FUZZ_CASES"] ?? "") ?? 10000) / 5 }
+    static var caseCount: Int { (Int(ProcessInfo.processInfo.environment["HRTEM_FUZZ_CASES"] ?? "") ?? 10000) / 10 }
     static var seed: UInt64 { UInt64(ProcessInfo.processInfo.environment["HRTEM_FUZZ_SEED"] ?? "") ?? 20261205 }
 
     func sampleTensors() -> [SafetensorsTensor] {
