@@ -89,6 +89,50 @@ final class TorchCheckpointTests: XCTestCase {
         XCTAssertEqual(checkpoint.tensors.first?.float32Values, [0, 3, 1, 4, 2, 5])
     }
 
+    /// PyTorch itself, when a Python with torch is at hand ($HRTEM_TORCH_PYTHON or the peer
+    /// Python): it loads hrtem's checkpoints (with `weights_only=True`, its own safe loader) and
+    /// finds in the study's files the tensors hrtem's reader finds, byte for byte.
+    func testPyTorchAgreesBothWays() throws {
+        let python = [ProcessInfo.processInfo.environment["HRTEM_TORCH_PYTHON"], peerPython].compactMap { $0 }
+            .first { pythonCanImport("torch", python: $0) }
+        guard let python else { throw XCTSkip("no Python imports torch (set HRTEM_TORCH_PYTHON): PyTorch interop skipped") }
+        let folder = try makeTemporaryFolder("hrtem-torch-interop")
+        defer { try? FileManager.default.removeItem(at: folder) }
+        let written = folder.appendingPathComponent("written.pt")
+        try TorchCheckpointWriter.write(sampleTensors(), to: written)
+        var files = [(written, try TorchCheckpoint.read(from: written))]
+        if let reference = referenceFolder {
+            let study = reference.appendingPathComponent("study-models/UNet_5nmCdSe330kX421eUTC_fold3_seed72115_model.h5")
+            files.append((study, try TorchCheckpoint.read(from: study)))
+        }
+        let script = """
+        import hashlib, json, sys, torch, torch.nn as nn
+        class UNet(nn.Module): pass
+        class ResidualBlock(nn.Module): pass
+        out = {}
+        for name in sys.argv[1:]:
+            whole = name.endswith('.h5')
+            value = torch.load(name, map_location='cpu', weights_only=not whole)
+            state = value.state_dict() if whole else value
+            out[name] = {k: [str(t.dtype), list(t.shape), hashlib.sha256(t.contiguous().numpy().tobytes()).hexdigest()]
+                         for k, t in state.items()}
+        print(json.dumps(out))
+        """
+        let result = try runProcess(URL(fileURLWithPath: "/usr/bin/env"), [python, "-c", script] + files.map(\.0.path))
+        XCTAssertEqual(result.status, 0, result.standardError)
+        let line = try XCTUnwrap(result.standardOutput.split(separator: "\n").last)
+        let loaded = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: [String: [Any]]])
+        for (url, checkpoint) in files {
+            let theirs = try XCTUnwrap(loaded[url.path])
+            XCTAssertEqual(Set(theirs.keys), Set(checkpoint.tensors.map(\.name)), url.lastPathComponent)
+            for tensor in checkpoint.tensors {
+                let entry = try XCTUnwrap(theirs[tensor.name])
+                XCTAssertEqual(entry[1] as? [Int], tensor.shape, tensor.name)
+                XCTAssertEqual(entry[2] as? String, sha256Hex(tensor.bytes), "\(url.lastPathComponent) \(tensor.name)")
+            }
+        }
+    }
+
     // MARK: Hostile pickles
 
     /// A pickle calling `module.name(argument)` in protocol 2 (GLOBAL + REDUCE), the classic payload.

@@ -75,7 +75,9 @@ final class TorchFuzzTests: XCTestCase {
         let good = try TorchCheckpointWriter.bytes(tensors)
         var random = SplitMix64(seed: Self.seed ^ 0x9E37)
         var read = 0, refused = 0
-        for index in 0..<Self.caseCount {
+        // Each case stages a file for the zip reader: half as many as the pickle cases.
+        let cases = Self.caseCount / 2
+        for index in 0..<cases {
             var bytes = [UInt8](good)
             switch index % 3 {
             case 0:
@@ -99,7 +101,7 @@ final class TorchFuzzTests: XCTestCase {
                 refused += 1
             }
         }
-        XCTAssertGreaterThan(refused, Self.caseCount / 2)
+        XCTAssertGreaterThan(refused, cases / 2)
         print("mutated archives: \(read) read, \(refused) refused with a FormatError")
     }
 
