@@ -1,3 +1,4 @@
+@testable import Catalog
 import Foundation
 import Micrograph
 import Segmentation
@@ -123,6 +124,43 @@ final class ModelCommandTests: XCTestCase {
         let saved = try readSafetensors(from: dataFolder.appendingPathComponent("models/tiny/model.safetensors"))
         XCTAssertEqual(saved.tensors, network.stateTensors())
         XCTAssertEqual(try listedModels().map { $0["id"] as? String }, ["tiny"])
+    }
+
+    /// Both imports end to end: an HDF5 pair becomes a dataset version, a checkpoint a model,
+    /// and `hrtem evaluate` scores the one on the other and records the result.
+    func testImportedModelEvaluatesOnAnImportedDataset() throws {
+        let pairs = work.appendingPathComponent("pairs")
+        try FileManager.default.createDirectory(at: pairs, withIntermediateDirectories: true)
+        var random = SplitMix64(seed: 9)
+        let count = 6, size = 32
+        let labelValues = (0..<(count * size * size)).map { index -> Float in
+            let r = (index / size) % size, c = index % size
+            return (r - 16) * (r - 16) + (c - 12) * (c - 12) < 64 ? 1 : 0
+        }
+        let imageValues = labelValues.map { $0 * 0.8 + Float(random.nextGaussian()) * 0.3 }
+        let imagesNPY = pairs.appendingPathComponent("images.npy"), labelsNPY = pairs.appendingPathComponent("labels.npy")
+        try writeNPY(NPYArray(shape: [count, size, size], float32: imageValues), to: imagesNPY)
+        try writeNPY(NPYArray(shape: [count, size, size], float32: labelValues), to: labelsNPY)
+        let images = try DatasetExport.writeHDF5(from: imagesNPY, to: pairs.appendingPathComponent("disc_Images.h5"),
+                                                 key: "images", float64: true, patch: size)
+        let labels = try DatasetExport.writeHDF5(from: labelsNPY, to: pairs.appendingPathComponent("disc_Labels.h5"),
+                                                 key: "labels", float64: false, patch: size)
+        let dataset = try hrtem(["dataset", "import-h5", "disc", "--images", images.path, "--labels", labels.path, "--folds", "3"])
+        XCTAssertEqual(dataset.status, 0, dataset.standardError)
+
+        let network = ResidualUNet(architecture: UNetArchitecture(widths: [2, 4], bottleneckWidth: 8), seed: 4)
+        let file = work.appendingPathComponent("disc_fold1_seed7.pt")
+        try TorchCheckpointWriter.write(network.stateTensors(), to: file)
+        XCTAssertEqual(try hrtem(["model", "import", file.path]).status, 0)
+
+        let model = dataFolder.appendingPathComponent("models/disc_fold1_seed7").path
+        let evaluated = try hrtem(["evaluate", model, "disc", "--all", "--no-dihedral"])
+        XCTAssertEqual(evaluated.status, 0, evaluated.standardError)
+        XCTAssertTrue(evaluated.standardOutput.contains("all patches: \(count) patches"), evaluated.standardOutput)
+        XCTAssertTrue(evaluated.standardOutput.contains("hard Dice"), evaluated.standardOutput)
+        XCTAssertTrue(evaluated.standardOutput.contains("recorded in the catalog for model disc_fold1_seed7"), evaluated.standardOutput)
+        let store = try CatalogStore(folder: DataFolder(url: dataFolder))
+        XCTAssertEqual(try store.results(modelId: "disc_fold1_seed7").map(\.scope), ["all"])
     }
 
     func testHostileCheckpointIsRefusedAndRunsNothing() throws {
