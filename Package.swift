@@ -53,10 +53,11 @@ let package = Package(
                 swiftSettings: optimized),
         .target(name: "Synthesis", dependencies: ["Micrograph"], swiftSettings: optimized),
         // PyTorch checkpoint files (zip + pickle) read without running Python: a restricted
-        // unpickler that only rebuilds tensors and records module state.
+        // unpickler that only rebuilds tensors and records module state. Already in the Swift 6
+        // language mode the package is moving to.
         .target(name: "TorchArchive",
                 dependencies: ["Micrograph", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
-                swiftSettings: optimized),
+                swiftSettings: optimized + [.swiftLanguageMode(.v6)]),
         .target(name: "Experiments",
                 dependencies: ["Catalog", "Segmentation", "Preprocessing", "Micrograph", "Mirrors", "TorchArchive",
                                .product(name: "GRDB", package: "GRDB.swift")],
