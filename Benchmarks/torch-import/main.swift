@@ -68,7 +68,7 @@ do {
         run += 1
         let data = DataFolder(url: work.appendingPathComponent("data-\(run)"))
         let catalog = try CatalogStore(folder: data)
-        for file in files { _ = try ModelImporter.importModel(file: file, folder: data, catalog: catalog) }
+        _ = try ModelImporter.importModels(files: files, folder: data, catalog: catalog)
     }
     print("\(files.count) checkpoints, \(totalBytes / 1024) KiB, \(tensors) tensors; best of \(repeats), one thread:")
     print(String(format: "  hrtem read    %7.3f s  (%.3f s processor)", read.wall, read.processor))

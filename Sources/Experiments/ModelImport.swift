@@ -107,14 +107,29 @@ public enum ModelImporter {
     ///   not a residual U-Net.
     public static func importModel(file: URL, details: [String: StudyModelDetails] = [:],
                                    folder: DataFolder, catalog: CatalogStore) throws -> ImportedModel {
-        try importModel(file: file, name: file.lastPathComponent, path: file.path, details: details,
-                        folder: folder, catalog: catalog)
+        var networks = ImportNetworks()
+        return try importModel(file: file, name: file.lastPathComponent, path: file.path, details: details,
+                               folder: folder, catalog: catalog, networks: &networks)
+    }
+
+    /// Imports several files in order, sharing the networks they are loaded into; `each` sees
+    /// every model as it is imported. Stops at the first file that fails.
+    public static func importModels(files: [URL], details: [String: StudyModelDetails] = [:], folder: DataFolder,
+                                    catalog: CatalogStore, each: (ImportedModel) -> Void = { _ in }) throws -> [ImportedModel] {
+        var networks = ImportNetworks()
+        return try files.map { file in
+            let model = try importModel(file: file, name: file.lastPathComponent, path: file.path, details: details,
+                                        folder: folder, catalog: catalog, networks: &networks)
+            each(model)
+            return model
+        }
     }
 
     /// As `importModel(file:...)`, naming the model `name` and the file `path` in errors (a
     /// downloaded file in the content store goes by its name on the mirror).
     public static func importModel(file: URL, name: String, path: String, details: [String: StudyModelDetails] = [:],
-                                   folder: DataFolder, catalog: CatalogStore) throws -> ImportedModel {
+                                   folder: DataFolder, catalog: CatalogStore,
+                                   networks: inout ImportNetworks) throws -> ImportedModel {
         let bytes: Data
         do { bytes = try Data(contentsOf: file) } catch {
             throw FormatError(file: path, "cannot read: \(error.localizedDescription)")
@@ -122,7 +137,7 @@ public enum ModelImporter {
         let checkpoint = try TorchCheckpoint.read(from: file, reportingAs: path)
         let tensors = stripWrapperPrefix(checkpoint.tensors)
         let architecture = try ResidualUNet.architecture(from: tensors, file: path)
-        let network = ResidualUNet(architecture: architecture, seed: 0)
+        let network = networks.network(for: architecture, names: Set(tensors.map(\.name)))
         try network.loadState(tensors, file: path)
 
         var provenance = provenanceFromName(name)
@@ -224,6 +239,7 @@ public enum ModelImporter {
         }
         let results = downloader.download(requests)
         var imported: [ImportedModel] = []
+        var networks = ImportNetworks()
         var downloaded = 0
         for (file, result) in zip(files, results) {
             if case .failed(let error) = result.outcome { throw error }
@@ -231,8 +247,26 @@ public enum ModelImporter {
             if result.bytesTransferred > 0 { downloaded += 1 }
             imported.append(try importModel(file: stored.url, name: try RemotePath(file.path).lastSegment,
                                             path: stored.url.path + " (\(file.path))", details: details,
-                                            folder: folder, catalog: catalog))
+                                            folder: folder, catalog: catalog, networks: &networks))
         }
         return (imported, downloaded)
+    }
+}
+
+/// Networks that imported tensors are loaded into, one per architecture. Making a network draws
+/// its Kaiming initialization (a fifth of an import's work), so a batch of imports shares them;
+/// one is reused only for a checkpoint that holds its whole state, so every value is replaced.
+public struct ImportNetworks: Sendable {
+    private var networks: [(network: ResidualUNet, names: Set<String>)] = []
+
+    public init() {}
+
+    mutating func network(for architecture: UNetArchitecture, names: Set<String>) -> ResidualUNet {
+        if let found = networks.first(where: { $0.network.architecture == architecture && $0.names == names }) {
+            return found.network
+        }
+        let network = ResidualUNet(architecture: architecture, seed: 0)
+        networks.append((network, Set(network.stateTensors().map(\.name))))
+        return network
     }
 }

@@ -38,11 +38,8 @@ struct ModelImportCommand: ParsableCommand {
         let folder = data.folder
         let catalog = try CatalogStore(folder: folder)
         let table = try details.map { try StudyModelDetails.read(from: URL(fileURLWithPath: $0)) } ?? [:]
-        for path in files {
-            let model = try ModelImporter.importModel(file: URL(fileURLWithPath: path), details: table,
-                                                      folder: folder, catalog: catalog)
-            print(describe(model))
-        }
+        _ = try ModelImporter.importModels(files: files.map { URL(fileURLWithPath: $0) }, details: table,
+                                           folder: folder, catalog: catalog) { print(describe($0)) }
     }
 }
 
