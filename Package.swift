@@ -17,10 +17,12 @@ let package = Package(
         .library(name: "Segmentation", targets: ["Segmentation"]),
         .library(name: "Synthesis", targets: ["Synthesis"]),
         .library(name: "Experiments", targets: ["Experiments"]),
+        .library(name: "TorchArchive", targets: ["TorchArchive"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // System libraries: a module map plus a shim of typed wrappers for variadic C calls.
@@ -50,8 +52,14 @@ let package = Package(
         .target(name: "Segmentation", dependencies: ["Micrograph", "Preprocessing", "CBLAS", "CKernels"],
                 swiftSettings: optimized),
         .target(name: "Synthesis", dependencies: ["Micrograph"], swiftSettings: optimized),
+        // PyTorch checkpoint files (zip + pickle) read without running Python: a restricted
+        // unpickler that only rebuilds tensors and records module state. Already in the Swift 6
+        // language mode the package is moving to.
+        .target(name: "TorchArchive",
+                dependencies: ["Micrograph", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                swiftSettings: optimized + [.swiftLanguageMode(.v6)]),
         .target(name: "Experiments",
-                dependencies: ["Catalog", "Segmentation", "Preprocessing", "Micrograph",
+                dependencies: ["Catalog", "Segmentation", "Preprocessing", "Micrograph", "Mirrors", "TorchArchive",
                                .product(name: "GRDB", package: "GRDB.swift")],
                 swiftSettings: optimized),
         .executableTarget(
@@ -73,6 +81,8 @@ let package = Package(
                           path: "Benchmarks/preprocessing", swiftSettings: optimized),
         .executableTarget(name: "bench-synthesis", dependencies: ["Synthesis", "Micrograph"],
                           path: "Benchmarks/synthesis", swiftSettings: optimized),
+        .executableTarget(name: "bench-torch-import", dependencies: ["TorchArchive", "Experiments", "Catalog", "Micrograph"],
+                          path: "Benchmarks/torch-import", swiftSettings: optimized),
         .executableTarget(name: "bench-trainer", dependencies: ["Segmentation", "Micrograph"],
                           path: "Benchmarks/trainer", swiftSettings: optimized),
 
@@ -85,10 +95,13 @@ let package = Package(
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "Micrograph", "TestSupport"]),
         .testTarget(name: "MirrorsTests", dependencies: ["Mirrors", "Micrograph", "TestSupport"]),
         .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "Preprocessing", "Micrograph", "TestSupport"]),
+        .testTarget(name: "TorchArchiveTests", dependencies: ["TorchArchive", "Micrograph", "TestSupport"]),
         .testTarget(name: "SynthesisTests",
                     dependencies: ["Synthesis", "Preprocessing", "Micrograph", "TestSupport"]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Catalog", "Segmentation", "Preprocessing", "TestSupport"]),
-        .testTarget(name: "HrtemCLITests", dependencies: ["TestSupport", "Micrograph", "Preprocessing", "Catalog"]),
+        .testTarget(name: "ExperimentsTests",
+                    dependencies: ["Experiments", "Catalog", "Segmentation", "Preprocessing", "TorchArchive", "Micrograph", "TestSupport"]),
+        .testTarget(name: "HrtemCLITests",
+                    dependencies: ["TestSupport", "Micrograph", "Preprocessing", "Catalog", "Segmentation", "TorchArchive"]),
     ],
     swiftLanguageModes: [.v5]
 )

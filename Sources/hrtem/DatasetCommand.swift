@@ -39,10 +39,11 @@ struct DatasetCommand: ParsableCommand {
           hrtem dataset show Ag5nm423e@3f2a
           hrtem dataset verify Ag5nm423e
           hrtem dataset export Ag5nm423e --to out/
+          hrtem dataset import-h5 Au2p2 --images Au_2p2nm_Images.h5 --labels Au_2p2nm_Labels.h5
         """,
         subcommands: [DatasetCreateCommand.self, DatasetImportCommand.self, DatasetBuildCommand.self,
                       DatasetListCommand.self, DatasetShowCommand.self, DatasetVerifyCommand.self,
-                      DatasetExportCommand.self])
+                      DatasetExportCommand.self, DatasetImportH5Command.self])
 }
 
 struct DatasetCreateCommand: ParsableCommand {
@@ -216,5 +217,32 @@ struct DatasetExportCommand: ParsableCommand {
         let version = try DatasetRegistry.locate(spec, in: data.folder)
         let written = try DatasetExport.export(version, to: URL(fileURLWithPath: to), format: format)
         print("exported \(version.name)@\(version.versionId.prefix(12)) to \(to): \(written.map(\.lastPathComponent).joined(separator: ", "))")
+    }
+}
+
+struct DatasetImportH5Command: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import-h5",
+        abstract: "Make a dataset version from an image/label HDF5 pair in the study's layout.",
+        discussion: """
+        The pair is what the study published on Dryad and what `dataset export --format hdf5`
+        writes: images (N, P, P) float64 (stored as float32) and labels (N, P, P) float32 0/1
+        (stored as uint8). Folds are the study's (contiguous blocks, --folds of them). The
+        version's recipe records both files' SHA-256; importing the same pair again reuses it.
+        """)
+    @OptionGroup var data: DataOptions
+    @Argument(help: "Dataset name (letters, digits, _ - .).") var name: String
+    @Option(help: "The images file (<Name>_Images.h5).") var images: String
+    @Option(help: "The labels file (<Name>_Labels.h5).") var labels: String
+    @Option(help: "Folds (the study: 5).") var folds = 5
+    @Option(name: .customLong("images-key"), help: "Dataset name inside the images file.") var imagesKey = "images"
+    @Option(name: .customLong("labels-key"), help: "Dataset name inside the labels file.") var labelsKey = "labels"
+
+    func run() throws {
+        let store = try CatalogStore(folder: data.folder)
+        let result = try DatasetH5Import.importPair(name: name, images: URL(fileURLWithPath: images), labels: URL(fileURLWithPath: labels),
+                                                    folds: folds, imagesKey: imagesKey, labelsKey: labelsKey,
+                                                    store: store, dataFolder: data.folder) { print($0) }
+        _ = result
     }
 }

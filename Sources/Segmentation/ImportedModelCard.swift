@@ -1,0 +1,18 @@
+import Foundation
+import Micrograph
+
+extension ModelCard {
+    /// The card of a model trained elsewhere and imported (the study's published fold models):
+    /// no training happened here, so epochs and training time are 0 and there are no metrics;
+    /// `datasetVersion` names where it was trained (`study:<dataset>`), `datasetFolder` is empty.
+    public static func imported(architecture: UNetArchitecture, parameters: Int, trainedOn dataset: String,
+                                fold: Int, seed: UInt64) -> ModelCard {
+        var configuration = TrainingConfiguration()
+        configuration.architecture = architecture
+        configuration.seed = seed
+        configuration.epochs = 0
+        return ModelCard(architecture: architecture, parameters: parameters, datasetVersion: dataset, datasetFolder: "",
+                         fold: fold, seed: seed, configuration: configuration, epochs: 0, bestEpoch: 0,
+                         bestValidationLoss: 0, validation: nil, test: nil, hrtemVersion: Micrograph.hrtemVersion, trainingSeconds: 0)
+    }
+}
