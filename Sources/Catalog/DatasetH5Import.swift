@@ -8,12 +8,6 @@ import Preprocessing
 /// (N, P, P) float64, `<Name>_Labels.h5` holding `labels` (N, P, P) float32 0/1; what
 /// `DatasetExport` writes and the study published) into a registered dataset version.
 public enum DatasetH5Import {
-    /// The outcome: the version, and whether it was already there.
-    public struct Result: Sendable {
-        public var version: DatasetVersion
-        public var reused: Bool
-    }
-
     /// Imports the pair as version of dataset `name`: images as float32, labels as uint8 0/1,
     /// the study's folds (contiguous `array_split` blocks, `folds` of them), `patches.csv` from
     /// beside the images file when one with N rows is there (an hrtem export), else one row per
@@ -26,7 +20,7 @@ public enum DatasetH5Import {
     public static func importPair(name: String, images: URL, labels: URL, folds: Int = 5,
                                   imagesKey: String = "images", labelsKey: String = "labels",
                                   store: CatalogStore, dataFolder: DataFolder,
-                                  log: (String) -> Void = { _ in }) throws -> Result {
+                                  log: (String) -> Void = { _ in }) throws -> DatasetBuildResult {
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }), !name.hasPrefix(".") else {
             throw DatasetError("dataset name \(name): only letters, digits, '_', '-' and '.' (and not starting with '.')")
         }
@@ -57,26 +51,10 @@ public enum DatasetH5Import {
         recipe.minParticlePixels = 0
         let input = ResolvedFrame(session: "hdf5", file: images.lastPathComponent, sha256: imagesSHA, labelSha256: labelsSHA)
         let resolved = ResolvedRecipe(formatVersion: datasetFormatVersion, recipe: recipe, frames: [input])
-        let versionId = resolved.versionId
-        let fm = FileManager.default
-        let finalFolder = dataFolder.datasetsFolder.appendingPathComponent(name).appendingPathComponent(versionId)
-        let registered = try DatasetRegistry.versions(named: name, in: store).first { $0.versionId == versionId }
-        if registered != nil, fm.fileExists(atPath: finalFolder.appendingPathComponent("MANIFEST").path) {
-            log("\(name)@\(versionId.prefix(12)) is already imported")
-            return Result(version: try DatasetVersion.open(at: finalFolder), reused: true)
-        }
-        if registered != nil {
-            try store.dbQueue.write { db in
-                try db.execute(sql: "DELETE FROM dataset_versions WHERE version_id = ?", arguments: [versionId])
-            }
-        }
-        if fm.fileExists(atPath: finalFolder.path) { try fm.removeItem(at: finalFolder) }
-        let temporary = dataFolder.temporaryFolder
-            .appendingPathComponent("dataset-\(versionId.prefix(16))-\(ProcessInfo.processInfo.processIdentifier)")
-        try? fm.removeItem(at: temporary)
-        try fm.createDirectory(at: temporary, withIntermediateDirectories: true)
-        do {
-            let particles = try writeArrays(imageSource, labelSource, count: count, patch: patch, into: temporary)
+        let versionId = try resolved.versionId()
+        return try DatasetMaterializer.publish(recipe, versionId: versionId, store: store, dataFolder: dataFolder,
+                                                    log: log) { folder in
+            let particles = try writeArrays(imageSource, labelSource, count: count, patch: patch, into: folder)
             let rows = try patchRowsBeside(images, count: count)
             var csv = "patch,session,file,row,column,particle_pixels\n"
             for index in 0..<count {
@@ -87,33 +65,14 @@ public enum DatasetH5Import {
                     csv += "\(index),hdf5,\(csvField(images.lastPathComponent)),0,0,\(particles[index])\n"
                 }
             }
-            try writeFileAtomically(Data(csv.utf8), to: temporary.appendingPathComponent("patches.csv"))
-            try writeFileAtomically(studyFolds(count: count, k: folds).jsonBytes(), to: temporary.appendingPathComponent("folds.json"))
+            let files = VersionFolder(folder)
+            try writeFileAtomically(Data(csv.utf8), to: files.patchesFile)
+            try writeFileAtomically(studyFolds(count: count, k: folds).jsonBytes(), to: files.foldsFile)
             let info = DatasetVersionInfo(versionId: versionId, name: name, query: "", formatVersion: datasetFormatVersion,
                                           recipe: recipe, frames: [input], frameOrder: [0], frameCount: 1,
                                           patchCount: count, patchSize: patch, foldRule: .study)
-            try writeFileAtomically(canonicalEncoder().encodeOrDie(info), to: temporary.appendingPathComponent("recipe.json"))
-            var manifest = ""
-            for file in DatasetVersion.dataFiles {
-                manifest += "\(try sha256Hex(fileAt: temporary.appendingPathComponent(file)))  \(file)\n"
-            }
-            try writeFileAtomically(Data(manifest.utf8), to: temporary.appendingPathComponent("MANIFEST"))
-            try fm.createDirectory(at: finalFolder.deletingLastPathComponent(), withIntermediateDirectories: true)
-            try fm.moveItem(at: temporary, to: finalFolder)
-            let manifestHash = try sha256Hex(fileAt: finalFolder.appendingPathComponent("MANIFEST"))
-            try store.dbQueue.write { db in
-                let recipeId = try RecipeStore.save(definition: String(decoding: recipe.canonicalJSON(), as: UTF8.self),
-                                                    name: name, in: db)
-                try db.execute(sql: """
-                    INSERT INTO dataset_versions (recipe_id, version_id, folder, frame_count, patch_count, manifest_sha256)
-                    VALUES (?, ?, ?, ?, ?, ?)
-                    """, arguments: [recipeId, versionId, "datasets/\(name)/\(versionId)", 1, count, manifestHash])
-            }
-            log("imported \(name)@\(versionId.prefix(12)): \(count) patches of \(patch) x \(patch), \(folds) folds -> \(finalFolder.path)")
-            return Result(version: DatasetVersion(folder: finalFolder, info: info), reused: false)
-        } catch {
-            try? fm.removeItem(at: temporary)
-            throw error
+            try writeFileAtomically(try CanonicalJSON.pretty(info), to: files.recipeFile)
+            return info
         }
     }
 

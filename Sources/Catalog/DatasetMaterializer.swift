@@ -86,11 +86,24 @@ public enum DatasetMaterializer {
                              log: (String) -> Void = { _ in }) throws -> DatasetBuildResult {
         let (resolved, inputs) = try resolve(recipe, store: store, dataFolder: dataFolder)
         let versionId = try resolved.versionId()
+        return try publish(recipe, versionId: versionId, store: store, dataFolder: dataFolder, log: log) { folder in
+            try write(resolved: resolved, inputs: inputs, versionId: versionId, into: folder, jobs: jobs, log: log)
+        }
+    }
+
+    /// Publishes a dataset version, the one way every builder does it (this materializer, the
+    /// HDF5 importer): a version already built and registered is reused; otherwise leftovers of
+    /// an interrupted build are removed, `write` fills a temporary folder and returns what
+    /// `recipe.json` says, `MANIFEST` is written, the folder is renamed to
+    /// `datasets/<name>/<id>` and registered in one transaction. Nothing is registered and no
+    /// folder is published unless `write` succeeded.
+    static func publish(_ recipe: DatasetRecipe, versionId: String, store: CatalogStore, dataFolder: DataFolder,
+                        log: (String) -> Void, write: (URL) throws -> DatasetVersionInfo) throws -> DatasetBuildResult {
         let fm = FileManager.default
         let finalFolder = dataFolder.datasetsFolder.appendingPathComponent(recipe.name).appendingPathComponent(versionId)
         try removeStaleBuilds(in: dataFolder)
         let registered = try DatasetRegistry.versions(named: recipe.name, in: store).first { $0.versionId == versionId }
-        if registered != nil, fm.fileExists(atPath: finalFolder.appendingPathComponent(VersionFolder.manifestName).path) {
+        if registered != nil, fm.fileExists(atPath: VersionFolder(finalFolder).manifestFile.path) {
             log("\(recipe.name)@\(versionId.prefix(12)) is already built")
             return DatasetBuildResult(version: try DatasetVersion.open(at: finalFolder), reused: true)
         }
@@ -107,14 +120,19 @@ public enum DatasetMaterializer {
         try? fm.removeItem(at: temporary)
         try fm.createDirectory(at: temporary, withIntermediateDirectories: true)
         do {
-            let info = try write(resolved: resolved, inputs: inputs, versionId: versionId, into: temporary, jobs: jobs, log: log)
+            let info = try write(temporary)
+            let files = VersionFolder(temporary)
+            var manifest = ""
+            for name in VersionFolder.dataFiles {
+                manifest += "\(try sha256Hex(fileAt: temporary.appendingPathComponent(name)))  \(name)\n"
+            }
+            try writeFileAtomically(Data(manifest.utf8), to: files.manifestFile)
             try fm.createDirectory(at: finalFolder.deletingLastPathComponent(), withIntermediateDirectories: true)
             try fm.moveItem(at: temporary, to: finalFolder)
-            let manifestHash = try sha256Hex(fileAt: finalFolder.appendingPathComponent(VersionFolder.manifestName))
+            let manifestHash = try sha256Hex(fileAt: VersionFolder(finalFolder).manifestFile)
             let relative = "datasets/\(recipe.name)/\(versionId)"
             try store.dbQueue.write { db in
-                let recipeId = try RecipeStore.save(definition: try recipe.canonicalText(),
-                                                    name: recipe.name, in: db)
+                let recipeId = try RecipeStore.save(definition: try recipe.canonicalText(), name: recipe.name, in: db)
                 try db.execute(sql: """
                     INSERT INTO dataset_versions (recipe_id, version_id, folder, frame_count, patch_count, manifest_sha256)
                     VALUES (?, ?, ?, ?, ?, ?)
@@ -257,11 +275,6 @@ public enum DatasetMaterializer {
                                       frameOrder: order, frameCount: inputs.count, patchCount: patchCount,
                                       patchSize: patch, foldRule: rule)
         try writeSynced(try CanonicalJSON.pretty(info), to: folder.appendingPathComponent(VersionFolder.recipeName))
-        var manifest = ""
-        for name in VersionFolder.dataFiles {
-            manifest += "\(try sha256Hex(fileAt: folder.appendingPathComponent(name)))  \(name)\n"
-        }
-        try writeSynced(Data(manifest.utf8), to: folder.appendingPathComponent(VersionFolder.manifestName))
         log("  written and hashed (\(elapsed()))")
         return info
     }
