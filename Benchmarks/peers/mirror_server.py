@@ -71,9 +71,14 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_HEAD(self):
+        state.record({"begun": True})
         self.serve(head=True)
 
     def do_GET(self):
+        # A "begun" line before any reply: a reader of the log knows a request is still being
+        # answered (its record is written after the reply, which the client may have finished
+        # reading first) and waits for it.
+        state.record({"begun": True})
         self.serve(head=False)
 
     def reply_status(self, code, path, rng, retry_after=None):

@@ -39,6 +39,11 @@ extension CatalogStore {
         try dbQueue.read { db in try ModelRecord.fetchOne(db, key: id) }
     }
 
+    /// The model registered with this folder, if any.
+    public func model(folder: String) throws -> ModelRecord? {
+        try dbQueue.read { db in try ModelRecord.filter(Column("checkpoint_path") == folder).fetchOne(db) }
+    }
+
     /// Every registered model, by id.
     public func models() throws -> [ModelRecord] {
         try dbQueue.read { db in try ModelRecord.order(Column("id")).fetchAll(db) }

@@ -67,10 +67,19 @@ public final class LocalMirror {
         public var authorization: String?
     }
 
-    /// The requests the server has answered so far, in order.
+    /// The requests the server has answered so far, in order. The server records a request
+    /// after its reply, which a client can finish reading first; so this waits (up to 5 s) until
+    /// every request the server has begun is recorded.
     public func requests() -> [LoggedRequest] {
-        guard let text = try? String(contentsOf: logFile, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(LoggedRequest.self, from: Data($0.utf8)) }
+        struct Begun: Decodable { var begun: Bool }
+        let deadline = Date().addingTimeInterval(5)
+        while true {
+            let lines = ((try? String(contentsOf: logFile, encoding: .utf8)) ?? "").split(separator: "\n").map { Data($0.utf8) }
+            let answered = lines.compactMap { try? JSONDecoder().decode(LoggedRequest.self, from: $0) }
+            let begun = lines.filter { (try? JSONDecoder().decode(Begun.self, from: $0)) != nil }.count
+            if answered.count >= begun || Date() > deadline { return answered }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
     }
 }
 

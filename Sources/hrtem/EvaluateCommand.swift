@@ -35,9 +35,12 @@ struct EvaluateCommand: ParsableCommand {
         let folder = data.folder
         let modelFolder = MatrixCLI.absoluteURL(model)
         let card = try ModelCard.read(from: modelFolder)
-        // A model's id is its training unit's, which its card determines.
-        let modelID = try MatrixPlan.trainUnitID(datasetID: card.datasetVersion, fold: card.fold,
-                                                 settings: card.configuration, executor: .trainer)
+        let catalog = try ModelResults.catalog(of: folder)
+        // The id the catalog knows the folder by (an imported model's is its file's name); else
+        // its training unit's, which its card determines.
+        let registered = try catalog?.catalog.model(folder: modelFolder.path)
+        let modelID = try registered?.id ?? MatrixPlan.trainUnitID(datasetID: card.datasetVersion, fold: card.fold,
+                                                                   settings: card.configuration, executor: .trainer)
         let version = try DatasetResolution.resolve(dataset, in: folder)
         let scope: EvaluationScope
         if let fold { scope = .testFold(fold) }
@@ -47,16 +50,12 @@ struct EvaluateCommand: ParsableCommand {
                                 scope: scope, dihedral: dihedral, threads: threads)
         let evaluation = try TrainerExecutor(dataFolder: folder)
             .evaluate(unit, model: ModelRef(id: modelID, folder: modelFolder.path, card: card))
-        var recorded = false
-        if let catalog = try ModelResults.catalog(of: folder), try catalog.catalog.model(id: modelID) != nil {
-            try catalog.record(evaluation, for: unit)
-            recorded = true
-        }
+        if let catalog, registered != nil { try catalog.record(evaluation, for: unit) }
         if json {
             print(String(decoding: try CanonicalJSON.file(evaluation.metrics), as: UTF8.self), terminator: "")
         } else {
             print("\(version.label), \(scope == .wholeDataset ? "all patches" : "fold \(scope.fold!) test"): " + ModelResults.line(evaluation.metrics))
-            if recorded { print("recorded in the catalog for model \(modelID)") }
+            if registered != nil { print("recorded in the catalog for model \(modelID)") }
         }
     }
 }

@@ -27,7 +27,7 @@ final class DatasetImportH5Tests: XCTestCase {
         let imported = try runHrtem(["dataset", "import-h5", "au5-h5", "--images", images.path, "--labels", labels.path,
                                      "--folds", "4"] + data)
         XCTAssertEqual(imported.status, 0, imported.standardError)
-        XCTAssertTrue(imported.standardOutput.contains("imported au5-h5@"), imported.standardOutput)
+        XCTAssertTrue(imported.standardOutput.contains("built au5-h5@"), imported.standardOutput)
         let copy = try DatasetRegistry.locate("au5-h5", in: fixture.dataFolder, store: fixture.store)
         XCTAssertEqual(copy.patchCount, original.patchCount)
         XCTAssertEqual(copy.patchSize, 64)
@@ -41,7 +41,7 @@ final class DatasetImportH5Tests: XCTestCase {
         XCTAssertEqual(try copy.verify(), [])
         let again = try runHrtem(["dataset", "import-h5", "au5-h5", "--images", images.path, "--labels", labels.path,
                                   "--folds", "4"] + data)
-        XCTAssertTrue(again.standardOutput.contains("already imported"), again.standardOutput)
+        XCTAssertTrue(again.standardOutput.contains("is already built"), again.standardOutput)
         XCTAssertEqual(try DatasetRegistry.versions(named: "au5-h5", in: fixture.store).count, 1)
         // A recipe's name is not taken over.
         let clash = try runHrtem(["dataset", "import-h5", "au5", "--images", images.path, "--labels", labels.path] + data)

@@ -158,9 +158,11 @@ final class DownloaderTests: XCTestCase {
         let result = downloader().download([request(server)])[0]
         try assertVerified(result)
         XCTAssertEqual(result.attempts, 2)
+        // The abandoned first request is recorded when its handler notices the closed
+        // connection, which may be after the resumed one.
         let log = server.requests()
-        XCTAssertEqual(log.last?.status, 206)
-        XCTAssertNotNil(log.last?.range)
+        XCTAssertEqual(log.map(\.status).sorted(), [200, 206])
+        XCTAssertNotNil(log.first { $0.status == 206 }?.range)
     }
 
     func testTricklingForeverFailsClearlyWithoutAFinalFile() throws {
