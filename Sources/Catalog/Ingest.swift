@@ -60,25 +60,30 @@ public struct Ingester: Sendable {
     /// the extension) and `{name}` (its name) are replaced; nil is the study's layout,
     /// `{dir}/Labels/{stem}_label.png`. A label may be PNG, TIFF, NPY or any frame format.
     public var labelTemplate: String?
-    /// Which values of a multi-class mask are particle; nil: any non-zero value.
+    /// Which values of a multi-class mask (category ids of a COCO file) are particle; nil:
+    /// any non-zero value (every annotation).
     public var particleClasses: Set<Int>?
+    /// Where masks rasterized from COCO annotation files are kept (content-addressed PNG);
+    /// `hrtem ingest` passes the data folder's store.
+    public var maskStore: URL?
 
     public static let defaultLabelTemplate = "{dir}/Labels/{stem}_label.png"
 
     public init(jobs: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 64, rehash: Bool = false,
-                labelTemplate: String? = nil, particleClasses: Set<Int>? = nil) {
+                labelTemplate: String? = nil, particleClasses: Set<Int>? = nil, maskStore: URL? = nil) {
         self.jobs = max(1, jobs)
         self.batchSize = max(1, batchSize)
         self.rehash = rehash
         self.labelTemplate = labelTemplate == Ingester.defaultLabelTemplate ? nil : labelTemplate
         self.particleClasses = particleClasses
+        self.maskStore = maskStore
     }
 
     /// The label path `template` gives for a frame file.
     /// - Throws: `FormatError` (file = the template) when it names no frame part or an unknown one.
     public static func labelPath(_ template: String, frame: URL) throws -> URL {
-        guard template.contains("{stem}") || template.contains("{name}") else {
-            throw FormatError(file: template, "a label template needs {stem} or {name} (e.g. '{dir}/masks/{stem}.tif')")
+        guard template.contains("{stem}") || template.contains("{name}") || template.lowercased().hasSuffix(".json") else {
+            throw FormatError(file: template, "a label template needs {stem} or {name} (e.g. '{dir}/masks/{stem}.tif'), or names a COCO .json file")
         }
         let stem = frame.deletingPathExtension().lastPathComponent
         let path = template.replacingOccurrences(of: "{dir}", with: frame.deletingLastPathComponent().path)
@@ -128,6 +133,23 @@ public struct Ingester: Sendable {
         var frameFileName: String
     }
 
+    /// Writes a rasterized mask as a 0/255 PNG into `maskStore/<2 hex>/<sha256>.png`.
+    func storeMask(_ mask: Raster<UInt8>, source: URL) throws -> URL {
+        guard let maskStore else { throw FormatError(file: source.path, "COCO labels need a folder to keep their rasterized masks") }
+        let temporary = maskStore.appendingPathComponent(".coco-\(UUID().uuidString).png")
+        try writePNG(gray8: mask.map { $0 == 0 ? 0 : 255 }, to: temporary)
+        defer { try? FileManager.default.removeItem(at: temporary) }
+        let digest = try sha256Hex(fileAt: temporary)
+        let destination = maskStore.appendingPathComponent(String(digest.prefix(2))).appendingPathComponent(digest + ".png")
+        if !FileManager.default.fileExists(atPath: destination.path) {
+            try FileManager.default.createDirectory(at: destination.deletingLastPathComponent(), withIntermediateDirectories: true)
+            if rename(temporary.path, destination.path) != 0 {
+                throw FormatError(file: destination.path, "cannot move the mask into the store: \(String(cString: strerror(errno)))")
+            }
+        }
+        return destination
+    }
+
     /// What reading one frame file gave (computed in parallel, written serially).
     struct ReadFrame {
         var file: IngestFile
@@ -150,7 +172,8 @@ public struct Ingester: Sendable {
             let (templateFrames, templateLabels, more) = try applyTemplate(template, frames: frames, folderLabels: labels)
             var report = try ingest(frames: templateFrames, labels: [], into: store, progress: progress)
             try recordTemplateLabels(templateLabels, into: store, report: &report)
-            report.unplaced = skipped + more + report.unplaced
+            let labelPaths = Set(templateLabels.map { $0.file.url.standardizedFileURL.path })
+            report.unplaced = skipped.filter { !labelPaths.contains(URL(fileURLWithPath: $0.path).standardizedFileURL.path) } + more + report.unplaced
             return report
         }
         var report = try ingest(frames: frames, labels: labels, into: store, progress: progress)
@@ -195,11 +218,29 @@ public struct Ingester: Sendable {
     }
 
     /// Reads and records labels found through a template (their frames are already ingested).
+    /// A COCO annotation file gives each frame the union of its image's annotations (of the
+    /// particle categories when given), rasterized as pycocotools does and kept as a PNG in
+    /// `maskStore`.
     func recordTemplateLabels(_ labels: [TemplateLabel], into store: CatalogStore, report: inout IngestReport) throws {
+        var cocoFiles = [String: Result<COCOAnnotations, Error>]()
+        for label in labels where label.file.url.pathExtension.lowercased() == "json" && cocoFiles[label.file.url.path] == nil {
+            cocoFiles[label.file.url.path] = Result { try COCOAnnotations(contentsOf: label.file.url) }
+        }
         for start in stride(from: 0, to: labels.count, by: batchSize) {
             let batch = Array(labels[start..<min(start + batchSize, labels.count)])
             let results = readInParallel(batch) { label -> (TemplateLabel, Raster<UInt8>?, String?, String?) in
                 do {
+                    if let coco = cocoFiles[label.file.url.path] {
+                        let annotations = try coco.get()
+                        guard let image = annotations.image(named: label.frameFileName) else {
+                            throw FormatError(file: label.file.url.path, "no image with file_name '\(label.frameFileName)'")
+                        }
+                        let mask = try annotations.mask(for: image, categories: particleClasses)
+                        let stored = try storeMask(mask, source: label.file.url)
+                        var file = label.file
+                        file.url = stored
+                        return (TemplateLabel(file: file, frameFileName: label.frameFileName), mask, try sha256Hex(fileAt: stored), nil)
+                    }
                     let mask = try readLabelMask(at: label.file.url, particleClasses: particleClasses)
                     return (label, mask, try sha256Hex(fileAt: label.file.url), nil)
                 } catch {

@@ -17,13 +17,16 @@ struct IngestCommand: ParsableCommand {
         Frames may be DM3/DM4, TIFF, MRC, TIA SER (metadata from the EMI beside it) or Velox and
         Berkeley EMD, recognized by content. --labels names each frame's label through a
         template ({dir}: the frame's folder, {stem}: its name without extension, {name}: its
-        name); a label may be PNG, TIFF, NPY or any frame format. A mask pixel is particle when
-        it is non-zero, or with --particle-classes when its value is one of those classes.
+        name); a label may be PNG, TIFF, NPY or any frame format, or a COCO annotation file
+        ('{dir}/instances.json': each frame's image, its polygons and RLE masks rasterized as
+        pycocotools does). A mask pixel is particle when it is non-zero, or with
+        --particle-classes when its value (a COCO category id) is one of those classes.
 
         Examples:
           hrtem import-metadata Dataset_metadata.csv && hrtem ingest /data/hrtem-generalization
           hrtem ingest --jobs 8 synthetic-data
           hrtem ingest lab-data --labels '{dir}/masks/{stem}.tif' --particle-classes 2,3
+          hrtem ingest lab-data --labels '{dir}/annotations/instances.json' --particle-classes 1
         """)
 
     @OptionGroup var data: DataOptions
@@ -49,8 +52,8 @@ struct IngestCommand: ParsableCommand {
     func validate() throws {
         guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
-        if let labels, !labels.contains("{stem}") && !labels.contains("{name}") {
-            throw ValidationError("--labels needs {stem} or {name}, e.g. '{dir}/masks/{stem}.tif'")
+        if let labels, !labels.contains("{stem}") && !labels.contains("{name}") && !labels.lowercased().hasSuffix(".json") {
+            throw ValidationError("--labels needs {stem} or {name}, e.g. '{dir}/masks/{stem}.tif', or names a COCO .json file")
         }
         _ = try classes()
     }
@@ -67,7 +70,8 @@ struct IngestCommand: ParsableCommand {
     func run() throws {
         let store = try CatalogStore(folder: data.folder)
         let start = Date()
-        let report = try Ingester(jobs: jobs, batchSize: batch, rehash: rehash, labelTemplate: labels, particleClasses: classes())
+        let report = try Ingester(jobs: jobs, batchSize: batch, rehash: rehash, labelTemplate: labels, particleClasses: classes(),
+                                  maskStore: data.folder.storeFolder.appendingPathComponent("masks"))
             .ingest(folder: URL(fileURLWithPath: folder), into: store) { line in
                 FileHandle.standardError.write(Data("\(line)\n".utf8))
             }

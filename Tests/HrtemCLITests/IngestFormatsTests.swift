@@ -125,4 +125,36 @@ final class IngestFormatsTests: XCTestCase {
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.standardError.contains("{stem}"), bad.standardError)
     }
+
+    func testCOCOAnnotationsAsLabels() throws {
+        let session = root.appendingPathComponent("mirror/coco")
+        let frame = Raster(width: 8, height: 6, pixels: (0..<48).map { Float($0) })
+        try writeDM(frame, to: session.appendingPathComponent("a.dm4"), pixelSizeNM: 0.02)
+        try writeDM(frame, to: session.appendingPathComponent("b.dm4"), pixelSizeNM: 0.02)
+        var ring = Raster(width: 8, height: 6, repeating: UInt8(1))
+        ring[2, 3] = 0; ring[3, 4] = 0
+        let coco: [String: Any] = [
+            "images": [["id": 1, "file_name": "a.dm4", "height": 6, "width": 8], ["id": 2, "file_name": "b.dm4", "height": 6, "width": 8]],
+            "annotations": [["id": 1, "image_id": 1, "category_id": 1, "segmentation": [[0.5, 0.5, 6.2, 1, 4, 5.5]]],
+                            ["id": 2, "image_id": 2, "category_id": 2, "iscrowd": 1,
+                             "segmentation": ["size": [6, 8], "counts": COCOMask.encodeCounts(COCOMask.RunLengths(ring))]]],
+            "categories": [["id": 1, "name": "particle"], ["id": 2, "name": "support"]]]
+        let json = session.appendingPathComponent("instances.json")
+        try writeFileAtomically(try JSONSerialization.data(withJSONObject: coco), to: json)
+        let annotations = try COCOAnnotations(contentsOf: json)
+        let triangle = try annotations.mask(for: annotations.image(named: "a.dm4")!).pixels.filter { $0 != 0 }.count
+        XCTAssertGreaterThan(triangle, 0)
+
+        let result = try run(["ingest", root.appendingPathComponent("mirror").path, "--labels", "{dir}/instances.json"])
+        XCTAssertEqual(result.status, 0, result.standardError)
+        XCTAssertTrue(result.standardOutput.contains("2 frame file(s): 2 new") && result.standardOutput.contains("labels: 2 new"), result.standardOutput)
+        XCTAssertFalse(result.standardOutput.contains("instances.json"), "the COCO file is a label source, not an unplaced file: \(result.standardOutput)")
+        XCTAssertTrue(try run(["show", "coco/a.dm4"]).standardOutput.contains("\(triangle) particle pixels, 8 x 6"))
+        XCTAssertTrue(try run(["show", "coco/b.dm4"]).standardOutput.contains("46 particle pixels, 8 x 6"))
+
+        // Only category 1 is particle: b's support annotation no longer counts.
+        let again = try run(["ingest", root.appendingPathComponent("mirror").path, "--labels", "{dir}/instances.json", "--particle-classes", "1"])
+        XCTAssertEqual(again.status, 0, again.standardError)
+        XCTAssertTrue(try run(["show", "coco/b.dm4"]).standardOutput.contains("0 particle pixels, 8 x 6"))
+    }
 }
