@@ -45,61 +45,63 @@ public enum DatasetExport {
 
     /// Streams an (N, P, P) float32 or uint8 NPY file into an HDF5 dataset.
     static func writeHDF5(from npy: URL, to target: URL, key: String, float64: Bool, patch: Int) throws -> URL {
-        let handle = try FileHandle(forReadingFrom: npy)
-        defer { try? handle.close() }
-        let preamble = try handle.read(upToCount: 12) ?? Data()
-        guard preamble.count >= 10 else { throw DatasetError("\(npy.path): not an NPY file") }
-        let headerLength = preamble[6] == 1 ? 10 + Int(preamble[8]) | Int(preamble[9]) << 8
-                                           : 12 + (Int(preamble[8]) | Int(preamble[9]) << 8 | Int(preamble[10]) << 16 | Int(preamble[11]) << 24)
-        try handle.seek(toOffset: 0)
-        let header = try npyShapeAndType(String(decoding: try handle.read(upToCount: headerLength) ?? Data(), as: UTF8.self), file: npy.path)
-        guard header.shape.count == 3, header.shape[1] == patch, header.shape[2] == patch,
-              header.pixelType == .float32 || header.pixelType == .uint8 else {
-            throw DatasetError("\(npy.path): expected (N, \(patch), \(patch)) float32 or uint8, found \(header.shape) \(header.pixelType)")
-        }
-        let count = header.shape[0], plane = patch * patch
-        let temporary = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).partial")
-        try? FileManager.default.removeItem(at: temporary)
-        hrtem_h5_quiet()
-        let file = hrtem_h5_create_file(temporary.path)
-        guard file >= 0 else { throw DatasetError("\(temporary.path): libhdf5 cannot create the file") }
-        var fileOpen = true
-        defer { if fileOpen { _ = hrtem_h5_close_file(file) } }
-        let dataset = hrtem_h5_create_dataset_3d(file, key, float64 ? 1 : 0, hsize_t(count), hsize_t(patch), hsize_t(patch))
-        guard dataset >= 0 else { throw DatasetError("\(temporary.path): libhdf5 cannot create dataset \(key)") }
-        try handle.seek(toOffset: UInt64(headerLength))
-        let perChunk = max(1, (32 << 20) / (plane * 8))
-        var index = 0
-        while index < count {
-            let n = min(perChunk, count - index)
-            let bytes = try handle.read(upToCount: n * plane * header.pixelType.byteCount) ?? Data()
-            guard bytes.count == n * plane * header.pixelType.byteCount else {
-                _ = hrtem_h5_close_dataset(dataset)
-                throw DatasetError("\(npy.path): truncated at patch \(index)")
+        try HDF5Library.shared.run {
+            let handle = try FileHandle(forReadingFrom: npy)
+            defer { try? handle.close() }
+            let preamble = try handle.read(upToCount: 12) ?? Data()
+            guard preamble.count >= 10 else { throw DatasetError("\(npy.path): not an NPY file") }
+            let headerLength = preamble[6] == 1 ? 10 + Int(preamble[8]) | Int(preamble[9]) << 8
+                                               : 12 + (Int(preamble[8]) | Int(preamble[9]) << 8 | Int(preamble[10]) << 16 | Int(preamble[11]) << 24)
+            try handle.seek(toOffset: 0)
+            let header = try npyShapeAndType(String(decoding: try handle.read(upToCount: headerLength) ?? Data(), as: UTF8.self), file: npy.path)
+            guard header.shape.count == 3, header.shape[1] == patch, header.shape[2] == patch,
+                  header.pixelType == .float32 || header.pixelType == .uint8 else {
+                throw DatasetError("\(npy.path): expected (N, \(patch), \(patch)) float32 or uint8, found \(header.shape) \(header.pixelType)")
             }
-            var status: herr_t = 0
-            if float64 {
-                let values: [Double] = bytes.withUnsafeBytes { raw in
-                    header.pixelType == .float32 ? raw.bindMemory(to: Float.self).map(Double.init) : raw.map(Double.init)
+            let count = header.shape[0], plane = patch * patch
+            let temporary = target.deletingLastPathComponent().appendingPathComponent(".\(target.lastPathComponent).partial")
+            try? FileManager.default.removeItem(at: temporary)
+            hrtem_h5_quiet()
+            let file = hrtem_h5_create_file(temporary.path)
+            guard file >= 0 else { throw DatasetError("\(temporary.path): libhdf5 cannot create the file") }
+            var fileOpen = true
+            defer { if fileOpen { _ = hrtem_h5_close_file(file) } }
+            let dataset = hrtem_h5_create_dataset_3d(file, key, float64 ? 1 : 0, hsize_t(count), hsize_t(patch), hsize_t(patch))
+            guard dataset >= 0 else { throw DatasetError("\(temporary.path): libhdf5 cannot create dataset \(key)") }
+            try handle.seek(toOffset: UInt64(headerLength))
+            let perChunk = max(1, (32 << 20) / (plane * 8))
+            var index = 0
+            while index < count {
+                let n = min(perChunk, count - index)
+                let bytes = try handle.read(upToCount: n * plane * header.pixelType.byteCount) ?? Data()
+                guard bytes.count == n * plane * header.pixelType.byteCount else {
+                    _ = hrtem_h5_close_dataset(dataset)
+                    throw DatasetError("\(npy.path): truncated at patch \(index)")
                 }
-                status = values.withUnsafeBytes { hrtem_h5_write_planes(dataset, hsize_t(index), hsize_t(n), hsize_t(patch), hsize_t(patch), 1, $0.baseAddress) }
-            } else {
-                let values: [Float] = bytes.withUnsafeBytes { raw in
-                    header.pixelType == .float32 ? Array(raw.bindMemory(to: Float.self)) : raw.map { $0 != 0 ? 1 : 0 }
+                var status: herr_t = 0
+                if float64 {
+                    let values: [Double] = bytes.withUnsafeBytes { raw in
+                        header.pixelType == .float32 ? raw.bindMemory(to: Float.self).map(Double.init) : raw.map(Double.init)
+                    }
+                    status = values.withUnsafeBytes { hrtem_h5_write_planes(dataset, hsize_t(index), hsize_t(n), hsize_t(patch), hsize_t(patch), 1, $0.baseAddress) }
+                } else {
+                    let values: [Float] = bytes.withUnsafeBytes { raw in
+                        header.pixelType == .float32 ? Array(raw.bindMemory(to: Float.self)) : raw.map { $0 != 0 ? 1 : 0 }
+                    }
+                    status = values.withUnsafeBytes { hrtem_h5_write_planes(dataset, hsize_t(index), hsize_t(n), hsize_t(patch), hsize_t(patch), 0, $0.baseAddress) }
                 }
-                status = values.withUnsafeBytes { hrtem_h5_write_planes(dataset, hsize_t(index), hsize_t(n), hsize_t(patch), hsize_t(patch), 0, $0.baseAddress) }
+                guard status >= 0 else {
+                    _ = hrtem_h5_close_dataset(dataset)
+                    throw DatasetError("\(temporary.path): libhdf5 failed writing patches \(index)..<\(index + n)")
+                }
+                index += n
             }
-            guard status >= 0 else {
-                _ = hrtem_h5_close_dataset(dataset)
-                throw DatasetError("\(temporary.path): libhdf5 failed writing patches \(index)..<\(index + n)")
-            }
-            index += n
+            _ = hrtem_h5_close_dataset(dataset)
+            fileOpen = false
+            guard hrtem_h5_close_file(file) >= 0 else { throw DatasetError("\(temporary.path): libhdf5 failed closing the file") }
+            try FileManager.default.moveItem(at: temporary, to: target)
+            return target
         }
-        _ = hrtem_h5_close_dataset(dataset)
-        fileOpen = false
-        guard hrtem_h5_close_file(file) >= 0 else { throw DatasetError("\(temporary.path): libhdf5 failed closing the file") }
-        try FileManager.default.moveItem(at: temporary, to: target)
-        return target
     }
 }
 

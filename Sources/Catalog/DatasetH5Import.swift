@@ -21,58 +21,60 @@ public enum DatasetH5Import {
                                   imagesKey: String = "images", labelsKey: String = "labels",
                                   store: CatalogStore, dataFolder: DataFolder,
                                   log: (String) -> Void = { _ in }) throws -> DatasetBuildResult {
-        guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }), !name.hasPrefix(".") else {
-            throw DatasetError("dataset name \(name): only letters, digits, '_', '-' and '.' (and not starting with '.')")
-        }
-        guard folds >= 2 else { throw DatasetError("folds must be at least 2") }
-        if let existing = try RecipeStore.recipe(named: name, in: store), !existing.query.isEmpty {
-            throw DatasetError("dataset \(name) is defined by a recipe (query \(existing.query)); import under another name")
-        }
-        let imagesSHA = try sha256Hex(fileAt: images), labelsSHA = try sha256Hex(fileAt: labels)
-        let imageSource = try H5Planes(url: images, key: imagesKey)
-        defer { imageSource.close() }
-        let labelSource = try H5Planes(url: labels, key: labelsKey)
-        defer { labelSource.close() }
-        guard imageSource.shape == labelSource.shape else {
-            throw FormatError(file: labels.path, "\(labelsKey) is \(labelSource.shape), the images in \(images.lastPathComponent) are \(imageSource.shape)")
-        }
-        let count = imageSource.shape[0], patch = imageSource.shape[1]
-        guard count > 0 else { throw FormatError(file: images.path, "\(imagesKey) holds no patches") }
-        guard patch == imageSource.shape[2], patch % 16 == 0 else {
-            throw FormatError(file: images.path, "\(imagesKey) is \(imageSource.shape): patches must be square, a multiple of 16 on a side")
-        }
-        guard count >= folds else { throw DatasetError("\(count) patches cannot make \(folds) folds") }
-
-        var recipe = DatasetRecipe(name: name, query: "",
-                                   description: "imported from \(images.lastPathComponent) and \(labels.lastPathComponent) (study HDF5 layout)")
-        recipe.patch = patch
-        recipe.stride = patch
-        recipe.folds = folds
-        recipe.minParticlePixels = 0
-        let input = ResolvedFrame(session: "hdf5", file: images.lastPathComponent, sha256: imagesSHA, labelSha256: labelsSHA)
-        let resolved = ResolvedRecipe(formatVersion: datasetFormatVersion, recipe: recipe, frames: [input])
-        let versionId = try resolved.versionId()
-        return try DatasetMaterializer.publish(recipe, versionId: versionId, store: store, dataFolder: dataFolder,
-                                                    log: log) { folder in
-            let particles = try writeArrays(imageSource, labelSource, count: count, patch: patch, into: folder)
-            let rows = try patchRowsBeside(images, count: count)
-            var csv = "patch,session,file,row,column,particle_pixels\n"
-            for index in 0..<count {
-                if let rows {
-                    let row = rows[index]
-                    csv += "\(index),\(csvField(row.session)),\(csvField(row.file)),\(row.row),\(row.column),\(particles[index])\n"
-                } else {
-                    csv += "\(index),hdf5,\(csvField(images.lastPathComponent)),0,0,\(particles[index])\n"
-                }
+        try HDF5Library.shared.run {
+            guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }), !name.hasPrefix(".") else {
+                throw DatasetError("dataset name \(name): only letters, digits, '_', '-' and '.' (and not starting with '.')")
             }
-            let files = VersionFolder(folder)
-            try writeFileAtomically(Data(csv.utf8), to: files.patchesFile)
-            try writeFileAtomically(studyFolds(count: count, k: folds).jsonBytes(), to: files.foldsFile)
-            let info = DatasetVersionInfo(versionId: versionId, name: name, query: "", formatVersion: datasetFormatVersion,
-                                          recipe: recipe, frames: [input], frameOrder: [0], frameCount: 1,
-                                          patchCount: count, patchSize: patch, foldRule: .study)
-            try writeFileAtomically(try CanonicalJSON.pretty(info), to: files.recipeFile)
-            return info
+            guard folds >= 2 else { throw DatasetError("folds must be at least 2") }
+            if let existing = try RecipeStore.recipe(named: name, in: store), !existing.query.isEmpty {
+                throw DatasetError("dataset \(name) is defined by a recipe (query \(existing.query)); import under another name")
+            }
+            let imagesSHA = try sha256Hex(fileAt: images), labelsSHA = try sha256Hex(fileAt: labels)
+            let imageSource = try H5Planes(url: images, key: imagesKey)
+            defer { imageSource.close() }
+            let labelSource = try H5Planes(url: labels, key: labelsKey)
+            defer { labelSource.close() }
+            guard imageSource.shape == labelSource.shape else {
+                throw FormatError(file: labels.path, "\(labelsKey) is \(labelSource.shape), the images in \(images.lastPathComponent) are \(imageSource.shape)")
+            }
+            let count = imageSource.shape[0], patch = imageSource.shape[1]
+            guard count > 0 else { throw FormatError(file: images.path, "\(imagesKey) holds no patches") }
+            guard patch == imageSource.shape[2], patch % 16 == 0 else {
+                throw FormatError(file: images.path, "\(imagesKey) is \(imageSource.shape): patches must be square, a multiple of 16 on a side")
+            }
+            guard count >= folds else { throw DatasetError("\(count) patches cannot make \(folds) folds") }
+
+            var recipe = DatasetRecipe(name: name, query: "",
+                                       description: "imported from \(images.lastPathComponent) and \(labels.lastPathComponent) (study HDF5 layout)")
+            recipe.patch = patch
+            recipe.stride = patch
+            recipe.folds = folds
+            recipe.minParticlePixels = 0
+            let input = ResolvedFrame(session: "hdf5", file: images.lastPathComponent, sha256: imagesSHA, labelSha256: labelsSHA)
+            let resolved = ResolvedRecipe(formatVersion: datasetFormatVersion, recipe: recipe, frames: [input])
+            let versionId = try resolved.versionId()
+            return try DatasetMaterializer.publish(recipe, versionId: versionId, store: store, dataFolder: dataFolder,
+                                                        log: log) { folder in
+                let particles = try writeArrays(imageSource, labelSource, count: count, patch: patch, into: folder)
+                let rows = try patchRowsBeside(images, count: count)
+                var csv = "patch,session,file,row,column,particle_pixels\n"
+                for index in 0..<count {
+                    if let rows {
+                        let row = rows[index]
+                        csv += "\(index),\(csvField(row.session)),\(csvField(row.file)),\(row.row),\(row.column),\(particles[index])\n"
+                    } else {
+                        csv += "\(index),hdf5,\(csvField(images.lastPathComponent)),0,0,\(particles[index])\n"
+                    }
+                }
+                let files = VersionFolder(folder)
+                try writeFileAtomically(Data(csv.utf8), to: files.patchesFile)
+                try writeFileAtomically(studyFolds(count: count, k: folds).jsonBytes(), to: files.foldsFile)
+                let info = DatasetVersionInfo(versionId: versionId, name: name, query: "", formatVersion: datasetFormatVersion,
+                                              recipe: recipe, frames: [input], frameOrder: [0], frameCount: 1,
+                                              patchCount: count, patchSize: patch, foldRule: .study)
+                try writeFileAtomically(try CanonicalJSON.pretty(info), to: files.recipeFile)
+                return info
+            }
         }
     }
 

@@ -2,14 +2,15 @@ import CHDF5
 import Foundation
 
 /// libhdf5 as Debian builds it is not thread-safe, and ingest reads headers on several
-/// threads: every libhdf5 call in this module runs inside `HDF5Library.shared.run`.
+/// threads: every libhdf5 call of the package (EMD here, the study-layout export and import in
+/// Catalog) runs inside `HDF5Library.shared.run`.
 /// `@unchecked Sendable`: the only state is the lock itself.
-final class HDF5Library: @unchecked Sendable {
-    static let shared = HDF5Library()
+public final class HDF5Library: @unchecked Sendable {
+    public static let shared = HDF5Library()
     /// Recursive: a handle released inside `run` closes its file through `run` again.
     private let lock = NSRecursiveLock()
 
-    func run<T>(_ body: () throws -> T) rethrows -> T {
+    public func run<T>(_ body: () throws -> T) rethrows -> T {
         lock.lock()
         defer { lock.unlock() }
         hrtem_h5_quiet()
