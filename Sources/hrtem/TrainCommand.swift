@@ -90,7 +90,7 @@ struct TrainCommand: ParsableCommand {
         let foldSeed = try patches.fold(fold).seed
         let output = out.map { URL(fileURLWithPath: $0) }
             ?? data.folder.modelsFolder.appendingPathComponent("\(patches.versionID)-fold\(fold)-seed\(seed ?? UInt64(foldSeed))")
-        let interactive = isatty(fileno(stderr)) != 0
+        let interactive = isatty(STDERR_FILENO) != 0
         let model = try train(dataset: patches, fold: fold, config: config, output: output) { progress in
             var line = String(format: "epoch %d/%d  batch %d/%d  loss %.4f  dice %.4f  %.1f s",
                               progress.epoch, progress.epochs, progress.batch, progress.batches,
