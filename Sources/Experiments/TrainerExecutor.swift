@@ -76,7 +76,7 @@ public struct TrainerExecutor: UnitExecutor {
         guard !rows.isEmpty else {
             throw ExperimentError("\(unit.label): no patches to score in \(unit.testDataset.folder)")
         }
-        ComputeThreads.set(unit.threads)
+        trained.network.compute = ComputeSettings(threads: unit.threads)
         let metrics = Segmentation.evaluate(network: trained.network, dataset: dataset, rows: rows, dihedral: unit.dihedral)
         var overlays: [String]?
         if unit.fold == 0 {

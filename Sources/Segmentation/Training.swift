@@ -4,6 +4,8 @@ import Micrograph
 /// One optimisation step of a network: forward (training mode), mean softmax cross-entropy,
 /// backward, Adam.
 public final class TrainingStep: @unchecked Sendable {
+    // Sendable by hand: a step changes the network and `optimizer`, and is run by the one thread
+    // of control that owns both (a training run).
     public let network: ResidualUNet
     public var optimizer: Adam
 
@@ -18,11 +20,12 @@ public final class TrainingStep: @unchecked Sendable {
         network.zeroGradients()
         let logits = network.forward(input, training: true)
         let gradient = Tensor(uninitialized: logits.shape)
-        let loss = OperationProfile.measure("loss") {
-            labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0, gradient: gradient) }
+        let compute = network.compute
+        let loss = compute.measure("loss") {
+            labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0, gradient: gradient, compute: compute) }
         }
         network.backward(gradient)
-        OperationProfile.measure("adam") { optimizer.update(network.parameters) }
+        compute.measure("adam") { optimizer.update(network.parameters) }
         return (loss, logits)
     }
 }
@@ -70,7 +73,7 @@ public struct ModelCard: Codable, Equatable, Sendable {
 }
 
 /// The result of `train`: the kept network and its card.
-public struct TrainedModel: @unchecked Sendable {
+public struct TrainedModel: Sendable {
     public var network: ResidualUNet
     public var card: ModelCard
     public var folder: URL
@@ -115,7 +118,7 @@ func expandSamples(_ rows: [Int], dihedral: Bool, shuffleSeed: UInt64) -> [Sampl
 /// Builds the input tensor `[n, 1, P, P]` and labels of `samples`, each transformed and, when
 /// `augment` is given, augmented with the generator `augment(sampleIndex)` returns.
 func makeBatch(_ dataset: PatchDataset, _ samples: ArraySlice<Sample>, rotate: Bool, noise: NoiseAugmentation,
-               generator: ((Int) -> SplitMix64)?) -> (Tensor, [UInt8]) {
+               generator: ((Int) -> SplitMix64)?, compute: ComputeSettings) -> (Tensor, [UInt8]) {
     let p = dataset.patchPixels, side = dataset.height
     let input = Tensor([samples.count, 1, dataset.height, dataset.width])
     var labels = [UInt8](repeating: 0, count: samples.count * p)
@@ -124,7 +127,7 @@ func makeBatch(_ dataset: PatchDataset, _ samples: ArraySlice<Sample>, rotate: B
         let labelBase = labelBuffer.baseAddress!
         dataset.images.withUnsafeBufferPointer { images in
             dataset.labels.withUnsafeBufferPointer { sourceLabels in
-                parallelFor(list.count) { range in
+                compute.parallelFor(list.count) { range in
                     for index in range {
                         let sample = list[index]
                         let image = input.data + index * p, label = labelBase + index * p
@@ -180,7 +183,6 @@ public func train(datasetFolder: URL, fold foldIndex: Int, config: TrainingConfi
 public func train(dataset: PatchDataset, fold foldIndex: Int, config: TrainingConfiguration, output: URL,
                   progress: ((TrainingProgress) -> Void)? = nil) throws -> TrainedModel {
     let started = Date()
-    ComputeThreads.set(config.threads)
     let fold = try dataset.fold(foldIndex)
     let multiple = config.architecture.sizeMultiple
     guard dataset.height == dataset.width, dataset.height % multiple == 0 else {
@@ -191,7 +193,8 @@ public func train(dataset: PatchDataset, fold foldIndex: Int, config: TrainingCo
                           "fold \(foldIndex) has \(fold.train.count) training and \(fold.validation.count) validation patches; both must be non-empty")
     }
     let seed = config.seed ?? UInt64(fold.seed)
-    let network = ResidualUNet(architecture: config.architecture, seed: seed)
+    let compute = ComputeSettings(threads: config.threads)
+    let network = ResidualUNet(architecture: config.architecture, seed: seed, compute: compute)
     let stepper = TrainingStep(network: network, learningRate: config.learningRate)
     let trainingSamples = expandSamples(fold.train, dihedral: config.dihedral, shuffleSeed: 9201)
     let validationSamples = expandSamples(fold.validation, dihedral: config.dihedral, shuffleSeed: 6274)
@@ -253,7 +256,7 @@ public func train(dataset: PatchDataset, fold foldIndex: Int, config: TrainingCo
                 let start = batch * config.batchSize, end = min(order.count, start + config.batchSize)
                 let augmentation = epochRandom.derived(1)
                 let (input, labels) = makeBatch(dataset, order[start..<end], rotate: config.rotate, noise: config.noise,
-                                                generator: { augmentation.derived(UInt64(start + $0)) })
+                                                generator: { augmentation.derived(UInt64(start + $0)) }, compute: compute)
                 let (loss, logits) = stepper.step(input: input, labels: labels)
                 lossSum += loss * Double(end - start)
                 diceSum += diceScores(logits: logits, labels: labels).hard.reduce(0, +)
@@ -298,7 +301,7 @@ public func train(dataset: PatchDataset, fold foldIndex: Int, config: TrainingCo
         }
     }
 
-    let kept = ResidualUNet(architecture: config.architecture, seed: 0)
+    let kept = ResidualUNet(architecture: config.architecture, seed: 0, compute: compute)
     try kept.loadState(bestState, file: checkpointURL.path)
     let test = fold.test.isEmpty ? nil : evaluate(network: kept, dataset: dataset, rows: fold.test, dihedral: config.dihedral,
                                                    batchSize: config.batchSize)
@@ -322,9 +325,10 @@ func evaluateSamples(network: ResidualUNet, dataset: PatchDataset, samples: [Sam
         let end = min(samples.count, start + batchSize)
         let first = start
         let (input, labels) = makeBatch(dataset, samples[start..<end], rotate: false, noise: noise,
-                                        generator: noise == .none ? nil : { base.derived(UInt64(first + $0)) })
+                                        generator: noise == .none ? nil : { base.derived(UInt64(first + $0)) },
+                                        compute: network.compute)
         let logits = network.forward(input, training: false)
-        let loss = labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0) }
+        let loss = labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0, compute: network.compute) }
         accumulator.add(logits: logits, labels: labels, loss: loss)
         start = end
     }

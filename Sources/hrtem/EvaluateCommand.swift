@@ -29,8 +29,8 @@ struct EvaluateCommand: ParsableCommand {
     }
 
     func run() throws {
-        ComputeThreads.set(threads)
         let trained = try TrainedModel.load(from: URL(fileURLWithPath: model))
+        trained.network.compute = ComputeSettings(threads: threads)
         let folder = try resolveDatasetFolder(dataset, data: data.folder)
         let patches = try PatchDataset.load(from: folder)
         let rows: [Int]
