@@ -90,7 +90,7 @@ let package = Package(
         .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Catalog", "TestSupport"]),
         .testTarget(name: "HrtemCLITests", dependencies: ["TestSupport", "Micrograph", "Catalog"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )
 
 /// Numeric kernels are unusable without optimization; `-Ounchecked` is not used so that
