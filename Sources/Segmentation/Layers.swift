@@ -4,7 +4,7 @@ import Foundation
 import Micrograph
 
 /// A trainable array: its value, the gradient accumulated by `backward`, and Adam's moments.
-public final class Parameter: Sendable {
+public final class Parameter {
     /// The PyTorch state_dict name, e.g. `downs.0.conv1.weight`.
     public let name: String
     public let value: Tensor
@@ -27,7 +27,7 @@ public final class Parameter: Sendable {
 /// layers C pointwise kernels, larger kernels im2col + OpenBLAS sgemm; one image at a time per
 /// thread, gradients accumulated over the batch in image order, so results do not depend on the
 /// thread count.
-public final class Conv2d: Sendable {
+public final class Conv2d {
     public let inChannels: Int
     public let outChannels: Int
     public let kernel: Int
@@ -260,9 +260,7 @@ public final class Conv2d: Sendable {
 /// Batch normalization over (N, H, W) per channel, PyTorch semantics: training normalizes with
 /// the batch mean and biased variance and updates the running mean and (unbiased) variance with
 /// `momentum`; evaluation uses the running statistics.
-public final class BatchNorm2d: @unchecked Sendable {
-    // Sendable by hand: `batchesTracked` (like the running statistics' storage) changes only in a
-    // training forward pass, run by the one thread of control that owns the network.
+public final class BatchNorm2d {
     public let channels: Int
     public let eps: Float = 1e-5
     public let momentum: Float = 0.1

@@ -7,10 +7,9 @@ import Micrograph
 /// A dense float32 array with owned, zero-initialised storage (from `TensorPool`). Activations are NCHW
 /// (`shape = [n, c, h, w]`, row-major: `w` varies fastest); parameters keep PyTorch's shapes
 /// (`[out, in, kh, kw]` for a convolution, `[c]` for BatchNorm).
-public final class Tensor: @unchecked Sendable {
-    // Sendable by hand: the fields never change; the storage is written by the kernels in
-    // disjoint ranges per thread, and otherwise by one thread of control at a time (the network
-    // or caller that owns the tensor hands it on, never shares it while writing).
+/// Not Sendable: its storage is written in place (the kernels' parallel loops split it between
+/// their threads themselves).
+public final class Tensor {
     public let shape: [Int]
     public let count: Int
     public let data: UnsafeMutablePointer<Float>

@@ -3,9 +3,7 @@ import Micrograph
 
 /// One optimisation step of a network: forward (training mode), mean softmax cross-entropy,
 /// backward, Adam.
-public final class TrainingStep: @unchecked Sendable {
-    // Sendable by hand: a step changes the network and `optimizer`, and is run by the one thread
-    // of control that owns both (a training run).
+public final class TrainingStep {
     public let network: ResidualUNet
     public var optimizer: Adam
 
@@ -73,7 +71,7 @@ public struct ModelCard: Codable, Equatable, Sendable {
 }
 
 /// The result of `train`: the kept network and its card.
-public struct TrainedModel: Sendable {
+public struct TrainedModel {
     public var network: ResidualUNet
     public var card: ModelCard
     public var folder: URL

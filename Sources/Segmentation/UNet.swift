@@ -28,9 +28,8 @@ public struct UNetArchitecture: Codable, Equatable, Sendable {
 
 /// conv(k) -> BN -> ReLU -> conv(k) -> BN, plus a 1 x 1 projection of the block input, then ReLU
 /// (the study's `conv1`, `bn1`, `conv2`, `bn2`, `conv_add`).
-public final class ResidualBlock: @unchecked Sendable {
-    // Sendable by hand: `saved` is written by a training forward pass and cleared by its
-    // backward, both run by the one thread of control that owns the network.
+/// Not Sendable: a training pass keeps state in it (see `ResidualUNet`).
+public final class ResidualBlock {
     public let conv1: Conv2d
     public let bn1: BatchNorm2d
     public let conv2: Conv2d
@@ -124,9 +123,9 @@ public final class ResidualBlock: @unchecked Sendable {
 /// Input `[n, inputChannels, h, w]` with h and w multiples of `architecture.sizeMultiple`;
 /// output logits `[n, classes, h, w]`. Module names match the study's PyTorch state_dict:
 /// `downs.i.*`, `bottleneck.*`, `ups.i.*` (deepest first), `final_conv.*`.
-public final class ResidualUNet: @unchecked Sendable {
-    // Sendable by hand: a network is used by one thread of control at a time (a training run,
-    // an evaluation); what a training pass saves for backward is private to that pass.
+/// Not Sendable: its weights, running statistics and what a training pass saves for backward
+/// change as it runs, so one thread of control owns a network (parallel runs build their own).
+public final class ResidualUNet {
     public let architecture: UNetArchitecture
     /// How this network's layers run (threads, kernels); its own, so networks in one process
     /// do not share settings.
