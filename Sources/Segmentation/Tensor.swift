@@ -1,6 +1,3 @@
-import CBLAS
-import CKernels
-import Dispatch
 import Foundation
 import Micrograph
 
