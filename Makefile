@@ -8,7 +8,7 @@ APT_PACKAGES := libsqlite3-dev libtiff-dev libcurl4-openssl-dev libopenblas-dev 
 BUILD_FLAGS := -c release -Xswiftc -enable-testing
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test demo bench peers clean fuzz fixtures
+.PHONY: deps build test demo bench peers clean fuzz fixtures docs
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -39,7 +39,7 @@ demo: build
 fixtures: build
 	./scripts/make-fixtures.sh
 
-BENCHMARKS := catalog formats mirrors preprocessing synthesis trainer
+BENCHMARKS := catalog formats mirrors preprocessing synthesis trainer torch-import
 bench: deps peers
 	@for b in $(BENCHMARKS); do $(MAKE) --no-print-directory bench-$$b || exit 1; done
 
@@ -54,6 +54,22 @@ fuzz: deps
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
 	HRTEM_FUZZ_CASES=$(FUZZ_CASES) HRTEM_FUZZ_SEED=$(FUZZ_SEED) $(SWIFT) test $(BUILD_FLAGS) --skip-build \
 	  --disable-swift-testing --filter FuzzTests
+
+# DocC documentation of every library (Sources/<Module>/<Module>.docc) into .build/docs/, with
+# warnings (a broken symbol link, say) as errors. Uses the toolchain's docc; no plugin needed.
+LIBRARIES := Micrograph Preprocessing Catalog Mirrors Segmentation Synthesis Experiments
+DOCS_SCRATCH := .build-docs
+docs: deps
+	$(SWIFT) build --scratch-path $(DOCS_SCRATCH) $(foreach m,$(LIBRARIES),--target $(m)) \
+	  -Xswiftc -emit-symbol-graph -Xswiftc -emit-symbol-graph-dir -Xswiftc $(CURDIR)/$(DOCS_SCRATCH)/symbol-graphs
+	@set -e; for m in $(LIBRARIES); do \
+	  rm -rf $(DOCS_SCRATCH)/graphs-$$m && mkdir -p $(DOCS_SCRATCH)/graphs-$$m; \
+	  cp $(DOCS_SCRATCH)/symbol-graphs/$$m.symbols.json $(DOCS_SCRATCH)/symbol-graphs/$$m@*.symbols.json $(DOCS_SCRATCH)/graphs-$$m/ 2>/dev/null || \
+	    cp $(DOCS_SCRATCH)/symbol-graphs/$$m.symbols.json $(DOCS_SCRATCH)/graphs-$$m/; \
+	  docc convert Sources/$$m/$$m.docc --additional-symbol-graph-dir $(DOCS_SCRATCH)/graphs-$$m \
+	    --fallback-display-name $$m --fallback-bundle-identifier org.hrtem.$$m --warnings-as-errors \
+	    --output-path .build/docs/$$m.doccarchive; \
+	done
 
 clean:
 	rm -rf .build demo-output

@@ -17,10 +17,12 @@ let package = Package(
         .library(name: "Segmentation", targets: ["Segmentation"]),
         .library(name: "Synthesis", targets: ["Synthesis"]),
         .library(name: "Experiments", targets: ["Experiments"]),
+        .library(name: "TorchArchive", targets: ["TorchArchive"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
     ],
     targets: [
         // System libraries: a module map plus a shim of typed wrappers for variadic C calls.
@@ -36,7 +38,7 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
 
-        .target(name: "Micrograph", dependencies: ["CTIFF", "CPNG", "CCrypto"],
+        .target(name: "Micrograph", dependencies: ["CTIFF", "CPNG", "CCrypto", "CHDF5"],
                 swiftSettings: optimized),
         .target(name: "Preprocessing", dependencies: ["Micrograph"], swiftSettings: optimized),
         .target(name: "Mirrors", dependencies: ["Micrograph", "CCurl"], swiftSettings: optimized),
@@ -50,8 +52,14 @@ let package = Package(
         .target(name: "Segmentation", dependencies: ["Micrograph", "Preprocessing", "CBLAS", "CKernels"],
                 swiftSettings: optimized),
         .target(name: "Synthesis", dependencies: ["Micrograph"], swiftSettings: optimized),
+        // PyTorch checkpoint files (zip + pickle) read without running Python: a restricted
+        // unpickler that only rebuilds tensors and records module state. Already in the Swift 6
+        // language mode the package is moving to.
+        .target(name: "TorchArchive",
+                dependencies: ["Micrograph", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
+                swiftSettings: optimized + [.swiftLanguageMode(.v6)]),
         .target(name: "Experiments",
-                dependencies: ["Catalog", "Segmentation", "Preprocessing", "Micrograph",
+                dependencies: ["Catalog", "Segmentation", "Preprocessing", "Micrograph", "Mirrors", "TorchArchive",
                                .product(name: "GRDB", package: "GRDB.swift")],
                 swiftSettings: optimized),
         .executableTarget(
@@ -73,22 +81,27 @@ let package = Package(
                           path: "Benchmarks/preprocessing", swiftSettings: optimized),
         .executableTarget(name: "bench-synthesis", dependencies: ["Synthesis", "Micrograph"],
                           path: "Benchmarks/synthesis", swiftSettings: optimized),
+        .executableTarget(name: "bench-torch-import", dependencies: ["TorchArchive", "Experiments", "Catalog", "Micrograph"],
+                          path: "Benchmarks/torch-import", swiftSettings: optimized),
         .executableTarget(name: "bench-trainer", dependencies: ["Segmentation", "Micrograph"],
                           path: "Benchmarks/trainer", swiftSettings: optimized),
 
         // Shared by the test targets only: locating ../shared/reference, temporary folders,
         // running the built `hrtem` binary.
-        .target(name: "TestSupport", dependencies: ["Micrograph"], path: "Sources/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["Micrograph", "Preprocessing"], path: "Sources/TestSupport"),
 
         .testTarget(name: "MicrographTests", dependencies: ["Micrograph", "TestSupport"]),
         .testTarget(name: "PreprocessingTests", dependencies: ["Preprocessing", "Micrograph", "TestSupport"]),
         .testTarget(name: "CatalogTests", dependencies: ["Catalog", "Micrograph", "TestSupport"]),
         .testTarget(name: "MirrorsTests", dependencies: ["Mirrors", "Micrograph", "TestSupport"]),
-        .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "Micrograph", "TestSupport"]),
+        .testTarget(name: "SegmentationTests", dependencies: ["Segmentation", "Preprocessing", "Micrograph", "TestSupport"]),
+        .testTarget(name: "TorchArchiveTests", dependencies: ["TorchArchive", "Micrograph", "TestSupport"]),
         .testTarget(name: "SynthesisTests",
                     dependencies: ["Synthesis", "Preprocessing", "Micrograph", "TestSupport"]),
-        .testTarget(name: "ExperimentsTests", dependencies: ["Experiments", "Catalog", "TestSupport"]),
-        .testTarget(name: "HrtemCLITests", dependencies: ["TestSupport", "Micrograph", "Catalog"]),
+        .testTarget(name: "ExperimentsTests",
+                    dependencies: ["Experiments", "Catalog", "Segmentation", "Preprocessing", "TorchArchive", "Micrograph", "TestSupport"]),
+        .testTarget(name: "HrtemCLITests",
+                    dependencies: ["TestSupport", "Micrograph", "Preprocessing", "Catalog", "Segmentation", "TorchArchive"]),
     ],
     swiftLanguageModes: [.v6]
 )

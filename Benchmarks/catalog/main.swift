@@ -59,7 +59,7 @@ let benchQueries = [
     #"support = "SiN" and magnification = 330 and dose < 100"#,
 ]
 
-// The study's value sets (PIPELINE.md and the metadata table).
+// The study's value sets (its metadata table).
 let materials = ["Au", "Ag", "CdSe"]
 let sizes = [2.2, 5, 10, 20]
 let shapes = ["Sphere", "Oblong"]

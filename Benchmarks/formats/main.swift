@@ -1,5 +1,6 @@
-// bench-formats: reading 4096 x 4096 float32 DM3 and DM4 frames (hrtem vs ncempy, same run)
-// and the ingest rate of a folder of frames.
+// bench-formats: reading 4096 x 4096 float32 DM3 and DM4 frames (hrtem vs ncempy, same run),
+// MRC and Velox EMD frames (hrtem vs RosettaSciIO, same run) and the ingest rate of a folder
+// of frames.
 //
 //   swift build -c release --product bench-formats && HRTEM_PYTHON=.venv/bin/python3 .build/release/bench-formats
 //   (or `make bench-formats`). Options: --frames N (ingest folder size, default 8), --repeats N.
@@ -20,6 +21,7 @@ let side = 4096
 let python = ProcessInfo.processInfo.environment["HRTEM_PYTHON"].flatMap { $0.isEmpty ? nil : $0 } ?? "python3"
 let peerScript = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("peers/formats_ncempy.py")
+let rosettaScript = peerScript.deletingLastPathComponent().appendingPathComponent("formats_rosettasciio.py")
 
 let folder = FileManager.default.temporaryDirectory.appendingPathComponent("hrtem-bench-formats-\(ProcessInfo.processInfo.processIdentifier)")
 try FileManager.default.createDirectory(at: folder, withIntermediateDirectories: true)
@@ -46,7 +48,7 @@ for version in [DMVersion.dm3, .dm4] {
 }
 
 var hrtemFrameSeconds = [String: Double]()
-for url in files {
+@MainActor func timeHrtem(_ url: URL) throws {
     _ = try readFrame(at: url)  // warm the page cache
     var checksum = 0.0
     let frameTime = median(try (0..<repeats).map { _ in try time { checksum += Double(try readFrame(at: url).raster.pixels[12345]) } })
@@ -57,33 +59,48 @@ for url in files {
                  url.lastPathComponent, frameTime * 1e3, bytes / frameTime / 1e9, rawTime * 1e3, bytes / rawTime / 1e9, headerTime * 1e3))
     precondition(checksum.isFinite)
 }
+for url in files { try timeHrtem(url) }
+
+/// Runs a peer script printing one JSON line per file ({"file", "median_s"}) and prints its
+/// figure beside hrtem's.
+@MainActor func runPeer(_ name: String, _ script: URL, _ arguments: [String], target: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = [python, script.path] + arguments
+    let pipe = Pipe(), errors = Pipe()
+    process.standardOutput = pipe
+    process.standardError = errors
+    do {
+        try process.run()
+        let output = pipe.fileHandleForReading.readDataToEndOfFile()
+        let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        if process.terminationStatus != 0 {
+            print("\(name): unavailable (\(python) failed: \(errorText.split(separator: "\n").last ?? "")); set HRTEM_PYTHON or run `make peers`")
+        }
+        for line in String(decoding: output, as: UTF8.self).split(separator: "\n") {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                  let path = object["file"] as? String, let seconds = object["median_s"] as? Double else { continue }
+            let file = URL(fileURLWithPath: path).lastPathComponent
+            let ours = hrtemFrameSeconds[file] ?? .nan
+            print(String(format: "%@ %@: %.1f ms = %.2f GB/s -> hrtem readFrame is %.1fx faster (%@)",
+                         name, file, seconds * 1e3, bytes / seconds / 1e9, seconds / ours, target))
+        }
+    } catch {
+        print("\(name): could not run \(python): \(error)")
+    }
+}
 
 // ncempy in the same run.
-let process = Process()
-process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-process.arguments = [python, peerScript.path, String(max(3, repeats / 2))] + files.map(\.path)
-let pipe = Pipe(), errors = Pipe()
-process.standardOutput = pipe
-process.standardError = errors
-do {
-    try process.run()
-    let output = pipe.fileHandleForReading.readDataToEndOfFile()
-    let errorText = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-    process.waitUntilExit()
-    if process.terminationStatus != 0 {
-        print("ncempy: unavailable (\(python) failed: \(errorText.split(separator: "\n").last ?? "")); set HRTEM_PYTHON or run `make peers`")
-    }
-    for line in String(decoding: output, as: UTF8.self).split(separator: "\n") {
-        guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-              let path = object["file"] as? String, let seconds = object["median_s"] as? Double else { continue }
-        let name = URL(fileURLWithPath: path).lastPathComponent
-        let ours = hrtemFrameSeconds[name] ?? .nan
-        print(String(format: "ncempy %@: %.1f ms = %.2f GB/s -> hrtem readFrame is %.1fx faster (target >= 5x)",
-                     name, seconds * 1e3, bytes / seconds / 1e9, seconds / ours))
-    }
-} catch {
-    print("ncempy: could not run \(python): \(error)")
-}
+runPeer("ncempy", peerScript, [String(max(3, repeats / 2))] + files.map(\.path), target: "target >= 5x")
+
+// MRC and Velox EMD: hrtem beside RosettaSciIO on the same files.
+let mrc = folder.appendingPathComponent("frame.mrc")
+try writeMRC([raster], to: mrc, pixelSizeNM: 0.02)
+let emd = folder.appendingPathComponent("frame.emd")
+try writeVeloxEMD([VeloxImageSignal(title: "BM-Ceta", frames: [raster], pixelSizeNM: 0.02)], to: emd)
+for url in [mrc, emd] { try timeHrtem(url) }
+runPeer("rosettasciio", rosettaScript, ["time", String(max(3, repeats / 2)), mrc.path, emd.path], target: "target >= 1 GB/s for hrtem")
 
 // Ingest rate: a NERSC-style folder of frames, headers + SHA-256 in parallel + catalog rows.
 let mirror = folder.appendingPathComponent("mirror/2022_11_09 Au on UTC")

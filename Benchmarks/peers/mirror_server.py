@@ -10,21 +10,27 @@ request came in absolute form, i.e. the client used this server as its HTTP prox
 used for "times" requests (default: every request) in order:
   {"kind": "status", "code": 500}                  reply with that status and a short body
   {"kind": "status", "code": 429, "retry_after": "1"}
-  {"kind": "drop", "after": N}                     send N body bytes, then reset the connection
+  {"kind": "drop", "after": N}                     send N body bytes, wait until the client's TCP
+                                                   has acknowledged them, then reset the connection
   {"kind": "trickle", "after": N, "bytes_per_second": R}  N bytes at once, then R bytes/s
   {"kind": "no_range"}                             ignore Range: always 200 with the whole file
   {"kind": "corrupt"}                              flip the first byte of the body
 Any fault may carry "also_no_range": true.
 
+--bearer TOKEN makes every request need "Authorization: Bearer TOKEN" (an API key, as Labelbox
+asks for its mask URLs): without it, or with another token, the reply is 401.
+
 The server stops by itself after --lifetime seconds, or as soon as its parent process is gone,
 so a killed test never leaves it running.
 """
 import argparse
+import fcntl
 import json
 import os
 import socket
 import struct
 import sys
+import termios
 import threading
 import time
 import urllib.parse
@@ -32,9 +38,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 
 class State:
-    def __init__(self, root, faults, log_path):
+    def __init__(self, root, faults, log_path, bearer=None):
         self.root = os.path.realpath(root)
         self.faults = faults
+        self.bearer = bearer
         self.lock = threading.Lock()
         self.log = open(log_path, "a", buffering=1) if log_path else None
 
@@ -78,7 +85,8 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        state.record({"path": path, "range": rng, "status": code, "sent": 0})
+        state.record({"path": path, "range": rng, "status": code, "sent": 0,
+                      "authorization": self.headers.get("Authorization")})
 
     def serve(self, head):
         raw = self.path.split("?", 1)[0]
@@ -87,6 +95,9 @@ class Handler(BaseHTTPRequestHandler):
             raw = "/" + raw[len("http://"):].partition("/")[2]
         path = urllib.parse.unquote(raw).lstrip("/")
         rng = self.headers.get("Range")
+        if state.bearer is not None and self.headers.get("Authorization") != f"Bearer {state.bearer}":
+            self.reply_status(401, path, rng)
+            return
         local = os.path.realpath(os.path.join(state.root, path))
         if not local.startswith(state.root + os.sep) or not os.path.isfile(local):
             self.reply_status(404, path, rng)
@@ -135,6 +146,11 @@ class Handler(BaseHTTPRequestHandler):
                       "agent": self.headers.get("User-Agent"),
                       "authorization": self.headers.get("Authorization")})
         if kind == "drop":
+            # A reset discards whatever is still in this side's send queue. A client that has
+            # not been reading (descheduled, a small receive window) would then get fewer than
+            # N bytes, so first wait until its TCP has acknowledged every byte: they are in its
+            # receive queue, which it reads in full before it sees the reset.
+            wait_until_acknowledged(self.connection)
             # Reset, not a clean close: the client sees the transfer cut mid-body.
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
             self.close_connection = True
@@ -172,6 +188,21 @@ class Handler(BaseHTTPRequestHandler):
             return sent
 
 
+def wait_until_acknowledged(sock, timeout=30.0):
+    """Waits until the peer has acknowledged every byte written to `sock` (the kernel's send
+    queue, unsent plus unacknowledged bytes, is empty); False after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            queued = struct.unpack("i", fcntl.ioctl(sock.fileno(), termios.TIOCOUTQ, struct.pack("i", 0)))[0]
+        except (AttributeError, OSError):
+            return False  # no SIOCOUTQ on this system: nothing to wait on
+        if queued == 0:
+            return True
+        time.sleep(0.002)
+    return False
+
+
 def watchdog(lifetime, parent):
     deadline = time.time() + lifetime
     while time.time() < deadline:
@@ -188,12 +219,13 @@ def main():
     parser.add_argument("--faults")
     parser.add_argument("--log")
     parser.add_argument("--lifetime", type=float, default=120)
+    parser.add_argument("--bearer")
     args = parser.parse_args()
     faults = {}
     if args.faults:
         with open(args.faults) as f:
             faults = json.load(f)
-    state = State(args.root, faults, args.log)
+    state = State(args.root, faults, args.log, args.bearer)
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
     threading.Thread(target=watchdog, args=(args.lifetime, os.getppid()), daemon=True).start()

@@ -2,7 +2,7 @@
 """Independent NumPy / scikit-image implementation of the study's per-frame preprocessing.
 
 This is the peer hrtem's Preprocessing module is checked against (Tests/PreprocessingTests)
-and timed against (Benchmarks/preprocessing). It follows ../shared/reference/PIPELINE.md the
+and timed against (Benchmarks/preprocessing). It follows the study's published protocol the
 way the study's notebooks do it: scikit-image `rescale(img, 0.25)` for the fit, the nine
 Bernstein basis images downscaled the same way, numpy `lstsq` in float64, numpy statistics.
 

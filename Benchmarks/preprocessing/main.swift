@@ -5,7 +5,7 @@
 //
 //   swift build -c release --product bench-preprocessing && .build/release/bench-preprocessing [SIZE] [RUNS]
 //
-// Targets (issue 5): under 0.5 s a frame on one core, at least 5x faster than NumPy.
+// Targets: under 0.5 s a frame on one core, at least 5x faster than NumPy.
 //   .build/release/bench-preprocessing materialize [FRAMES] [SIZE] [JOBS]
 // builds a FRAMES-frame dataset (study recipe) from synthetic DM4 frames in a temporary data
 // folder and reports the time and the peak resident memory (target: under 1 GB for 10 frames).

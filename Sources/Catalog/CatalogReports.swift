@@ -1,5 +1,6 @@
 import Foundation
 import GRDB
+import Micrograph
 
 /// How `hrtem query` prints frames.
 public enum FrameOutputFormat: String, CaseIterable, Sendable {
@@ -14,7 +15,7 @@ public enum FrameListing {
         "exposure_s", "pixel_scale_nm", "magnification_kx", "date", "ingested",
     ]
 
-    public static func render(_ frames: [FrameRecord], as format: FrameOutputFormat) -> String {
+    public static func render(_ frames: [FrameRecord], as format: FrameOutputFormat) throws -> String {
         switch format {
         case .table:
             let shown = ["session", "file", "material", "size_nm", "support", "dose", "pixel_scale_nm",
@@ -28,10 +29,7 @@ public enum FrameListing {
             return ([columns] + frames.map(cells)).map { $0.map(csvField).joined(separator: ",") }
                 .joined(separator: "\n") + "\n"
         case .json:
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-            let data = (try? encoder.encode(frames.map(JSONFrame.init))) ?? Data("[]".utf8)
-            return String(decoding: data, as: UTF8.self) + "\n"
+            return String(decoding: try CanonicalJSON.file(frames.map(JSONFrame.init)), as: UTF8.self)
         }
     }
 

@@ -1,6 +1,7 @@
 import CHDF5
 import Foundation
 import Micrograph
+import Preprocessing
 
 /// Copies a dataset version out of the data folder.
 public enum DatasetExport {
@@ -18,7 +19,8 @@ public enum DatasetExport {
     public static func export(_ version: DatasetVersion, to folder: URL, format: Format) throws -> [URL] {
         let fm = FileManager.default
         try fm.createDirectory(at: folder, withIntermediateDirectories: true)
-        let copies = format == .npy ? DatasetVersion.dataFiles + ["MANIFEST"] : ["patches.csv", "folds.json", "recipe.json"]
+        let copies = format == .npy ? VersionFolder.dataFiles + [VersionFolder.manifestName]
+                                     : [VersionFolder.patchesName, VersionFolder.foldsName, VersionFolder.recipeName]
         let h5Names = format == .hdf5 ? ["\(version.name)_Images.h5", "\(version.name)_Labels.h5"] : []
         for name in copies + h5Names where fm.fileExists(atPath: folder.appendingPathComponent(name).path) {
             throw DatasetError("\(folder.appendingPathComponent(name).path) exists; not overwriting")

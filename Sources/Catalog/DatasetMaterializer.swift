@@ -35,9 +35,9 @@ public enum DatasetMaterializer {
     ///   would get them, before any work is done.
     public static func resolve(_ recipe: DatasetRecipe, store: CatalogStore, dataFolder: DataFolder) throws
         -> (ResolvedRecipe, [DatasetInput]) {
-        try recipe.validate()
-        let frames = try store.frames(matching: recipe.query)
-        guard !frames.isEmpty else { throw DatasetError("recipe \(recipe.name): the query selects no frame: \(recipe.query)") }
+        let query = try recipe.validate()
+        let frames = try store.frames(matching: query)
+        guard !frames.isEmpty else { throw DatasetError(dataset: recipe.name, "the query selects no frame: \(recipe.query)") }
         var inputs = [DatasetInput]()
         var missing = [String]()
         func localURL(_ path: String) -> URL {
@@ -64,8 +64,8 @@ public enum DatasetMaterializer {
             let shown = missing.prefix(25).map { "  " + $0 }.joined(separator: "\n")
             let more = missing.count > 25 ? "\n  ... and \(missing.count - 25) more" : ""
             let quoted = "'" + recipe.query.replacingOccurrences(of: "'", with: "'\\''") + "'"
-            throw DatasetError("""
-                recipe \(recipe.name): \(missing.count) of \(frames.count) inputs are missing; nothing was built:
+            throw DatasetError(dataset: recipe.name, """
+                \(missing.count) of \(frames.count) inputs are missing; nothing was built:
                 \(shown)\(more)
                 Get them with:
                   hrtem fetch --where \(quoted) --labels
@@ -85,12 +85,25 @@ public enum DatasetMaterializer {
                              jobs: Int = min(4, ProcessInfo.processInfo.activeProcessorCount),
                              log: (String) -> Void = { _ in }) throws -> DatasetBuildResult {
         let (resolved, inputs) = try resolve(recipe, store: store, dataFolder: dataFolder)
-        let versionId = resolved.versionId
+        let versionId = try resolved.versionId()
+        return try publish(recipe, versionId: versionId, store: store, dataFolder: dataFolder, log: log) { folder in
+            try write(resolved: resolved, inputs: inputs, versionId: versionId, into: folder, jobs: jobs, log: log)
+        }
+    }
+
+    /// Publishes a dataset version, the one way every builder does it (this materializer, the
+    /// HDF5 importer): a version already built and registered is reused; otherwise leftovers of
+    /// an interrupted build are removed, `write` fills a temporary folder and returns what
+    /// `recipe.json` says, `MANIFEST` is written, the folder is renamed to
+    /// `datasets/<name>/<id>` and registered in one transaction. Nothing is registered and no
+    /// folder is published unless `write` succeeded.
+    static func publish(_ recipe: DatasetRecipe, versionId: String, store: CatalogStore, dataFolder: DataFolder,
+                        log: (String) -> Void, write: (URL) throws -> DatasetVersionInfo) throws -> DatasetBuildResult {
         let fm = FileManager.default
         let finalFolder = dataFolder.datasetsFolder.appendingPathComponent(recipe.name).appendingPathComponent(versionId)
         try removeStaleBuilds(in: dataFolder)
         let registered = try DatasetRegistry.versions(named: recipe.name, in: store).first { $0.versionId == versionId }
-        if registered != nil, fm.fileExists(atPath: finalFolder.appendingPathComponent("MANIFEST").path) {
+        if registered != nil, fm.fileExists(atPath: VersionFolder(finalFolder).manifestFile.path) {
             log("\(recipe.name)@\(versionId.prefix(12)) is already built")
             return DatasetBuildResult(version: try DatasetVersion.open(at: finalFolder), reused: true)
         }
@@ -107,21 +120,26 @@ public enum DatasetMaterializer {
         try? fm.removeItem(at: temporary)
         try fm.createDirectory(at: temporary, withIntermediateDirectories: true)
         do {
-            let info = try write(resolved: resolved, inputs: inputs, versionId: versionId, into: temporary, jobs: jobs, log: log)
+            let info = try write(temporary)
+            let files = VersionFolder(temporary)
+            var manifest = ""
+            for name in VersionFolder.dataFiles {
+                manifest += "\(try sha256Hex(fileAt: temporary.appendingPathComponent(name)))  \(name)\n"
+            }
+            try writeFileAtomically(Data(manifest.utf8), to: files.manifestFile)
             try fm.createDirectory(at: finalFolder.deletingLastPathComponent(), withIntermediateDirectories: true)
             try fm.moveItem(at: temporary, to: finalFolder)
-            let manifestHash = try sha256Hex(fileAt: finalFolder.appendingPathComponent("MANIFEST"))
+            let manifestHash = try sha256Hex(fileAt: VersionFolder(finalFolder).manifestFile)
             let relative = "datasets/\(recipe.name)/\(versionId)"
             try store.dbQueue.write { db in
-                let recipeId = try RecipeStore.save(definition: String(decoding: recipe.canonicalJSON(), as: UTF8.self),
-                                                    name: recipe.name, in: db)
+                let recipeId = try RecipeStore.save(definition: try recipe.canonicalText(), name: recipe.name, in: db)
                 try db.execute(sql: """
                     INSERT INTO dataset_versions (recipe_id, version_id, folder, frame_count, patch_count, manifest_sha256)
                     VALUES (?, ?, ?, ?, ?, ?)
                     """, arguments: [recipeId, versionId, relative, info.frameCount, info.patchCount, manifestHash])
             }
             log("built \(recipe.name)@\(versionId.prefix(12)): \(info.frameCount) frames, \(info.patchCount) patches -> \(finalFolder.path)")
-            return DatasetBuildResult(version: DatasetVersion(folder: finalFolder, info: info), reused: false)
+            return DatasetBuildResult(version: DatasetVersion(files: VersionFolder(finalFolder), info: info), reused: false)
         } catch {
             try? fm.removeItem(at: temporary)
             throw error
@@ -181,7 +199,7 @@ public enum DatasetMaterializer {
         log("\(stored.count) frames, \(patchCount) patches of \(patch) x \(patch) (labels read in \(elapsed()))")
 
         // pass 2: frames, `jobs` at a time, appended in stored order
-        let imagesURL = folder.appendingPathComponent("images.npy"), labelsURL = folder.appendingPathComponent("labels.npy")
+        let imagesURL = folder.appendingPathComponent(VersionFolder.imagesName), labelsURL = folder.appendingPathComponent(VersionFolder.labelsName)
         for (url, pixelType) in [(imagesURL, PixelType.float32), (labelsURL, .uint8)] {
             let header = Data(npyHeader(shape: [patchCount, patch, patch], pixelType: pixelType))
             guard FileManager.default.createFile(atPath: url.path, contents: header) else {
@@ -245,25 +263,20 @@ public enum DatasetMaterializer {
                 index += 1
             }
         }
-        try writeSynced(Data(csv.utf8), to: folder.appendingPathComponent("patches.csv"))
-        let rule = recipe.foldRule ?? .study
+        try writeSynced(Data(csv.utf8), to: folder.appendingPathComponent(VersionFolder.patchesName))
+        let rule = recipe.groupFoldsBy.rule
         let plan: FoldPlan
         switch rule {
         case .study: plan = studyFolds(count: patchCount, k: recipe.folds)
         case .frame: plan = try groupedFolds(groups: groupsByFrame, k: recipe.folds, rule: .frame)
         case .session: plan = try groupedFolds(groups: groupsBySession, k: recipe.folds, rule: .session)
         }
-        try writeSynced(plan.jsonBytes(), to: folder.appendingPathComponent("folds.json"))
+        try writeSynced(plan.jsonBytes(), to: folder.appendingPathComponent(VersionFolder.foldsName))
         let info = DatasetVersionInfo(versionId: versionId, name: recipe.name, query: recipe.query,
                                       formatVersion: resolved.formatVersion, recipe: recipe, frames: resolved.frames,
                                       frameOrder: order, frameCount: inputs.count, patchCount: patchCount,
                                       patchSize: patch, foldRule: rule)
-        try writeSynced(canonicalEncoder().encodeOrDie(info), to: folder.appendingPathComponent("recipe.json"))
-        var manifest = ""
-        for name in DatasetVersion.dataFiles {
-            manifest += "\(try sha256Hex(fileAt: folder.appendingPathComponent(name)))  \(name)\n"
-        }
-        try writeSynced(Data(manifest.utf8), to: folder.appendingPathComponent("MANIFEST"))
+        try writeSynced(try CanonicalJSON.pretty(info), to: folder.appendingPathComponent(VersionFolder.recipeName))
         log("  written and hashed (\(elapsed()))")
         return info
     }

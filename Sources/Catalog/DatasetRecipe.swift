@@ -4,7 +4,7 @@ import Micrograph
 import Preprocessing
 
 /// A named dataset definition: a frame query plus every preprocessing, patching and split
-/// parameter (PIPELINE.md). Defaults are the study's. Stored in the catalog's `recipes` table
+/// parameter of the study's preprocessing. Defaults are the study's. Stored in the catalog's `recipes` table
 /// (column `definition`, canonical JSON) and shipped as files in `catalog/recipes/NAME.json`
 /// with the same keys:
 ///
@@ -28,7 +28,7 @@ public struct DatasetRecipe: Codable, Equatable, Sendable {
     public var minParticlePixels: Int = 400
     public var seed: Int = 34522
     public var folds: Int = 5
-    public var groupFoldsBy: String = "none"
+    public var groupFoldsBy: FoldGrouping = .none
 
     public init(name: String, query: String, description: String? = nil) {
         self.name = name; self.query = query; self.description = description
@@ -53,7 +53,7 @@ public struct DatasetRecipe: Codable, Equatable, Sendable {
         minParticlePixels = try c.decodeIfPresent(Int.self, forKey: .minParticlePixels) ?? 400
         seed = try c.decodeIfPresent(Int.self, forKey: .seed) ?? 34522
         folds = try c.decodeIfPresent(Int.self, forKey: .folds) ?? 5
-        groupFoldsBy = try c.decodeIfPresent(String.self, forKey: .groupFoldsBy) ?? "none"
+        groupFoldsBy = try c.decodeIfPresent(FoldGrouping.self, forKey: .groupFoldsBy) ?? .none
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -79,19 +79,17 @@ public struct DatasetRecipe: Codable, Equatable, Sendable {
                            rescaling: rescale)
     }
 
-    /// The fold rule: `none` is the study's.
-    public var foldRule: FoldRule? {
-        switch groupFoldsBy { case "none", "study": .study; case "frame": .frame; case "session": .session; default: nil }
-    }
-
-    /// Checks every parameter (and the query's syntax).
+    /// Checks every parameter and parses the query, returning it parsed (so a build parses it
+    /// once).
     /// - Throws: `DatasetError` naming the parameter and what is wrong.
-    public func validate() throws {
-        func fail(_ message: String) -> DatasetError { DatasetError("recipe \(name): \(message)") }
+    @discardableResult
+    public func validate() throws -> FrameQuery {
+        func fail(_ message: String) -> DatasetError { DatasetError(dataset: name, message) }
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }), !name.hasPrefix(".") else {
             throw fail("the name may hold only letters, digits, '_', '-' and '.' (and not start with '.')")
         }
-        do { _ = try FrameQuery.parse(query) } catch { throw fail("query: \(error)") }
+        let parsed: FrameQuery
+        do { parsed = try FrameQuery.parse(query) } catch { throw fail("query: \(error)") }
         guard patch > 0, patch % 16 == 0 else { throw fail("patch \(patch) must be a positive multiple of 16 (the U-Net needs it)") }
         guard stride > 0 else { throw fail("stride must be positive") }
         guard minParticlePixels >= 0 else { throw fail("min-particle-pixels must be >= 0") }
@@ -99,11 +97,11 @@ public struct DatasetRecipe: Codable, Equatable, Sendable {
         guard (0...Int(UInt32.max)).contains(seed) else { throw fail("seed must be in 0...4294967295 (NumPy's legacy seed range)") }
         guard flatFieldIterations >= 1 else { throw fail("flat-field iterations must be >= 1") }
         if let xrayThreshold, !(xrayThreshold > 0) { throw fail("x-ray threshold must be positive") }
-        guard foldRule != nil else { throw fail("group-folds-by must be none, frame or session, not \(groupFoldsBy)") }
+        return parsed
     }
 
-    /// Canonical JSON (sorted keys): what the catalog stores and what hashes see.
-    public func canonicalJSON() -> Data { canonicalEncoder().encodeOrDie(self) }
+    /// Canonical JSON: what the catalog stores and what version ids hash.
+    public func canonicalText() throws -> String { String(decoding: try CanonicalJSON.pretty(self), as: UTF8.self) }
 
     /// Reads a recipe file.
     /// - Throws: `DatasetError` naming the file when it is not a valid recipe.
@@ -120,31 +118,32 @@ public struct DatasetRecipe: Codable, Equatable, Sendable {
     }
 }
 
-/// An error about recipes and dataset versions that a user can act on.
-public struct DatasetError: Error, CustomStringConvertible, Sendable {
-    public var description: String
-    public init(_ description: String) { self.description = description }
-}
+/// An error about recipes and dataset versions that a user can act on: which dataset, what is
+/// wrong, and what exists instead when that helps choose.
+public struct DatasetError: Error, CustomStringConvertible, Equatable, Sendable {
+    /// The recipe or version reference the problem concerns, when there is one.
+    public var dataset: String?
+    public var reason: String
+    /// What exists instead (recipe names, version ids).
+    public var known: [String]
 
-func canonicalEncoder() -> JSONEncoder {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-    return encoder
-}
+    public init(dataset: String? = nil, _ reason: String, known: [String] = []) {
+        self.dataset = dataset
+        self.reason = reason
+        self.known = known
+    }
 
-extension JSONEncoder {
-    func encodeOrDie<T: Encodable>(_ value: T) -> Data {
-        do { return try encode(value) } catch { preconditionFailure("encoding \(T.self): \(error)") }
+    public var description: String {
+        (dataset.map { "dataset \($0): " } ?? "") + reason + (known.isEmpty ? "" : " (known: \(known.joined(separator: ", ")))")
     }
 }
-
 /// Recipes in the catalog's `recipes` table.
 public enum RecipeStore {
     /// Stores (or replaces, keeping its id) a recipe. One transaction.
     @discardableResult
     public static func save(_ recipe: DatasetRecipe, in store: CatalogStore) throws -> Int64 {
         try recipe.validate()
-        let definition = String(decoding: recipe.canonicalJSON(), as: UTF8.self)
+        let definition = try recipe.canonicalText()
         return try store.dbQueue.write { db in try save(definition: definition, name: recipe.name, in: db) }
     }
 
@@ -177,7 +176,7 @@ public enum RecipeStore {
         let recipes = try files.map(DatasetRecipe.read(from:))
         try store.dbQueue.write { db in
             for recipe in recipes {
-                _ = try save(definition: String(decoding: recipe.canonicalJSON(), as: UTF8.self), name: recipe.name, in: db)
+                _ = try save(definition: try recipe.canonicalText(), name: recipe.name, in: db)
             }
         }
         return recipes

@@ -23,7 +23,7 @@ public struct ResolvedRecipe: Codable, Equatable, Sendable {
     public var frames: [ResolvedFrame]
 
     /// SHA-256 (hex) of the canonical JSON: the resolved recipe, its input hashes, the format version.
-    public var versionId: String { sha256Hex(canonicalEncoder().encodeOrDie(self)) }
+    public func versionId() throws -> String { sha256Hex(try CanonicalJSON.pretty(self)) }
 }
 
 /// `recipe.json` of a version folder: the resolved recipe plus what the build found.
@@ -54,45 +54,32 @@ public struct PatchRow: Equatable, Sendable {
     public var particlePixels: Int
 }
 
-/// A materialized, immutable dataset version folder:
-/// `images.npy` (N, P, P) float32 (preprocessed, rescaled), `labels.npy` (N, P, P) uint8 (0
-/// substrate, 1 particle), `patches.csv` (patch, session, file, row, column, particle_pixels),
-/// `folds.json` (see `FoldPlan`), `recipe.json` (`DatasetVersionInfo`), and `MANIFEST`
-/// (`<sha256>  <file>` per file, `sha256sum -c` compatible). Row i of the arrays is patch i of
-/// the stored (shuffled) order, which is what fold indices refer to.
+/// A materialized, immutable dataset version: its folder (see `VersionFolder` for the layout)
+/// and what `recipe.json` says of it.
 public struct DatasetVersion: Sendable {
-    public static let dataFiles = ["folds.json", "images.npy", "labels.npy", "patches.csv", "recipe.json"]
-
-    public let folder: URL
+    public let files: VersionFolder
     public let info: DatasetVersionInfo
 
+    public var folder: URL { files.url }
     public var versionId: String { info.versionId }
     public var name: String { info.name }
     public var patchCount: Int { info.patchCount }
     public var patchSize: Int { info.patchSize }
+    /// `name@<first 12 digits of the version id>`: what listings and logs print.
+    public var label: String { "\(name)@\(versionId.prefix(12))" }
 
     /// Opens a version folder (reads `recipe.json` only).
-    /// - Throws: `DatasetError` naming the file when it is missing or unreadable.
+    /// - Throws: `FormatError` naming `recipe.json` when it is missing or unreadable.
     public static func open(at folder: URL) throws -> DatasetVersion {
-        let file = folder.appendingPathComponent("recipe.json")
-        guard let data = FileManager.default.contents(atPath: file.path) else {
-            throw DatasetError("\(file.path): missing (not a dataset version folder)")
-        }
-        do {
-            return DatasetVersion(folder: folder, info: try JSONDecoder().decode(DatasetVersionInfo.self, from: data))
-        } catch {
-            throw DatasetError("\(file.path): unreadable (\(error))")
-        }
+        let files = VersionFolder(folder)
+        return DatasetVersion(files: files, info: try readJSONFile(DatasetVersionInfo.self, from: files.recipeFile,
+                                                                   what: "a dataset version's recipe.json"))
     }
 
-    public var imagesFile: URL { folder.appendingPathComponent("images.npy") }
-    public var labelsFile: URL { folder.appendingPathComponent("labels.npy") }
+    public var imagesFile: URL { files.imagesFile }
+    public var labelsFile: URL { files.labelsFile }
 
-    public func folds() throws -> FoldPlan {
-        do { return try FoldPlan.read(from: folder.appendingPathComponent("folds.json")) } catch {
-            throw DatasetError("\(folder.appendingPathComponent("folds.json").path): unreadable (\(error))")
-        }
-    }
+    public func folds() throws -> FoldPlan { try files.folds() }
 
     /// All images, (N, P, P) float32.
     public func images() throws -> NPYArray { try readNPY(from: imagesFile) }
@@ -100,14 +87,18 @@ public struct DatasetVersion: Sendable {
     public func labels() throws -> NPYArray { try readNPY(from: labelsFile) }
 
     /// The rows of `patches.csv` (patch index, session, file, row, column, particle pixels).
+    /// - Throws: `FormatError` naming the file and line of a malformed row.
     public func patchRows() throws -> [PatchRow] {
-        let url = folder.appendingPathComponent("patches.csv")
-        let text = try String(contentsOf: url, encoding: .utf8)
+        let url = files.patchesFile
+        let text: String
+        do { text = try String(contentsOf: url, encoding: .utf8) } catch {
+            throw FormatError(file: url.path, "cannot read: \(error.localizedDescription)")
+        }
         var rows = [PatchRow]()
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() where n > 0 {
             let fields = parseCSVLine(String(line))
             guard fields.count == 6, let p = Int(fields[0]), let r = Int(fields[3]), let c = Int(fields[4]), let k = Int(fields[5]) else {
-                throw DatasetError("\(url.path):\(n + 1): expected 6 fields patch,session,file,row,column,particle_pixels")
+                throw FormatError(file: url.path, line: n + 1, "expected 6 fields patch,session,file,row,column,particle_pixels")
             }
             rows.append(PatchRow(patch: p, session: fields[1], file: fields[2], row: r, column: c, particlePixels: k))
         }
@@ -116,7 +107,7 @@ public struct DatasetVersion: Sendable {
 
     /// Re-hashes every file against `MANIFEST`. Returns the problems found (empty: intact).
     public func verify() throws -> [String] {
-        let manifestURL = folder.appendingPathComponent("MANIFEST")
+        let manifestURL = files.manifestFile
         guard let text = try? String(contentsOf: manifestURL, encoding: .utf8) else {
             return ["\(manifestURL.path): missing"]
         }
@@ -132,7 +123,7 @@ public struct DatasetVersion: Sendable {
             let actual = try sha256Hex(fileAt: url)
             if actual != parts[0] { problems.append("\(name): SHA-256 \(actual) does not match the MANIFEST's \(parts[0])") }
         }
-        for name in Self.dataFiles where !listed.contains(name) { problems.append("\(name): not in MANIFEST") }
+        for name in VersionFolder.dataFiles where !listed.contains(name) { problems.append("\(name): not in MANIFEST") }
         return problems
     }
 }
@@ -188,19 +179,18 @@ public enum DatasetRegistry {
         }
     }
 
-    /// `NAME` (its latest version) or `NAME@VERSION` (a unique prefix of the version id).
-    /// - Throws: `DatasetError` saying what is registered when nothing (or more than one) matches.
-    public static func resolve(_ spec: String, in store: CatalogStore, dataFolder: DataFolder) throws -> DatasetVersion {
-        let parts = spec.split(separator: "@", maxSplits: 1).map(String.init)
-        let versions = try versions(named: parts[0], in: store)
-        guard !versions.isEmpty else {
-            throw DatasetError("dataset \(parts[0]) has no built version; run `hrtem dataset build \(parts[0])`")
-        }
-        var chosen = versions.last!
-        if parts.count == 2 {
-            let matches = versions.filter { $0.versionId.hasPrefix(parts[1]) }
+    /// The version a registered reference names: `NAME` its latest version, `NAME@PREFIX` the
+    /// one whose id starts with PREFIX. Nil when the catalog has no version of that name.
+    /// - Throws: `DatasetError` when a prefix matches none or several of the registered versions.
+    public static func registered(_ reference: DatasetReference, in store: CatalogStore,
+                                  dataFolder: DataFolder) throws -> DatasetVersion? {
+        let versions = try versions(named: reference.name, in: store)
+        guard var chosen = versions.last else { return nil }
+        if let prefix = reference.versionPrefix {
+            let matches = versions.filter { $0.versionId.hasPrefix(prefix) }
             guard matches.count == 1 else {
-                throw DatasetError("dataset \(spec): \(matches.isEmpty ? "no" : "more than one") version starts with \(parts[1]); versions: \(versions.map { String($0.versionId.prefix(12)) }.joined(separator: ", "))")
+                throw DatasetError(dataset: reference.description, matches.isEmpty ? "no version id starts with \(prefix)" : "several version ids start with \(prefix)",
+                                   known: versions.map { String($0.versionId.prefix(12)) })
             }
             chosen = matches[0]
         }
@@ -208,4 +198,49 @@ public enum DatasetRegistry {
                                                    : dataFolder.url.appendingPathComponent(chosen.folder)
         return try DatasetVersion.open(at: folder)
     }
+
+    /// The dataset version an argument names, the one rule every command follows: a path to a
+    /// version folder; else a registered `NAME[@PREFIX]` (`registered`); else a built folder
+    /// `<data>/datasets/NAME/<id>/` whose id starts with PREFIX (or the only one there, without
+    /// a prefix), for a data folder whose catalog lost track of it.
+    /// - Throws: `DatasetError` saying what was looked for and what exists.
+    public static func locate(_ argument: String, in dataFolder: DataFolder, store: CatalogStore? = nil) throws -> DatasetVersion {
+        let trimmed = argument.trimmingCharacters(in: .whitespaces)
+        let direct = URL(fileURLWithPath: trimmed, relativeTo: URL(fileURLWithPath: FileManager.default.currentDirectoryPath))
+        if VersionFolder.exists(at: direct) { return try DatasetVersion.open(at: direct) }
+        let reference = try DatasetReference(parsing: trimmed)
+        let catalog = try store ?? (FileManager.default.fileExists(atPath: dataFolder.catalogFile.path) ? CatalogStore(folder: dataFolder) : nil)
+        if let catalog, let version = try registered(reference, in: catalog, dataFolder: dataFolder) { return version }
+        let base = dataFolder.datasetsFolder.appendingPathComponent(reference.name)
+        let built = ((try? FileManager.default.contentsOfDirectory(atPath: base.path)) ?? [])
+            .filter { !$0.hasPrefix(".") && VersionFolder.exists(at: base.appendingPathComponent($0)) }.sorted()
+        let matches = built.filter { $0.hasPrefix(reference.versionPrefix ?? "") }
+        if matches.count == 1 { return try DatasetVersion.open(at: base.appendingPathComponent(matches[0])) }
+        if built.isEmpty {
+            throw DatasetError(dataset: reference.description,
+                               "no version folder at \(trimmed) nor under \(base.path); build it with `hrtem dataset build \(reference.name)`")
+        }
+        throw DatasetError(dataset: reference.description,
+                           matches.isEmpty ? "no version under \(base.path) starts with \(reference.versionPrefix ?? "")"
+                                           : "\(matches.count) versions under \(base.path); name one as \(reference.name)@PREFIX",
+                           known: built.map { String($0.prefix(12)) })
+    }
+}
+
+/// A dataset named by its recipe: `NAME` (the latest version) or `NAME@PREFIX` (the version whose
+/// id starts with PREFIX). The one parser of that syntax.
+public struct DatasetReference: Hashable, Sendable, CustomStringConvertible {
+    public var name: String
+    public var versionPrefix: String?
+
+    /// - Throws: `DatasetError` for an empty name or an empty prefix after `@`.
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+        guard let first = parts.first, !first.isEmpty else { throw DatasetError(dataset: text, "no dataset name before '@'") }
+        if parts.count == 2, parts[1].isEmpty { throw DatasetError(dataset: text, "no version after '@'") }
+        name = first
+        versionPrefix = parts.count == 2 ? parts[1] : nil
+    }
+
+    public var description: String { versionPrefix.map { "\(name)@\($0)" } ?? name }
 }

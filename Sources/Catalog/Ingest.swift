@@ -56,17 +56,45 @@ public struct Ingester: Sendable {
     public var jobs: Int
     public var batchSize: Int
     public var rehash: Bool
+    /// Where each frame's label lies: `{dir}` (the frame's folder), `{stem}` (its name without
+    /// the extension) and `{name}` (its name) are replaced; nil is the study's layout,
+    /// `{dir}/Labels/{stem}_label.png`. A label may be PNG, TIFF, NPY or any frame format.
+    public var labelTemplate: String?
+    /// Which values of a multi-class mask are particle; nil: any non-zero value.
+    public var particleClasses: Set<Int>?
 
-    public init(jobs: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 64, rehash: Bool = false) {
+    public static let defaultLabelTemplate = "{dir}/Labels/{stem}_label.png"
+
+    public init(jobs: Int = ProcessInfo.processInfo.activeProcessorCount, batchSize: Int = 64, rehash: Bool = false,
+                labelTemplate: String? = nil, particleClasses: Set<Int>? = nil) {
         self.jobs = max(1, jobs)
         self.batchSize = max(1, batchSize)
         self.rehash = rehash
+        self.labelTemplate = labelTemplate == Ingester.defaultLabelTemplate ? nil : labelTemplate
+        self.particleClasses = particleClasses
+    }
+
+    /// The label path `template` gives for a frame file.
+    /// - Throws: `FormatError` (file = the template) when it names no frame part or an unknown one.
+    public static func labelPath(_ template: String, frame: URL) throws -> URL {
+        guard template.contains("{stem}") || template.contains("{name}") else {
+            throw FormatError(file: template, "a label template needs {stem} or {name} (e.g. '{dir}/masks/{stem}.tif')")
+        }
+        let stem = frame.deletingPathExtension().lastPathComponent
+        let path = template.replacingOccurrences(of: "{dir}", with: frame.deletingLastPathComponent().path)
+            .replacingOccurrences(of: "{stem}", with: stem).replacingOccurrences(of: "{name}", with: frame.lastPathComponent)
+        if let open = path.firstIndex(of: "{"), path[open...].contains("}") {
+            throw FormatError(file: template, "unknown placeholder in the label template (known: {dir}, {stem}, {name})")
+        }
+        return URL(fileURLWithPath: path).standardizedFileURL
     }
 
     /// File times compared as whole microseconds (a Double would not survive JSON exactly).
     static func microseconds(_ seconds: Double) -> Int64 { Int64((seconds * 1e6).rounded()) }
 
-    static let frameExtensions: Set<String> = ["dm3", "dm4", "tif", "tiff"]
+    static let frameExtensions: Set<String> = ["dm3", "dm4", "tif", "tiff", "mrc", "mrcs", "ser", "emd"]
+    /// Extensions a label's frame may have, in the order a stem is matched.
+    static let frameSuffixes = [".dm3", ".dm4", ".tif", ".tiff", ".mrc", ".mrcs", ".ser", ".emd"]
 
     /// One file to ingest: where it is and the (session, file name) it is catalogued under.
     public struct IngestFile: Sendable {
@@ -94,6 +122,12 @@ public struct Ingester: Sendable {
     /// The name `FetchFrames` (the mirrors helper) records downloads with.
     typealias FoundFile = IngestFile
 
+    /// A label found through a template, with the frame it belongs to.
+    struct TemplateLabel {
+        var file: IngestFile
+        var frameFileName: String
+    }
+
     /// What reading one frame file gave (computed in parallel, written serially).
     struct ReadFrame {
         var file: IngestFile
@@ -112,9 +146,72 @@ public struct Ingester: Sendable {
             throw FormatError(file: folder.path, "not a folder")
         }
         let (frames, labels, skipped) = try scan(root)
+        if let template = labelTemplate {
+            let (templateFrames, templateLabels, more) = try applyTemplate(template, frames: frames, folderLabels: labels)
+            var report = try ingest(frames: templateFrames, labels: [], into: store, progress: progress)
+            try recordTemplateLabels(templateLabels, into: store, report: &report)
+            report.unplaced = skipped + more + report.unplaced
+            return report
+        }
         var report = try ingest(frames: frames, labels: labels, into: store, progress: progress)
         report.unplaced = skipped + report.unplaced
         return report
+    }
+
+    /// Pairs frames with the labels `template` names. Files in folders that hold such labels are
+    /// not frames (a TIFF mask folder would otherwise be ingested as frames); those no frame
+    /// names are listed as unplaced, as are PNG files the study's layout found in Labels folders.
+    func applyTemplate(_ template: String, frames: [IngestFile], folderLabels: [IngestFile])
+        throws -> (frames: [IngestFile], labels: [TemplateLabel], unplaced: [IngestReport.Unplaced]) {
+        var labelFor = [String: (IngestFile, URL)]()
+        var labelFolders = Set<String>()
+        for frame in frames {
+            let label = try Ingester.labelPath(template, frame: frame.url)
+            labelFor[frame.url.standardizedFileURL.path] = (frame, label)
+            if label.deletingLastPathComponent().path != frame.url.deletingLastPathComponent().standardizedFileURL.path {
+                labelFolders.insert(label.deletingLastPathComponent().path)
+            }
+        }
+        var kept = [IngestFile](), labels = [TemplateLabel](), unplaced = [IngestReport.Unplaced]()
+        var named = Set<String>()
+        for (_, label) in labelFor.values where FileManager.default.fileExists(atPath: label.path) { named.insert(label.path) }
+        for frame in frames {
+            let path = frame.url.standardizedFileURL.path
+            if named.contains(path) { continue }
+            if labelFolders.contains(frame.url.deletingLastPathComponent().standardizedFileURL.path) {
+                unplaced.append(.init(path: frame.url.path, reason: "in a label folder, but no frame's label template (\(template)) names it"))
+                continue
+            }
+            kept.append(frame)
+            let label = labelFor[path]!.1
+            if FileManager.default.fileExists(atPath: label.path), let file = try? IngestFile(url: label, session: frame.session) {
+                labels.append(TemplateLabel(file: file, frameFileName: frame.fileName))
+            }
+        }
+        for file in folderLabels where !named.contains(file.url.standardizedFileURL.path) {
+            unplaced.append(.init(path: file.url.path, reason: "not named by the label template \(template)"))
+        }
+        return (kept, labels, unplaced)
+    }
+
+    /// Reads and records labels found through a template (their frames are already ingested).
+    func recordTemplateLabels(_ labels: [TemplateLabel], into store: CatalogStore, report: inout IngestReport) throws {
+        for start in stride(from: 0, to: labels.count, by: batchSize) {
+            let batch = Array(labels[start..<min(start + batchSize, labels.count)])
+            let results = readInParallel(batch) { label -> (TemplateLabel, Raster<UInt8>?, String?, String?) in
+                do {
+                    let mask = try readLabelMask(at: label.file.url, particleClasses: particleClasses)
+                    return (label, mask, try sha256Hex(fileAt: label.file.url), nil)
+                } catch {
+                    return (label, nil, nil, "\(error)")
+                }
+            }
+            try store.dbQueue.write { db in
+                for (label, mask, digest, error) in results {
+                    try recordLabel(label.file, frameFileName: label.frameFileName, mask: mask, sha256: digest, error: error, in: db, report: &report)
+                }
+            }
+        }
     }
 
     /// Ingests given files wherever they lie (e.g. downloads in the content-addressed store):
@@ -159,7 +256,7 @@ public struct Ingester: Sendable {
             let batch = Array(labels[start..<min(start + batchSize, labels.count)])
             let results = readInParallel(batch) { file -> (IngestFile, Raster<UInt8>?, String?, String?) in
                 do {
-                    let mask = try readLabelMask(at: file.url)
+                    let mask = try readLabelMask(at: file.url, particleClasses: particleClasses)
                     return (file, mask, try sha256Hex(fileAt: file.url), nil)
                 } catch {
                     return (file, nil, nil, "\(error)")
@@ -202,11 +299,13 @@ public struct Ingester: Sendable {
                 continue
             }
             let session = folderComponents.isEmpty ? root.lastPathComponent : folderComponents.joined(separator: "/")
+            // A TIA `.emi` holds the metadata of the `.ser` files beside it, read with them.
+            if url.pathExtension.lowercased() == "emi" { continue }
             if Ingester.frameExtensions.contains(url.pathExtension.lowercased())
                 || ((try? MicrographFormat.detect(fileAt: url)).map { $0 != .png } ?? false) {
                 frames.append(IngestFile(url: url, session: session, fileName: fileName, size: size, modified: modified))
             } else {
-                skipped.append(.init(path: url.path, reason: "not a frame (DM3/DM4/TIFF) and not in a Labels folder"))
+                skipped.append(.init(path: url.path, reason: "not a frame (DM3/DM4/TIFF/MRC/SER/EMD) and not in a Labels folder"))
             }
         }
         frames.sort { ($0.session, $0.fileName) < ($1.session, $1.fileName) }
@@ -285,6 +384,7 @@ public struct Ingester: Sendable {
             frame.magnificationKx = magnification / 1000
         }
         if frame.exposureSeconds == nil { frame.exposureSeconds = header.microscope.exposureSeconds }
+        if frame.dose == nil { frame.dose = header.microscope.doseElectronsPerA2 }
         if frame.date == nil, let date = header.microscope.acquisitionDate { frame.date = StudyDate.iso(from: date) }
 
         let wasIngested = frame.sha256 != nil
@@ -318,7 +418,7 @@ public struct Ingester: Sendable {
         return rows.count == 1 ? rows[0] : nil
     }
 
-    func recordLabel(_ file: IngestFile, mask: Raster<UInt8>?, sha256: String?, error: String?,
+    func recordLabel(_ file: IngestFile, frameFileName: String? = nil, mask: Raster<UInt8>?, sha256: String?, error: String?,
                      in db: Database, report: inout IngestReport) throws {
         if let error {
             report.unplaced.append(.init(path: file.url.path, reason: error))
@@ -326,10 +426,14 @@ public struct Ingester: Sendable {
         }
         guard let mask, let sha256 else { return }
         let stem = String(file.fileName.dropLast("_label.png".count))
-        let candidates = try FrameRecord.fetchAll(db, sql: "SELECT \(CatalogStore.frameColumns) FROM frames WHERE session = ? AND file_name IN (?, ?, ?, ?)",
-                                                  arguments: [file.session, stem + ".dm3", stem + ".dm4", stem + ".tif", stem + ".tiff"])
-        guard let frame = candidates.first, let frameId = frame.id else {
-            report.unplaced.append(.init(path: file.url.path, reason: "no frame '\(stem).dm3|dm4|tif' in session '\(file.session)'"))
+        let names = frameFileName.map { [$0] } ?? Ingester.frameSuffixes.map { stem + $0 }
+        let candidates = try FrameRecord.fetchAll(
+            db, sql: "SELECT \(CatalogStore.frameColumns) FROM frames WHERE session = ? AND file_name IN (\(names.map { _ in "?" }.joined(separator: ", ")))",
+            arguments: StatementArguments([file.session] + names))
+        guard let frame = candidates.min(by: { a, b in
+            (names.firstIndex(of: a.fileName) ?? names.count) < (names.firstIndex(of: b.fileName) ?? names.count)
+        }), let frameId = frame.id else {
+            report.unplaced.append(.init(path: file.url.path, reason: "no frame '\(stem).dm3|dm4|tif|mrc|ser|emd' in session '\(file.session)'"))
             return
         }
         if let width = frame.width, let height = frame.height, width != mask.width || height != mask.height {
@@ -343,7 +447,9 @@ public struct Ingester: Sendable {
             report.labelsUnchanged += 1
             return
         }
-        try CatalogStore.upsertLabel(LabelRecord(frameId: frameId, source: "png", path: file.url.path, sha256: sha256, format: "png",
+        // "png" is the source of every label ingest finds beside its frame (whatever its format).
+        let format = ((try? MicrographFormat.detect(fileAt: file.url))?.rawValue) ?? (file.url.pathExtension.lowercased() == "npy" ? "npy" : "png")
+        try CatalogStore.upsertLabel(LabelRecord(frameId: frameId, source: "png", path: file.url.path, sha256: sha256, format: format,
                                                  width: mask.width, height: mask.height, particlePixels: particles), in: db)
         if existing == nil { report.labelsAdded += 1 } else { report.labelsChanged += 1 }
     }
@@ -360,6 +466,9 @@ public struct Ingester: Sendable {
         if let v = facts.acquisitionTime { microscope["acquisition_time"] = v }
         if let v = facts.pixelSizeNM { microscope["pixel_size_nm"] = v }
         if let v = facts.pixelUnit { microscope["pixel_unit"] = v }
+        if let v = facts.detector { microscope["detector"] = v }
+        if let v = facts.doseElectronsPerA2 { microscope["dose_e_per_a2"] = v }
+        if let v = facts.title { microscope["title"] = v }
         var tags = [String: String]()
         for (path, value) in header.tags.flattened() { tags[path] = value.summary }
         let object: [String: Any] = [

@@ -44,6 +44,26 @@ public enum FrameDetails {
         }
     }
 
+    /// What a micrograph file that is not in the catalog says about itself (`hrtem show FILE`):
+    /// format, pixels, calibrations, microscope facts and every tag, as `render` prints them.
+    /// - Throws: `FormatError` naming the file when it cannot be read.
+    public static func renderFile(at url: URL, selecting selection: ImageSelection = ImageSelection()) throws -> String {
+        let header = try readMicrographHeader(at: url, selecting: selection)
+        var frame = FrameRecord(session: "(not in the catalog)", fileName: url.lastPathComponent)
+        frame.path = url.path
+        frame.byteSize = (try? url.resourceValues(forKeys: [.fileSizeKey]).fileSize).map(Int64.init)
+        frame.format = header.format.rawValue
+        frame.width = header.width
+        frame.height = header.height
+        frame.pixelType = header.pixelType.rawValue
+        frame.pixelScaleNm = header.microscope.pixelSizeNM
+        frame.magnificationKx = header.microscope.indicatedMagnification.map { $0 / 1000 }
+        frame.exposureSeconds = header.microscope.exposureSeconds
+        frame.dose = header.microscope.doseElectronsPerA2
+        frame.facts = Ingester.factsJSON(header, modified: 0, metadataFrom: "file")
+        return render(frame, labels: [])
+    }
+
     /// Every column, the labels, and the file's facts and tags, as aligned text.
     public static func render(_ frame: FrameRecord, labels: [LabelRecord]) -> String {
         var lines = [String]()

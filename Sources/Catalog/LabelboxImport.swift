@@ -1,6 +1,7 @@
 import Foundation
 import GRDB
 import Micrograph
+import Mirrors
 
 /// What a Labelbox import did.
 public struct LabelboxImportReport: Sendable, Equatable {
@@ -32,11 +33,13 @@ public struct LabelboxImportReport: Sendable, Equatable {
 /// Each row's `data_row.external_id` (else `global_key`) names the frame: its file name or
 /// stem (any extension; a `<Folder>/<file>` form also gives the session). When the stem
 /// occurs in several sessions the row is listed as ambiguous, not guessed. Masks come from
-/// local files under `masksFolder` (Labelbox mask URLs expire and need a key, so they are
-/// never stored or fetched here): for each object, `<feature_id>.png`, else the URL's last
+/// local files under `masksFolder`: for each object, `<feature_id>.png`, else the URL's last
 /// path component (with or without `.png`), else a relative path given as the URL; composite
 /// masks (`composite_mask` with `color_rgb`) are looked up the same way by their URL and the
 /// label id. A mask path that is absolute or climbs out of `masksFolder` (`../`) is refused.
+/// With a `maskFetcher` (the user's API key), masks not found locally are downloaded from
+/// their URLs through the mirrors' `Downloader` (retries, content-addressed store) before
+/// anything is written; neither the URLs nor the key are kept anywhere.
 /// Object masks are combined (any non-zero pixel of any object is particle), written as a
 /// 0/255 PNG into the data folder's content-addressed store (`store/ab/<sha256>`, so no name
 /// from the export ever becomes a path), and recorded with source `labelbox` and the Labelbox
@@ -45,10 +48,30 @@ public struct LabelboxImportReport: Sendable, Equatable {
 public struct LabelboxImporter: Sendable {
     public var dataFolder: DataFolder
     public var masksFolder: URL
+    /// Downloads masks missing locally; nil: local files only.
+    public var maskFetcher: LabelboxMaskFetcher?
 
-    public init(dataFolder: DataFolder, masksFolder: URL) {
+    public init(dataFolder: DataFolder, masksFolder: URL, maskFetcher: LabelboxMaskFetcher? = nil) {
         self.dataFolder = dataFolder
         self.masksFolder = masksFolder.standardizedFileURL
+        self.maskFetcher = maskFetcher
+    }
+
+    /// One data row of the export, parsed.
+    struct Row {
+        var line: Int
+        var object: [String: Any]
+        var dataRow: [String: Any]
+        var reference: String
+        var names: [String]
+    }
+
+    /// A mask the export names by URL and that is not among the local files.
+    struct RemoteMask {
+        var url: String
+        var line: Int
+        var reference: String
+        var objectID: String
     }
 
     struct Match {
@@ -59,10 +82,12 @@ public struct LabelboxImporter: Sendable {
     }
 
     /// - Throws: `FormatError` with the line for a line that is not JSON or lacks `data_row`
-    ///   (nothing is written then); `DatabaseError`. Rows that cannot be placed are listed.
+    ///   (nothing is written then); `LabelboxFetchError` naming the row of a mask that could not
+    ///   be downloaded (nothing is written then); `DatabaseError`. Rows that cannot be placed are
+    ///   listed.
     public func importExport(_ data: Data, source: String, into store: CatalogStore) throws -> LabelboxImportReport {
         var report = LabelboxImportReport()
-        var matches = [Match]()
+        var rows = [Row]()
         let text = String(decoding: data, as: UTF8.self)
         for (index, rawLine) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated() {
             let line = index + 1
@@ -74,16 +99,30 @@ public struct LabelboxImporter: Sendable {
             guard let dataRow = object["data_row"] as? [String: Any] else {
                 throw FormatError(file: source, line: line, column: 1, "no \"data_row\" object: not a Labelbox export row")
             }
-            report.rows += 1
             let externalID = dataRow["external_id"] as? String
             let globalKey = dataRow["global_key"] as? String
-            let reference = externalID ?? globalKey ?? (dataRow["id"] as? String) ?? "?"
+            rows.append(Row(line: line, object: object, dataRow: dataRow,
+                            reference: externalID ?? globalKey ?? (dataRow["id"] as? String) ?? "?",
+                            names: [externalID, globalKey].compactMap { $0 }))
+        }
+        report.rows = rows.count
+        var frames = [Int: FrameRecord]()
+        var matches = [Match]()
+        var problems = [Int: Problem]()
+        for row in rows {
+            do { frames[row.line] = try findFrame(names: row.names, in: store) } catch let problem as Problem { problems[row.line] = problem }
+        }
+        // Every download before any mask is built, so that a refused or expired URL stops the
+        // import before anything is written.
+        let fetched = try fetchRemoteMasks(rows.filter { frames[$0.line] != nil }, source: source)
+        for row in rows {
             do {
-                let frame = try findFrame(names: [externalID, globalKey].compactMap { $0 }, in: store)
-                let (mask, ids) = try buildMask(object: object, dataRow: dataRow, frame: frame)
-                matches.append(Match(frame: frame, mask: mask, ids: ids, line: line))
+                if let problem = problems[row.line] { throw problem }
+                let frame = frames[row.line]!
+                let (mask, ids) = try buildMask(object: row.object, dataRow: row.dataRow, frame: frame, fetched: fetched)
+                matches.append(Match(frame: frame, mask: mask, ids: ids, line: row.line))
             } catch let problem as Problem {
-                report.unplaced.append(.init(line: line, reference: reference, reason: problem.reason))
+                report.unplaced.append(.init(line: row.line, reference: row.reference, reason: problem.reason))
             }
         }
         // Files first (content-addressed, so a crash leaves only unreferenced blobs), then one transaction.
@@ -152,7 +191,8 @@ public struct LabelboxImporter: Sendable {
         text.replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: "%", with: "\\%").replacingOccurrences(of: "_", with: "\\_")
     }
 
-    func buildMask(object: [String: Any], dataRow: [String: Any], frame: FrameRecord) throws -> (Raster<UInt8>, [String: Any]) {
+    func buildMask(object: [String: Any], dataRow: [String: Any], frame: FrameRecord,
+                   fetched: [String: URL] = [:]) throws -> (Raster<UInt8>, [String: Any]) {
         var ids: [String: Any] = [:]
         if let v = dataRow["id"] as? String { ids["data_row_id"] = v }
         if let v = dataRow["global_key"] as? String { ids["global_key"] = v }
@@ -175,16 +215,17 @@ public struct LabelboxImporter: Sendable {
                     let featureID = item["feature_id"] as? String ?? ""
                     let objectMask: Raster<UInt8>
                     if let mask = item["mask"] as? [String: Any],
-                       let url = try locate(candidates(url: mask["url"] as? String, ids: [featureID])) {
+                       let url = try maskFile(url: mask["url"] as? String, ids: [featureID], objectID: featureID, fetched: fetched) {
                         objectMask = try readMaskFile(url)
                     } else if let composite = item["composite_mask"] as? [String: Any],
                               let rgb = composite["color_rgb"] as? [Int], rgb.count == 3, rgb.allSatisfy({ (0...255).contains($0) }),
-                              let url = try locate(candidates(url: composite["url"] as? String, ids: [labelID ?? ""])) {
+                              let url = try maskFile(url: composite["url"] as? String, ids: [labelID ?? ""], objectID: featureID, fetched: fetched) {
                         do {
                             objectMask = try readClassMask(at: url, colorMap: [RGBColor(UInt8(rgb[0]), UInt8(rgb[1]), UInt8(rgb[2])): 1])
                         } catch { throw Problem(reason: "\(error)") }
                     } else if item["mask"] != nil || item["composite_mask"] != nil {
-                        throw Problem(reason: "mask of object '\(featureID)' not found under \(masksFolder.path) (looked for \(featureID).png and the mask URL's file name)")
+                        throw Problem(reason: "mask of object '\(featureID)' not found under \(masksFolder.path) (looked for \(featureID).png and the mask URL's file name)"
+                                      + (maskFetcher == nil ? "; set LABELBOX_API_KEY to download it from its URL" : ""))
                     } else {
                         continue  // not a segmentation object (a box, a point): nothing to add to the mask
                     }
@@ -201,6 +242,61 @@ public struct LabelboxImporter: Sendable {
         guard let width, let height else { throw Problem(reason: "no mask and no image size: nothing to import") }
         ids["feature_ids"] = features
         return (Raster(width: width, height: height, pixels: combined ?? [UInt8](repeating: 0, count: width * height)), ids)
+    }
+
+    /// The file holding a mask: a local file under the masks folder, else the download of its URL.
+    /// - Throws: `Problem` for a local path that is refused, or a URL the API key may not go to.
+    func maskFile(url: String?, ids: [String], objectID: String, fetched: [String: URL]) throws -> URL? {
+        if let local = try locate(candidates(url: url, ids: ids)) { return local }
+        guard let url, let maskFetcher, LabelboxMaskFetcher.isRemote(url) else { return nil }
+        if let file = fetched[url] { return file }
+        if !maskFetcher.mayReceiveKey(url) {
+            throw Problem(reason: "the mask URL of object '\(objectID)' is not a Labelbox address: the API key is only sent to "
+                          + maskFetcher.trustedDescription)
+        }
+        return nil
+    }
+
+    /// The mask URLs of a row's segmentation objects, with the ids a local file may be named by.
+    func maskReferences(_ object: [String: Any]) -> [(url: String, ids: [String], objectID: String)] {
+        var references = [(url: String, ids: [String], objectID: String)]()
+        let projects = (object["projects"] as? [String: Any]) ?? [:]
+        for projectID in projects.keys.sorted() {
+            guard let project = projects[projectID] as? [String: Any] else { continue }
+            for label in (project["labels"] as? [[String: Any]]) ?? [] {
+                let labelID = label["id"] as? String ?? ""
+                let annotations = label["annotations"] as? [String: Any]
+                for item in (annotations?["objects"] as? [[String: Any]]) ?? [] {
+                    let featureID = item["feature_id"] as? String ?? ""
+                    if let url = (item["mask"] as? [String: Any])?["url"] as? String {
+                        references.append((url, [featureID], featureID))
+                    } else if let url = (item["composite_mask"] as? [String: Any])?["url"] as? String {
+                        references.append((url, [labelID], featureID))
+                    }
+                }
+            }
+        }
+        return references
+    }
+
+    /// Downloads every mask of `rows` that is not a local file, at once (in parallel, with
+    /// retries); returns the stored file of each URL.
+    /// - Throws: `LabelboxFetchError` naming the first row (in file order) whose mask could not
+    ///   be fetched: an expired link or a refused key asks for a new export.
+    func fetchRemoteMasks(_ rows: [Row], source: String) throws -> [String: URL] {
+        guard let maskFetcher else { return [:] }
+        var wanted = [RemoteMask]()
+        var seen = Set<String>()
+        for row in rows {
+            for reference in maskReferences(row.object) {
+                guard LabelboxMaskFetcher.isRemote(reference.url), maskFetcher.mayReceiveKey(reference.url),
+                      // Neither found locally nor refused (a refusal is reported with the row).
+                      (try? locate(candidates(url: reference.url, ids: reference.ids))) == .some(nil),
+                      seen.insert(reference.url).inserted else { continue }
+                wanted.append(RemoteMask(url: reference.url, line: row.line, reference: row.reference, objectID: reference.objectID))
+            }
+        }
+        return try maskFetcher.fetch(wanted, source: source)
     }
 
     /// Relative names to try under the masks folder, in order.

@@ -39,6 +39,11 @@ extension CatalogStore {
         try dbQueue.read { db in try ModelRecord.fetchOne(db, key: id) }
     }
 
+    /// Every registered model, by id.
+    public func models() throws -> [ModelRecord] {
+        try dbQueue.read { db in try ModelRecord.order(Column("id")).fetchAll(db) }
+    }
+
     /// The results recorded for a model, oldest first.
     public func results(modelId: String) throws -> [ResultRecord] {
         try dbQueue.read { db in

@@ -1,54 +1,32 @@
 import Foundation
 import Micrograph
+import Segmentation
 
-/// A trained fold model, as the training unit that made it recorded it.
+/// A trained fold model as recorded: its id (the training unit's), its folder and its card
+/// (the folder's `model.json`).
 public struct ModelRef: Codable, Hashable, Sendable {
-    /// The training unit's id (also the model's id).
     public var id: String
-    /// Folder holding the weights (safetensors) and the JSON model card.
+    /// Folder holding the weights (`model.safetensors`) and the card (`model.json`).
     public var folder: String
-    /// Epoch whose weights were kept (lowest validation loss), when known.
-    public var bestEpoch: Int?
-    public var bestValidationLoss: Double?
-    /// Wall-clock seconds the training took (0 for a reused model).
-    public var seconds: Double?
+    public var card: ModelCard
 
-    public init(id: String, folder: String, bestEpoch: Int? = nil, bestValidationLoss: Double? = nil, seconds: Double? = nil) {
+    public init(id: String, folder: String, card: ModelCard) {
         self.id = id
         self.folder = folder
-        self.bestEpoch = bestEpoch
-        self.bestValidationLoss = bestValidationLoss
-        self.seconds = seconds
+        self.card = card
     }
 }
 
-/// The study's scores of one model on one set of patches (PIPELINE.md "Metrics").
-///
-/// Dice values are means over patches (not pooled) with smoothing 1; rates are pooled pixel
-/// fractions: falsePositiveRate = FP / (FP + TN), falseNegativeRate = FN / (FN + TP).
-public struct EvaluationMetrics: Codable, Hashable, Sendable {
-    /// Mean pixel-wise softmax cross-entropy.
-    public var loss: Double
-    /// Dice of the softmax probability of class 1 (no rounding).
-    public var softDice: Double
-    /// Dice of the rounded prediction: the matrix's headline number.
-    public var hardDice: Double
-    public var falsePositiveRate: Double
-    public var falseNegativeRate: Double
-    /// Patches scored (after the dihedral x8 expansion when it applies).
-    public var patches: Int
+/// One evaluation as recorded: the study's metrics of a model on a set of patches, and what the
+/// run left beside them.
+public struct Evaluation: Codable, Hashable, Sendable {
+    public var metrics: Metrics
     /// PNG files with sample predictions drawn over their images, if the evaluator wrote any.
     public var sampleOverlays: [String]?
     public var seconds: Double?
 
-    public init(loss: Double, softDice: Double, hardDice: Double, falsePositiveRate: Double, falseNegativeRate: Double,
-                patches: Int, sampleOverlays: [String]? = nil, seconds: Double? = nil) {
-        self.loss = loss
-        self.softDice = softDice
-        self.hardDice = hardDice
-        self.falsePositiveRate = falsePositiveRate
-        self.falseNegativeRate = falseNegativeRate
-        self.patches = patches
+    public init(metrics: Metrics, sampleOverlays: [String]? = nil, seconds: Double? = nil) {
+        self.metrics = metrics
         self.sampleOverlays = sampleOverlays
         self.seconds = seconds
     }
@@ -60,7 +38,7 @@ public protocol UnitExecutor: Sendable {
     /// Trains the fold model of `unit` (or finds it already trained under `unit.id`).
     func train(_ unit: TrainUnit) throws -> ModelRef
     /// Scores `model` on the patches `unit` names.
-    func evaluate(_ unit: EvaluateUnit, model: ModelRef) throws -> EvaluationMetrics
+    func evaluate(_ unit: EvaluateUnit, model: ModelRef) throws -> Evaluation
 }
 
 /// Where finished units are recorded. A unit whose result is recorded is never run again.
@@ -69,8 +47,8 @@ public protocol UnitExecutor: Sendable {
 public protocol ResultStore: Sendable {
     func model(for unit: TrainUnit) throws -> ModelRef?
     func record(_ model: ModelRef, for unit: TrainUnit) throws
-    func metrics(for unit: EvaluateUnit) throws -> EvaluationMetrics?
-    func record(_ metrics: EvaluationMetrics, for unit: EvaluateUnit) throws
+    func evaluation(for unit: EvaluateUnit) throws -> Evaluation?
+    func record(_ evaluation: Evaluation, for unit: EvaluateUnit) throws
 }
 
 /// A result store as a folder of small JSON files, one per unit, each written atomically:
@@ -87,24 +65,18 @@ public struct JSONResultStore: ResultStore {
 
     public func model(for unit: TrainUnit) throws -> ModelRef? { try load(ModelRef.self, modelFile(unit.id)) }
     public func record(_ model: ModelRef, for unit: TrainUnit) throws {
-        try writeFileAtomically(try prettyJSON(model), to: modelFile(unit.id))
+        try writeFileAtomically(try CanonicalJSON.file(model), to: modelFile(unit.id))
     }
-    public func metrics(for unit: EvaluateUnit) throws -> EvaluationMetrics? {
-        try load(EvaluationMetrics.self, evaluationFile(unit.id))
+    public func evaluation(for unit: EvaluateUnit) throws -> Evaluation? {
+        try load(Evaluation.self, evaluationFile(unit.id))
     }
-    public func record(_ metrics: EvaluationMetrics, for unit: EvaluateUnit) throws {
-        try writeFileAtomically(try prettyJSON(metrics), to: evaluationFile(unit.id))
+    public func record(_ evaluation: Evaluation, for unit: EvaluateUnit) throws {
+        try writeFileAtomically(try CanonicalJSON.file(evaluation), to: evaluationFile(unit.id))
     }
 
     private func load<T: Decodable>(_ type: T.Type, _ url: URL) throws -> T? {
         guard FileManager.default.fileExists(atPath: url.path) else { return nil }
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw FormatError(file: url.path, "cannot read: \(error.localizedDescription)")
-        }
-        do { return try JSONDecoder().decode(T.self, from: data) } catch {
-            throw FormatError(file: url.path, "not a recorded result: \(describeDecodingError(error))")
-        }
+        return try readJSONFile(T.self, from: url, what: "a recorded result")
     }
 }
 
@@ -128,17 +100,17 @@ public struct LayeredResultStore: ResultStore {
     public func record(_ model: ModelRef, for unit: TrainUnit) throws {
         for store in stores.reversed() { try store.record(model, for: unit) }
     }
-    public func metrics(for unit: EvaluateUnit) throws -> EvaluationMetrics? {
+    public func evaluation(for unit: EvaluateUnit) throws -> Evaluation? {
         for (index, store) in stores.enumerated() {
-            if let metrics = try store.metrics(for: unit) {
-                for earlier in stores[..<index] { try earlier.record(metrics, for: unit) }
-                return metrics
+            if let evaluation = try store.evaluation(for: unit) {
+                for earlier in stores[..<index] { try earlier.record(evaluation, for: unit) }
+                return evaluation
             }
         }
         return nil
     }
-    public func record(_ metrics: EvaluationMetrics, for unit: EvaluateUnit) throws {
-        for store in stores.reversed() { try store.record(metrics, for: unit) }
+    public func record(_ evaluation: Evaluation, for unit: EvaluateUnit) throws {
+        for store in stores.reversed() { try store.record(evaluation, for: unit) }
     }
 }
 
@@ -154,8 +126,8 @@ public func copyResults(of plan: MatrixPlan, from source: ResultStore, into dest
         }
     }
     for unit in plan.evaluationUnits {
-        if let metrics = try source.metrics(for: unit), try destination.metrics(for: unit) != metrics {
-            try destination.record(metrics, for: unit)
+        if let evaluation = try source.evaluation(for: unit), try destination.evaluation(for: unit) != evaluation {
+            try destination.record(evaluation, for: unit)
             copied += 1
         }
     }
@@ -179,30 +151,33 @@ public struct SimulatedExecutor: UnitExecutor {
 
     public func train(_ unit: TrainUnit) throws -> ModelRef {
         if secondsPerUnit > 0 { Thread.sleep(forTimeInterval: secondsPerUnit) }
+        let jitter = SimulatedExecutor.unitInterval(unit.id)
+        let card = ModelCard(architecture: unit.settings.architecture, parameters: 0, datasetVersion: unit.dataset.id,
+                             datasetFolder: unit.dataset.folder, fold: unit.fold, seed: unit.settings.seed ?? 0,
+                             configuration: unit.settings, epochs: unit.settings.epochs,
+                             bestEpoch: 1 + Int(jitter * Double(unit.settings.epochs)),
+                             bestValidationLoss: 0.05 + 0.1 * jitter, validation: nil, trainingSeconds: 0)
         var folder = ""
         if let modelsFolder {
+            // A card only, marked as the simulated executor's: no weights, nothing to load.
             let url = modelsFolder.appendingPathComponent(unit.id)
-            let card: [String: String] = ["id": unit.id, "executor": "simulated", "dataset": unit.dataset.id,
-                                          "fold": String(unit.fold)]
-            try writeFileAtomically(try prettyJSON(card), to: url.appendingPathComponent("card.json"))
+            try writeFileAtomically(try CanonicalJSON.file(card), to: url.appendingPathComponent("simulated-card.json"))
             folder = url.path
         }
-        let jitter = SimulatedExecutor.unitInterval(unit.id)
-        return ModelRef(id: unit.id, folder: folder, bestEpoch: 1 + Int(jitter * Double(unit.settings.epochs)),
-                        bestValidationLoss: 0.05 + 0.1 * jitter)
+        return ModelRef(id: unit.id, folder: folder, card: card)
     }
 
-    public func evaluate(_ unit: EvaluateUnit, model: ModelRef) throws -> EvaluationMetrics {
+    public func evaluate(_ unit: EvaluateUnit, model: ModelRef) throws -> Evaluation {
         if secondsPerUnit > 0 { Thread.sleep(forTimeInterval: secondsPerUnit) }
         let jitter = SimulatedExecutor.unitInterval(unit.id) - 0.5
         let same = unit.trainDatasetID == unit.testDataset.id
         // Off the diagonal: a pair-specific drop, stable for the pair whatever the fold.
         let base = same ? 0.9 : 0.5 + 0.3 * SimulatedExecutor.unitInterval(unit.trainDatasetID + "|" + unit.testDataset.id)
         let hard = min(0.99, max(0.0, base + 0.04 * jitter))
-        return EvaluationMetrics(loss: 0.05 + (1 - hard) * 0.5, softDice: hard - 0.01,
-                                 hardDice: hard, falsePositiveRate: 0.02 + 0.1 * (1 - hard) * (jitter + 0.5),
-                                 falseNegativeRate: 0.03 + 0.2 * (1 - hard) * (0.5 - jitter),
-                                 patches: 8 * 10)
+        return Evaluation(metrics: Metrics(hardDice: hard, softDice: hard - 0.01,
+                                           falsePositiveRate: 0.02 + 0.1 * (1 - hard) * (jitter + 0.5),
+                                           falseNegativeRate: 0.03 + 0.2 * (1 - hard) * (0.5 - jitter),
+                                           loss: 0.05 + (1 - hard) * 0.5, patches: 8 * 10))
     }
 
     /// A number in [0, 1) from a string's hash.

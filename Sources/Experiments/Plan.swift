@@ -1,5 +1,6 @@
 import Foundation
 import Micrograph
+import Segmentation
 
 /// One fact about a dataset version shown beside its name on the report's axes
 /// (e.g. `dose` = `80 e/Å²`). Kept as an ordered list so reports are byte-stable.
@@ -37,77 +38,58 @@ public struct DatasetVersionRef: Codable, Hashable, Sendable {
     public var label: String { "\(name)@\(id.prefix(12))" }
 }
 
-/// How one fold model is trained: the trainer's options (issue 7's `hrtem train`).
-///
-/// Every field enters the training unit's id, `threads` included, because the trainer is
-/// deterministic only for a given seed AND thread count.
-public struct TrainingSettings: Codable, Hashable, Sendable {
-    public var epochs: Int
-    public var batchSize: Int
-    public var learningRate: Double
-    /// Base seed of the run, or nil for the study's per-fold seeds (the version's folds.json).
-    /// Fold k of a run with seed S trains with `SplitMix64(seed: S).derived(k).next()`.
-    public var seed: UInt64?
-    /// Fixed Gaussian-noise augmentation level rho (units of the image std), or nil.
-    public var noiseRho: Double?
-    /// rho ~ U(0, noiseRhoMax) per sample, or nil. Never set together with `noiseRho`.
-    public var noiseRhoMax: Double?
-    /// Online random flips + rotation (the study's default: on).
-    public var rotate: Bool
-    /// Threads one training or evaluation unit uses.
-    public var threads: Int
-
-    /// The study's protocol (PIPELINE.md "Model"): 250 epochs, batch 32, Adam lr 1e-4, rotation on.
-    public init(epochs: Int = 250, batchSize: Int = 32, learningRate: Double = 1e-4, seed: UInt64? = nil,
-                noiseRho: Double? = nil, noiseRhoMax: Double? = nil, rotate: Bool = true, threads: Int = 1) {
-        self.epochs = epochs
-        self.batchSize = batchSize
-        self.learningRate = learningRate
-        self.seed = seed
-        self.noiseRho = noiseRho
-        self.noiseRhoMax = noiseRhoMax
-        self.rotate = rotate
-        self.threads = threads
-    }
-
-    /// Checks ranges; the message names the offending setting.
-    public func validate() throws {
-        func fail(_ message: String) -> ExperimentError { ExperimentError("training settings: \(message)") }
-        guard epochs >= 1 else { throw fail("epochs must be at least 1, got \(epochs)") }
-        guard batchSize >= 1 else { throw fail("batch must be at least 1, got \(batchSize)") }
-        guard learningRate > 0, learningRate.isFinite else { throw fail("learning rate must be positive, got \(learningRate)") }
-        guard threads >= 1 else { throw fail("threads must be at least 1, got \(threads)") }
-        if noiseRho != nil && noiseRhoMax != nil { throw fail("give a fixed noise rho or a maximum, not both") }
-        for rho in [noiseRho, noiseRhoMax].compactMap({ $0 }) where !(rho >= 0 && rho.isFinite) {
-            throw fail("noise rho must be a finite number >= 0, got \(rho)")
-        }
-    }
-}
-
-/// A named set of training settings; a plain matrix has one, a noise sweep one per rho.
+/// A named way of training the fold models; a plain matrix has one, a noise sweep one per rho.
 public struct TrainingVariant: Codable, Hashable, Sendable {
     public var label: String
+    /// The settings every fold model of the variant shares; their `seed` is ignored (see
+    /// `baseSeed`).
     public var settings: TrainingSettings
+    /// Seed of the run: fold k trains with `SplitMix64(seed: baseSeed).derived(k).next()`; nil
+    /// keeps each fold's own seed from the version's folds.json (the study's).
+    public var baseSeed: UInt64?
     /// The swept parameter's value (rho for a noise sweep), or nil for a plain matrix.
     public var sweepValue: Double?
 
-    public init(label: String, settings: TrainingSettings, sweepValue: Double? = nil) {
+    public init(label: String, settings: TrainingSettings, baseSeed: UInt64? = nil, sweepValue: Double? = nil) {
         self.label = label
         self.settings = settings
+        self.baseSeed = baseSeed
         self.sweepValue = sweepValue
+    }
+
+    /// The settings fold `fold` trains with: the variant's, with the fold's seed.
+    public func settings(forFold fold: Int) -> TrainingSettings {
+        var settings = self.settings
+        settings.seed = baseSeed.map { seed in
+            var generator = SplitMix64(seed: seed).derived(UInt64(fold))
+            return generator.next()
+        }
+        return settings
     }
 }
 
 /// Train one fold model: fold `fold` of `dataset` is its test fold (the study's rule; the
 /// trainer takes validation and training patches from the rest).
 public struct TrainUnit: Codable, Hashable, Sendable, Identifiable {
-    /// Stable: a hash of the dataset version id, the fold, the fold count, the settings and the
-    /// executor kind. Two plans that share a model share this id, so the model is reused.
+    /// Stable: a hash of the dataset version id, the fold, the settings and the executor kind.
+    /// Two plans that share a model share this id, and so does `hrtem train` with the same
+    /// settings, so the model is trained once and reused.
     public var id: String
     public var dataset: DatasetVersionRef
     public var fold: Int
     public var variantIndex: Int
+    /// The settings of this fold model (its seed resolved: nil is the fold's own).
     public var settings: TrainingSettings
+
+    /// A training unit; its id follows from the rest.
+    public init(dataset: DatasetVersionRef, fold: Int, variantIndex: Int = 0, settings: TrainingSettings,
+                executor: ExecutorKind) throws {
+        id = try MatrixPlan.trainUnitID(datasetID: dataset.id, fold: fold, settings: settings, executor: executor)
+        self.dataset = dataset
+        self.fold = fold
+        self.variantIndex = variantIndex
+        self.settings = settings
+    }
 
     public var label: String { "train \(dataset.label) fold \(fold)" }
 }
@@ -139,6 +121,26 @@ public struct EvaluateUnit: Codable, Hashable, Sendable, Identifiable {
     /// Threads the evaluation uses (the training unit's; not part of the id, which already
     /// depends on it through the training unit).
     public var threads: Int
+
+    /// An evaluation of the model of `trainUnit`; its id follows from the rest.
+    public init(of trainUnit: TrainUnit, on testDataset: DatasetVersionRef, scope: EvaluationScope, dihedral: Bool) {
+        self.init(modelID: trainUnit.id, trainDatasetID: trainUnit.dataset.id, variantIndex: trainUnit.variantIndex,
+                  fold: trainUnit.fold, on: testDataset, scope: scope, dihedral: dihedral, threads: trainUnit.settings.threads)
+    }
+
+    /// An evaluation of a model known by its id (its training unit's) and card facts.
+    public init(modelID: String, trainDatasetID: String, variantIndex: Int = 0, fold: Int, on testDataset: DatasetVersionRef,
+                scope: EvaluationScope, dihedral: Bool, threads: Int) {
+        id = MatrixPlan.evaluateUnitID(trainUnitID: modelID, testDatasetID: testDataset.id, scope: scope, dihedral: dihedral)
+        trainUnitID = modelID
+        self.trainDatasetID = trainDatasetID
+        self.variantIndex = variantIndex
+        self.fold = fold
+        self.testDataset = testDataset
+        self.scope = scope
+        self.dihedral = dihedral
+        self.threads = threads
+    }
 
     public var label: String { "evaluate \(trainUnitID.prefix(12)) on \(testDataset.label) (\(scope))" }
 }
@@ -188,7 +190,7 @@ public enum ExperimentKind: String, Codable, Sendable {
 /// The study's cell rule: for a row dataset A and a column dataset B, A == B evaluates model i on
 /// fold i of A; A != B evaluates every fold model on the whole of B. Dihedral x8 everywhere.
 public struct MatrixPlan: Codable, Hashable, Sendable {
-    public static let formatVersion = 1
+    public static let formatVersion = 2
 
     public var formatVersion: Int
     public var kind: ExperimentKind
@@ -227,15 +229,17 @@ public struct MatrixPlan: Codable, Hashable, Sendable {
         for list in [trainOn, testOn] {
             var seen = Set<String>()
             for dataset in list where !seen.insert(dataset.id).inserted {
-                throw ExperimentError("dataset \(dataset.label) is listed twice")
+                throw ExperimentError("is listed twice", subject: "dataset \(dataset.label)")
             }
         }
         for dataset in trainOn {
             if let count = dataset.foldCount, folds > count {
-                throw ExperimentError("dataset \(dataset.label) defines \(count) folds; cannot train \(folds) fold models")
+                throw ExperimentError("defines \(count) folds; cannot train \(folds) fold models", subject: "dataset \(dataset.label)")
             }
         }
-        for variant in variants { try variant.settings.validate() }
+        for variant in variants {
+            do { try variant.settings.validate() } catch { throw ExperimentError("\(error)", subject: "variant \(variant.label)") }
+        }
 
         var datasets = trainOn
         for dataset in testOn where !datasets.contains(where: { $0.id == dataset.id }) { datasets.append(dataset) }
@@ -245,23 +249,15 @@ public struct MatrixPlan: Codable, Hashable, Sendable {
         for train in trainOn {
             for (variantIndex, variant) in variants.enumerated() {
                 for fold in 0..<folds {
-                    let unitID = MatrixPlan.trainUnitID(datasetID: train.id, fold: fold, folds: folds,
-                                                        settings: variant.settings, executor: executor)
-                    trainUnits.append(TrainUnit(id: unitID, dataset: train, fold: fold, variantIndex: variantIndex,
-                                                settings: variant.settings))
+                    trainUnits.append(try TrainUnit(dataset: train, fold: fold, variantIndex: variantIndex,
+                                                    settings: variant.settings(forFold: fold), executor: executor))
                 }
             }
         }
         for trainUnit in trainUnits {
             for test in testOn {
                 let scope: EvaluationScope = test.id == trainUnit.dataset.id ? .testFold(trainUnit.fold) : .wholeDataset
-                let unitID = MatrixPlan.evaluateUnitID(trainUnitID: trainUnit.id, testDatasetID: test.id,
-                                                       scope: scope, dihedral: dihedral)
-                evaluationUnits.append(EvaluateUnit(id: unitID, trainUnitID: trainUnit.id,
-                                                    trainDatasetID: trainUnit.dataset.id,
-                                                    variantIndex: trainUnit.variantIndex, fold: trainUnit.fold,
-                                                    testDataset: test, scope: scope, dihedral: dihedral,
-                                                    threads: trainUnit.settings.threads))
+                evaluationUnits.append(EvaluateUnit(of: trainUnit, on: test, scope: scope, dihedral: dihedral))
             }
         }
         var seenUnits = Set<String>()
@@ -295,16 +291,16 @@ public struct MatrixPlan: Codable, Hashable, Sendable {
         if index >= 0 && index < trainUnits.count { return .train(trainUnits[index]) }
         let evaluationIndex = index - trainUnits.count
         if evaluationIndex >= 0 && evaluationIndex < evaluationUnits.count { return .evaluate(evaluationUnits[evaluationIndex]) }
-        throw ExperimentError("plan \(name) has units 0...\(unitCount - 1); there is no unit \(index)")
+        throw ExperimentError("has units 0...\(unitCount - 1); there is no unit \(index)", subject: "plan \(name)")
     }
 
     public func trainUnit(id: String) -> TrainUnit? { trainUnits.first { $0.id == id } }
     public func dataset(id: String) -> DatasetVersionRef? { datasets.first { $0.id == id } }
 
     /// Id of a training unit; see `TrainUnit.id`.
-    public static func trainUnitID(datasetID: String, fold: Int, folds: Int, settings: TrainingSettings,
-                                   executor: ExecutorKind) -> String {
-        String(stableHash("train\n\(executor.rawValue)\n\(datasetID)\n\(fold)/\(folds)\n\(canonicalJSON(settings))").prefix(24))
+    public static func trainUnitID(datasetID: String, fold: Int, settings: TrainingSettings,
+                                   executor: ExecutorKind) throws -> String {
+        String(stableHash("train\n\(executor.rawValue)\n\(datasetID)\n\(fold)\n\(try CanonicalJSON.compactString(settings))").prefix(24))
     }
 
     /// Id of an evaluation unit; see `EvaluateUnit.id`.
@@ -322,6 +318,10 @@ public struct MatrixPlan: Codable, Hashable, Sendable {
         do { data = try Data(contentsOf: url) } catch {
             throw FormatError(file: url.path, "cannot read the plan: \(error.localizedDescription)")
         }
+        struct Header: Decodable { var formatVersion: Int }
+        if let header = try? JSONDecoder().decode(Header.self, from: data), header.formatVersion != formatVersion {
+            throw FormatError(file: url.path, "plan format \(header.formatVersion) is not the supported \(formatVersion); plan the experiment again with this hrtem")
+        }
         let plan: MatrixPlan
         do { plan = try JSONDecoder().decode(MatrixPlan.self, from: data) } catch {
             throw FormatError(file: url.path, "not a matrix plan: \(describeDecodingError(error))")
@@ -334,49 +334,24 @@ public struct MatrixPlan: Codable, Hashable, Sendable {
 
     /// Writes the plan as pretty, key-sorted JSON, atomically.
     public func write(to url: URL) throws {
-        try writeFileAtomically(try prettyJSON(self), to: url)
+        try writeFileAtomically(try CanonicalJSON.file(self), to: url)
     }
 }
 
-/// An error in setting up or running an experiment, in words a person can act on.
+/// An error in setting up or running an experiment, in words a person can act on: what it
+/// concerns (a unit, a dataset, a variant, a setting) and what is wrong.
 public struct ExperimentError: Error, CustomStringConvertible, Equatable, Sendable {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    /// The unit, dataset, variant or setting the problem concerns; nil for the plan as a whole.
+    public var subject: String?
+    public var reason: String
+
+    public init(_ reason: String, subject: String? = nil) {
+        self.subject = subject
+        self.reason = reason
+    }
+
+    public var description: String { subject.map { "\($0): \(reason)" } ?? reason }
 }
 
 /// SHA-256 of a string's UTF-8 bytes, as hex.
 func stableHash(_ text: String) -> String { sha256Hex(Data(text.utf8)) }
-
-/// Key-sorted compact JSON: the canonical form hashed into ids.
-func canonicalJSON<T: Encodable>(_ value: T) -> String {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-    // Encoding plain value types cannot fail.
-    return String(decoding: (try? encoder.encode(value)) ?? Data(), as: UTF8.self)
-}
-
-/// Key-sorted, indented JSON ending in a newline: the form written to files people read.
-func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes]
-    var data = try encoder.encode(value)
-    data.append(0x0A)
-    return data
-}
-
-/// A decoding error as one line: where in the JSON and what was wrong.
-func describeDecodingError(_ error: Error) -> String {
-    guard let decodingError = error as? DecodingError else { return "\(error)" }
-    func path(_ context: DecodingError.Context) -> String {
-        let joined = context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
-        return joined.isEmpty ? "top level" : joined
-    }
-    switch decodingError {
-    case .keyNotFound(let key, let context): return "missing key \"\(key.stringValue)\" at \(path(context))"
-    case .typeMismatch(_, let context): return "wrong type at \(path(context)): \(context.debugDescription)"
-    case .valueNotFound(_, let context): return "missing value at \(path(context))"
-    case .dataCorrupted(let context): return "\(context.debugDescription) at \(path(context))"
-    @unknown default: return "\(error)"
-    }
-}

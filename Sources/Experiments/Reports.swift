@@ -68,7 +68,7 @@ public enum MatrixReport {
             written.append(url)
         }
         try put(csv(results), "matrix.csv")
-        try writeFileAtomically(try prettyJSON(document(results)), to: folder.appendingPathComponent("matrix.json"))
+        try writeFileAtomically(try CanonicalJSON.file(document(results)), to: folder.appendingPathComponent("matrix.json"))
         written.append(folder.appendingPathComponent("matrix.json"))
         for (name, text) in cellCSVs(results) { try put(text, "cells/\(name)") }
         try put(heatmapSVG(results), "heatmap.svg")
@@ -366,7 +366,7 @@ public enum MatrixReport {
     static func samplesSection(_ results: MatrixResults) -> String {
         var figures = ""
         for cell in results.cells {
-            guard let fold = cell.folds.first, let path = fold.metrics.sampleOverlays?.first,
+            guard let fold = cell.folds.first, let path = fold.sampleOverlays?.first,
                   let data = FileManager.default.contents(atPath: path), data.starts(with: [0x89, 0x50, 0x4E, 0x47]),
                   data.count <= 4 << 20 else { continue }
             let caption = "\(name(results.plan, cell.trainDatasetID)) → \(name(results.plan, cell.testDatasetID)), model of fold \(fold.fold)"
@@ -394,8 +394,12 @@ public enum MatrixReport {
         out += "<h3>Training settings</h3>\n<table>\n<tr><th>variant</th><th>epochs</th><th>batch</th><th>learning rate</th><th>seed</th><th>noise</th><th>rotation</th><th>threads</th></tr>\n"
         for variant in plan.variants {
             let s = variant.settings
-            let noise = s.noiseRho.map { "rho \($0)" } ?? s.noiseRhoMax.map { "rho ~ U(0, \($0))" } ?? "none"
-            out += "<tr><td>\(escapeMarkup(variant.label))</td><td class=\"num\">\(s.epochs)</td><td class=\"num\">\(s.batchSize)</td><td class=\"num\">\(s.learningRate)</td><td class=\"num\">\(s.seed.map(String.init) ?? "study per-fold")</td><td>\(escapeMarkup(noise))</td><td>\(s.rotate ? "on" : "off")</td><td class=\"num\">\(s.threads)</td></tr>\n"
+            let noise = switch s.noise {
+            case .none: "none"
+            case .fixed(let rho): "rho \(rho)"
+            case .uniform(let rho): "rho ~ U(0, \(rho))"
+            }
+            out += "<tr><td>\(escapeMarkup(variant.label))</td><td class=\"num\">\(s.epochs)</td><td class=\"num\">\(s.batchSize)</td><td class=\"num\">\(s.learningRate)</td><td class=\"num\">\(variant.baseSeed.map(String.init) ?? "study per-fold")</td><td>\(escapeMarkup(noise))</td><td>\(s.rotate ? "on" : "off")</td><td class=\"num\">\(s.threads)</td></tr>\n"
         }
         return out + "</table>\n"
     }
@@ -406,8 +410,8 @@ public enum MatrixReport {
             let model = results.models[unit.id]
             out += "<tr><td><code>\(escapeMarkup(unit.id))</code></td><td>\(escapeMarkup(unit.dataset.name))</td>"
             out += "<td>\(escapeMarkup(results.plan.variants[unit.variantIndex].label))</td><td class=\"num\">\(unit.fold)</td>"
-            out += "<td class=\"num\">\(model?.bestEpoch.map(String.init) ?? "")</td>"
-            out += "<td class=\"num\">\(model?.bestValidationLoss.map { fixed($0, 5) } ?? "")</td>"
+            out += "<td class=\"num\">\(model.map { String($0.card.bestEpoch) } ?? "")</td>"
+            out += "<td class=\"num\">\(model.map { fixed($0.card.bestValidationLoss, 5) } ?? "")</td>"
             out += "<td><code>\(escapeMarkup(model?.folder ?? "not trained yet"))</code></td></tr>\n"
         }
         return out + "</table>\n"

@@ -1,4 +1,5 @@
 import Foundation
+import Segmentation
 
 /// Mean, population standard deviation (ddof 0, as the study reports) and the values themselves.
 public struct Summary: Codable, Hashable, Sendable {
@@ -28,7 +29,9 @@ public struct FoldResult: Codable, Hashable, Sendable {
     public var fold: Int
     public var modelID: String
     public var evaluationID: String
-    public var metrics: EvaluationMetrics
+    public var metrics: Metrics
+    /// Sample prediction overlays the evaluation wrote (PNG paths), if any.
+    public var sampleOverlays: [String]?
 }
 
 /// One cell of the matrix: the fold models of a row dataset (one training variant) scored on a
@@ -78,9 +81,9 @@ public struct MatrixResults: Codable, Hashable, Sendable {
                     }
                     var folds: [FoldResult] = []
                     for unit in units.sorted(by: { $0.fold < $1.fold }) {
-                        if let metrics = try store.metrics(for: unit) {
+                        if let evaluation = try store.evaluation(for: unit) {
                             folds.append(FoldResult(fold: unit.fold, modelID: unit.trainUnitID, evaluationID: unit.id,
-                                                    metrics: metrics))
+                                                    metrics: evaluation.metrics, sampleOverlays: evaluation.sampleOverlays))
                         }
                     }
                     let metrics = folds.map(\.metrics)

@@ -171,12 +171,13 @@ public final class MatrixRunner: Sendable {
             try store.record(model, for: training)
             return .ran
         case .evaluate(let evaluation):
-            if try store.metrics(for: evaluation) != nil { return .alreadyDone }
+            if try store.evaluation(for: evaluation) != nil { return .alreadyDone }
             guard let training = plan.trainUnit(id: evaluation.trainUnitID) else {
-                throw ExperimentError("\(evaluation.label): the plan has no training unit \(evaluation.trainUnitID)")
+                throw ExperimentError("the plan has no training unit \(evaluation.trainUnitID)", subject: evaluation.label)
             }
             guard let model = try store.model(for: training) else {
-                throw ExperimentError("\(evaluation.label): its model (training unit \(evaluation.trainUnitID.prefix(12))) is not recorded yet; run the training units first")
+                throw ExperimentError("its model (training unit \(evaluation.trainUnitID.prefix(12))) is not recorded yet; run the training units first",
+                                      subject: evaluation.label)
             }
             let metrics = try executor.evaluate(evaluation, model: model)
             try store.record(metrics, for: evaluation)

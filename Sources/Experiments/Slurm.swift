@@ -61,13 +61,13 @@ public enum SlurmEmitter {
     @discardableResult
     public static func emit(_ plan: MatrixPlan, to folder: URL, options: SlurmOptions) throws -> SlurmJobFiles {
         if let limit = options.maxConcurrentTasks, limit < 1 {
-            throw ExperimentError("--slurm-max-tasks must be at least 1, got \(limit)")
+            throw ExperimentError("must be at least 1, got \(limit)", subject: "--slurm-max-tasks")
         }
         for (name, value) in [("partition", options.partition), ("account", options.account),
                               ("time", options.timeLimit), ("memory", options.memory)] {
             // #SBATCH lines are not shell-parsed: keep their values to one plain word.
             if let value, value.isEmpty || value.contains(where: { $0.isWhitespace || $0 == "#" || $0 == "'" || $0 == "\"" }) {
-                throw ExperimentError("Slurm \(name) \"\(value)\" must be one word without spaces or quotes")
+                throw ExperimentError("\"\(value)\" must be one word without spaces or quotes", subject: "Slurm \(name)")
             }
         }
         let folder = folder.standardizedFileURL

@@ -1,4 +1,5 @@
 import Foundation
+import Segmentation
 
 /// The study's Fig. 5: train on one dataset with Gaussian-noise augmentation at several levels,
 /// test on others. A sweep is a matrix plan with one row dataset and one training variant per
@@ -15,20 +16,16 @@ public enum NoiseSweep {
     /// Plans the sweep. A level of 0 trains without noise.
     /// - Throws: `ExperimentError` for no levels, a repeated or negative level, or a bad plan.
     public static func plan(name: String, train: DatasetVersionRef, test: [DatasetVersionRef], levels: [Double],
-                            mode: Mode, base: TrainingSettings, folds: Int, executor: ExecutorKind = .trainer,
+                            mode: Mode, base: TrainingSettings, baseSeed: UInt64? = nil, folds: Int, executor: ExecutorKind = .trainer,
                             commandLine: [String] = []) throws -> MatrixPlan {
         guard !levels.isEmpty else { throw ExperimentError("no noise level given") }
         guard Set(levels).count == levels.count else { throw ExperimentError("a noise level is repeated in \(levels)") }
         let variants: [TrainingVariant] = try levels.map { rho in
-            guard rho >= 0, rho.isFinite else { throw ExperimentError("noise level must be a finite number >= 0, got \(rho)") }
+            guard rho >= 0, rho.isFinite else { throw ExperimentError("must be a finite number >= 0, got \(rho)", subject: "noise level") }
             var settings = base
-            settings.noiseRho = nil
-            settings.noiseRhoMax = nil
-            if rho > 0 {
-                if mode == .fixed { settings.noiseRho = rho } else { settings.noiseRhoMax = rho }
-            }
+            settings.noise = rho == 0 ? .none : mode == .fixed ? .fixed(rho) : .uniform(rho)
             let label = mode == .fixed ? "rho=\(rho)" : "rho~U(0,\(rho))"
-            return TrainingVariant(label: label, settings: settings, sweepValue: rho)
+            return TrainingVariant(label: label, settings: settings, baseSeed: baseSeed, sweepValue: rho)
         }
         return try MatrixPlan(kind: .noiseSweep, name: name, trainOn: [train], testOn: test, folds: folds,
                               variants: variants, executor: executor, commandLine: commandLine)
@@ -40,7 +37,7 @@ public enum NoiseSweep {
         try text.split(separator: ",", omittingEmptySubsequences: false).map { item in
             let trimmed = item.trimmingCharacters(in: .whitespaces)
             guard let value = Double(trimmed), value.isFinite else {
-                throw ExperimentError("noise level \"\(trimmed)\" in \"\(text)\" is not a number")
+                throw ExperimentError("\"\(trimmed)\" in \"\(text)\" is not a number", subject: "noise level")
             }
             return value
         }
@@ -58,7 +55,7 @@ public enum SweepReport {
         var text = csvLine(csvHeader)
         for cell in results.cells {
             let variant = plan.variants[cell.variantIndex]
-            let mode = variant.settings.noiseRhoMax != nil ? "uniform" : "fixed"
+            let mode = variant.settings.noise.drawsRhoPerSample ? "uniform" : "fixed"
             text += csvLine([csvNumber(variant.sweepValue), mode, MatrixReport.name(plan, cell.testDatasetID),
                              cell.testDatasetID, cell.scope, String(cell.folds.count),
                              csvNumber(cell.hardDice?.mean), csvNumber(cell.hardDice?.std),
@@ -97,7 +94,7 @@ public enum SweepReport {
             svg += MatrixReport.text(x(level), top + plotHeight + 18, "\(level)", size: 10, anchor: "middle")
         }
         svg += "<rect x=\"\(coordinate(left))\" y=\"\(coordinate(top))\" width=\"\(coordinate(plotWidth))\" height=\"\(coordinate(plotHeight))\" fill=\"none\" stroke=\"#444444\"/>\n"
-        let uniform = plan.variants.contains { $0.settings.noiseRhoMax != nil }
+        let uniform = plan.variants.contains { $0.settings.noise.drawsRhoPerSample }
         svg += MatrixReport.text(left + plotWidth / 2, height - 14, uniform ? "rho_max (rho ~ U(0, rho_max) per sample)" : "rho (noise std in units of the image std)", size: 12, anchor: "middle")
         svg += "<text x=\"16\" y=\"\(coordinate(top + plotHeight / 2))\" font-size=\"12\" fill=\"#222222\" text-anchor=\"middle\" transform=\"rotate(-90 16 \(coordinate(top + plotHeight / 2)))\">hard Dice (mean ± std)</text>\n"
         for (index, column) in plan.columns.enumerated() {

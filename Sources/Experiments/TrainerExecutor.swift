@@ -14,67 +14,43 @@ import Segmentation
 /// `<model folder>/overlays/`.
 public struct TrainerExecutor: UnitExecutor {
     public let dataFolder: DataFolder
-    /// Receives one line per finished epoch.
-    public var log: (@Sendable (String) -> Void)?
+    /// Receives the trainer's progress (every batch and every epoch) with the unit it belongs to.
+    public var progress: (@Sendable (TrainUnit, TrainingProgress) -> Void)?
 
-    public init(dataFolder: DataFolder, log: (@Sendable (String) -> Void)? = nil) {
+    public init(dataFolder: DataFolder, progress: (@Sendable (TrainUnit, TrainingProgress) -> Void)? = nil) {
         self.dataFolder = dataFolder
-        self.log = log
+        self.progress = progress
     }
 
+    /// Where a unit's model goes unless told otherwise: `<data>/models/<unit id>/`.
     public func modelFolder(_ unit: TrainUnit) -> URL { dataFolder.modelsFolder.appendingPathComponent(unit.id) }
 
-    /// The trainer's configuration for a unit. A run seed S gives fold k the seed
-    /// `SplitMix64(seed: S).derived(k).next()`; no seed keeps the folds' own (the study's).
-    public static func configuration(_ unit: TrainUnit) -> TrainingConfiguration {
-        var configuration = TrainingConfiguration()
-        let settings = unit.settings
-        configuration.epochs = settings.epochs
-        configuration.batchSize = settings.batchSize
-        configuration.learningRate = settings.learningRate
-        configuration.seed = settings.seed.map { seed in
-            var generator = SplitMix64(seed: seed).derived(UInt64(unit.fold))
-            return generator.next()
-        }
-        if let rho = settings.noiseRho, rho > 0 { configuration.noise = .fixed(rho) }
-        else if let rho = settings.noiseRhoMax, rho > 0 { configuration.noise = .uniform(rho) }
-        configuration.rotate = settings.rotate
-        configuration.dihedral = true
-        configuration.threads = settings.threads
-        return configuration
-    }
+    public func train(_ unit: TrainUnit) throws -> ModelRef { try train(unit, into: modelFolder(unit)) }
 
-    public func train(_ unit: TrainUnit) throws -> ModelRef {
-        let folder = modelFolder(unit)
-        let configuration = TrainerExecutor.configuration(unit)
-        if let card = finishedCard(in: folder), card.fold == unit.fold, card.configuration == configuration {
-            return ModelRef(id: unit.id, folder: folder.path, bestEpoch: card.bestEpoch,
-                            bestValidationLoss: card.bestValidationLoss, seconds: 0)
-        }
-        let label = unit.label
-        let log = self.log
-        let model = try Segmentation.train(datasetFolder: URL(fileURLWithPath: unit.dataset.folder), fold: unit.fold,
-                                           config: configuration, output: folder) { progress in
-            guard progress.epochFinished, let log else { return }
-            var line = "\(label): epoch \(progress.epoch)/\(progress.epochs), loss \(String(format: "%.4f", progress.trainingLoss))"
-            if let validation = progress.validation {
-                line += ", validation loss \(String(format: "%.4f", validation.loss)), hard Dice \(String(format: "%.3f", validation.hardDice))"
+    /// Trains the unit's fold model into `folder`, or finds it there already finished with the
+    /// same dataset version, fold and settings; an interrupted training resumes from its
+    /// checkpoint.
+    public func train(_ unit: TrainUnit, into folder: URL) throws -> ModelRef {
+        if TrainedModel.isFinished(in: folder) {
+            let card = try ModelCard.read(from: folder)
+            if card.datasetVersion == unit.dataset.id, card.fold == unit.fold, card.configuration == unit.settings {
+                return ModelRef(id: unit.id, folder: folder.path, card: card)
             }
-            if let left = progress.estimatedSecondsLeft { line += ", \(Int(left.rounded())) s left" }
-            log(line)
         }
-        return ModelRef(id: unit.id, folder: folder.path, bestEpoch: model.card.bestEpoch,
-                        bestValidationLoss: model.card.bestValidationLoss, seconds: model.card.trainingSeconds)
+        let progress = self.progress
+        let model = try Segmentation.train(datasetFolder: URL(fileURLWithPath: unit.dataset.folder), fold: unit.fold,
+                                           settings: unit.settings, output: folder) { progress?(unit, $0) }
+        return ModelRef(id: unit.id, folder: folder.path, card: model.card)
     }
 
-    public func evaluate(_ unit: EvaluateUnit, model: ModelRef) throws -> EvaluationMetrics {
+    public func evaluate(_ unit: EvaluateUnit, model: ModelRef) throws -> Evaluation {
         let started = Date()
         let trained = try TrainedModel.load(from: URL(fileURLWithPath: model.folder))
         let dataset = try PatchDataset.load(from: URL(fileURLWithPath: unit.testDataset.folder))
         let rows: [Int]
         if let fold = unit.scope.fold { rows = try dataset.fold(fold).test } else { rows = Array(0..<dataset.count) }
         guard !rows.isEmpty else {
-            throw ExperimentError("\(unit.label): no patches to score in \(unit.testDataset.folder)")
+            throw ExperimentError("no patches to score in \(unit.testDataset.folder)", subject: unit.label)
         }
         trained.network.compute = ComputeSettings(threads: unit.threads)
         let metrics = Segmentation.evaluate(network: trained.network, dataset: dataset, rows: rows, dihedral: unit.dihedral)
@@ -84,17 +60,7 @@ public struct TrainerExecutor: UnitExecutor {
             try writeOverlay(network: trained.network, dataset: dataset, row: rows[0], to: url)
             overlays = [url.path]
         }
-        return EvaluationMetrics(loss: metrics.loss, softDice: metrics.softDice, hardDice: metrics.hardDice,
-                                 falsePositiveRate: metrics.falsePositiveRate, falseNegativeRate: metrics.falseNegativeRate,
-                                 patches: metrics.patches, sampleOverlays: overlays,
-                                 seconds: Date().timeIntervalSince(started))
-    }
-
-    /// The card of a finished training in `folder` (weights and card both present), or nil.
-    func finishedCard(in folder: URL) -> ModelCard? {
-        guard FileManager.default.fileExists(atPath: folder.appendingPathComponent("model.safetensors").path),
-              let data = FileManager.default.contents(atPath: folder.appendingPathComponent("model.json").path) else { return nil }
-        return try? JSONDecoder().decode(ModelCard.self, from: data)
+        return Evaluation(metrics: metrics, sampleOverlays: overlays, seconds: Date().timeIntervalSince(started))
     }
 
     /// A picture of one patch: the image in gray, pixels both predicted and labelled particle

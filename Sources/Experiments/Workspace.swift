@@ -115,149 +115,55 @@ public struct ExperimentWorkspace: Sendable {
     }
 }
 
-/// Finds dataset versions for `--datasets`: a path to a version folder, or (once the catalog's
-/// dataset versions exist) a recipe name or NAME@VERSION.
+/// Dataset versions as plans see them.
 public enum DatasetResolution {
-    /// - Throws: `ExperimentError` naming the spec and what was wrong.
+    /// The version an argument names (`DatasetRegistry.locate`: a version folder, `NAME` or
+    /// `NAME@PREFIX`), described for a plan.
+    /// - Throws: `ExperimentError` naming the argument and what was wrong.
     public static func resolve(_ spec: String, in dataFolder: DataFolder) throws -> DatasetVersionRef {
         let trimmed = spec.trimmingCharacters(in: .whitespaces)
         guard !trimmed.isEmpty else { throw ExperimentError("an empty dataset name in the list") }
-        let candidates = [URL(fileURLWithPath: trimmed), dataFolder.datasetsFolder.appendingPathComponent(trimmed)]
-        for url in candidates where isDirectory(url) && isVersionFolder(url) {
-            if let version = try? DatasetVersion.open(at: url) {
-                let catalog = FileManager.default.fileExists(atPath: dataFolder.catalogFile.path) ? try? CatalogStore(folder: dataFolder) : nil
-                return describe(version, catalog: catalog)
-            }
-            return try versionFolder(url)
-        }
-        if let registered = try catalogVersion(trimmed, in: dataFolder) { return registered }
-        if let byName = try latestVersionFolder(named: trimmed, in: dataFolder) { return try versionFolder(byName) }
-        throw ExperimentError("dataset \"\(trimmed)\": no version folder found (looked for a folder with recipe.json or MANIFEST at \(trimmed) and under \(dataFolder.datasetsFolder.path)); build it with `hrtem dataset build \(trimmed)`")
-    }
-
-    /// A version registered in the catalog (issue 5's `DatasetRegistry`): NAME is its newest
-    /// version, NAME@PREFIX the one version whose id starts with PREFIX. Nil when the catalog
-    /// has no version of that name.
-    static func catalogVersion(_ spec: String, in dataFolder: DataFolder) throws -> DatasetVersionRef? {
-        guard FileManager.default.fileExists(atPath: dataFolder.catalogFile.path) else { return nil }
-        let catalog = try CatalogStore(folder: dataFolder)
-        let name = String(spec.split(separator: "@", maxSplits: 1)[0])
-        guard !(try DatasetRegistry.versions(named: name, in: catalog)).isEmpty else { return nil }
+        let catalog = FileManager.default.fileExists(atPath: dataFolder.catalogFile.path) ? try CatalogStore(folder: dataFolder) : nil
         let version: DatasetVersion
-        do { version = try DatasetRegistry.resolve(spec, in: catalog, dataFolder: dataFolder) } catch {
-            throw ExperimentError("\(error)")
+        do { version = try DatasetRegistry.locate(trimmed, in: dataFolder, store: catalog) } catch let error as DatasetError {
+            throw ExperimentError(error.reason + (error.known.isEmpty ? "" : " (known: \(error.known.joined(separator: ", ")))"),
+                                  subject: "dataset \(error.dataset ?? trimmed)")
         }
-        return describe(version, catalog: catalog)
+        return try describe(version, catalog: catalog)
     }
 
     /// A built version as a plan sees it; the axes' facts come from its frames' catalog rows.
-    public static func describe(_ version: DatasetVersion, catalog: CatalogStore?) -> DatasetVersionRef {
+    public static func describe(_ version: DatasetVersion, catalog: CatalogStore?) throws -> DatasetVersionRef {
         let info = version.info
-        var frames: [[String: Any]] = []
-        if let catalog {
-            for frame in info.frames {
-                guard let record = try? catalog.frame(session: frame.session, file: frame.file) else { continue }
-                var facts: [String: Any] = [:]
-                facts["material"] = record.material
-                facts["size"] = record.particleSizeNm
-                facts["dose"] = record.dose
-                facts["pixel_scale"] = record.pixelScaleNm
-                frames.append(facts)
-            }
-        }
-        var metadata = frameSummary(["frames": frames])
+        let frames = try catalog.map { catalog in
+            try info.frames.compactMap { try catalog.frame(session: $0.session, file: $0.file) }
+        } ?? []
+        var metadata = frameSummary(frames)
         if metadata.isEmpty { metadata.append(MetadataEntry("frames", String(info.frameCount))) }
         metadata.append(MetadataEntry("patches", "\(info.patchCount) (\(info.patchSize) × \(info.patchSize) px)"))
         metadata.append(MetadataEntry("preprocessing", "\(info.recipe.rescale.rawValue), flat-field \(info.recipe.flatField ? "on" : "off")"))
-        return DatasetVersionRef(id: info.versionId, name: info.name, folder: version.folder.standardizedFileURL.path,
-                                 foldCount: (try? version.folds().k) ?? info.recipe.folds, metadata: metadata)
-    }
-
-    static func isDirectory(_ url: URL) -> Bool {
-        var directory: ObjCBool = false
-        return FileManager.default.fileExists(atPath: url.path, isDirectory: &directory) && directory.boolValue
-    }
-
-    static func isVersionFolder(_ url: URL) -> Bool {
-        ["recipe.json", "MANIFEST", "folds.json"].contains {
-            FileManager.default.fileExists(atPath: url.appendingPathComponent($0).path)
-        }
-    }
-
-    /// `datasets/<name>/<version>/`: the only version, or the most recently modified one.
-    static func latestVersionFolder(named name: String, in dataFolder: DataFolder) throws -> URL? {
-        let parts = name.split(separator: "@", maxSplits: 1).map(String.init)
-        let base = dataFolder.datasetsFolder.appendingPathComponent(parts[0])
-        guard isDirectory(base) else { return nil }
-        let versions = (try? FileManager.default.contentsOfDirectory(at: base, includingPropertiesForKeys: [.contentModificationDateKey]))?
-            .filter { isDirectory($0) && isVersionFolder($0) && !$0.lastPathComponent.hasPrefix(".") } ?? []
-        if parts.count == 2 {
-            let matches = versions.filter { $0.lastPathComponent.hasPrefix(parts[1]) }
-            guard matches.count == 1 else {
-                throw ExperimentError("dataset \(name): \(matches.isEmpty ? "no" : "more than one") version starts with \(parts[1]) (versions: \(versions.map(\.lastPathComponent).sorted().joined(separator: ", ")))")
-            }
-            return matches[0]
-        }
-        func modified(_ url: URL) -> Date {
-            (try? url.resourceValues(forKeys: [.contentModificationDateKey]).contentModificationDate) ?? .distantPast
-        }
-        return versions.max { (modified($0), $0.lastPathComponent) < (modified($1), $1.lastPathComponent) }
-    }
-
-    /// Reads what a plan needs from a version folder: id, name, fold count, key metadata.
-    /// The id is the recipe's `versionId`/`version`/`id` when given, else the folder's name.
-    public static func versionFolder(_ url: URL) throws -> DatasetVersionRef {
-        let folder = url.standardizedFileURL
-        var recipe: [String: Any] = [:]
-        let recipeFile = folder.appendingPathComponent("recipe.json")
-        if let data = FileManager.default.contents(atPath: recipeFile.path) {
-            guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
-                throw FormatError(file: recipeFile.path, "not a JSON object")
-            }
-            recipe = object
-        }
-        let id = (recipe["versionId"] ?? recipe["version"] ?? recipe["id"]).flatMap { $0 as? String } ?? folder.lastPathComponent
-        let name = (recipe["name"] as? String) ?? folder.deletingLastPathComponent().lastPathComponent
-        var foldCount: Int?
-        let foldsFile = folder.appendingPathComponent("folds.json")
-        if let data = FileManager.default.contents(atPath: foldsFile.path),
-           let object = try? JSONSerialization.jsonObject(with: data) {
-            if let array = object as? [Any] { foldCount = array.count }
-            else if let dictionary = object as? [String: Any] {
-                if let folds = dictionary["folds"] as? [Any] { foldCount = folds.count }
-                else if let k = (dictionary["k"] ?? dictionary["foldCount"] ?? dictionary["count"]) as? Int { foldCount = k }
-            }
-        }
-        if foldCount == nil, let k = (recipe["folds"] as? Int) { foldCount = k }
-        var metadata = frameSummary(recipe)
-        for key in ["query", "where"] { if let value = recipe[key] as? String { metadata.append(MetadataEntry("query", value)); break } }
-        if let patches = (recipe["patchCount"] ?? recipe["patch_count"]) as? Int { metadata.append(MetadataEntry("patches", String(patches))) }
-        return DatasetVersionRef(id: id, name: name, folder: folder.path, foldCount: foldCount, metadata: metadata)
+        return DatasetVersionRef(id: info.versionId, name: info.name, folder: version.folder.path,
+                                 foldCount: try version.folds().k, metadata: metadata)
     }
 }
 
 extension DatasetResolution {
     /// The key facts of a version's frames for the report's axes: the distinct values of
-    /// material, particle size, dose and pixel scale over the frames its recipe lists
-    /// (`frames`: objects with those keys, in camelCase or snake_case).
-    static func frameSummary(_ recipe: [String: Any]) -> [MetadataEntry] {
-        guard let frames = (recipe["frames"] ?? recipe["inputs"]) as? [[String: Any]], !frames.isEmpty else { return [] }
-        let facts: [(label: String, keys: [String], unit: String)] = [
-            ("material", ["material"], ""), ("size", ["size", "particleSize", "particle_size"], " nm"),
-            ("dose", ["dose"], " e/Å²"), ("pixel scale", ["pixelScale", "pixel_scale"], " nm/px"),
+    /// material, particle size, dose and pixel scale over its frames' catalog rows (at most four
+    /// each), then the frame count.
+    static func frameSummary(_ frames: [FrameRecord]) -> [MetadataEntry] {
+        guard !frames.isEmpty else { return [] }
+        func number(_ value: Double) -> String {
+            value == value.rounded() && abs(value) < 1e9 ? String(Int(value)) : "\(value)"
+        }
+        let facts: [(label: String, value: (FrameRecord) -> String?, unit: String)] = [
+            ("material", { $0.material }, ""), ("size", { $0.particleSizeNm.map(number) }, " nm"),
+            ("dose", { $0.dose.map(number) }, " e/Å²"), ("pixel scale", { $0.pixelScaleNm.map(number) }, " nm/px"),
         ]
         var entries: [MetadataEntry] = []
         for fact in facts {
             var values: [String] = []
-            for frame in frames {
-                guard let raw = fact.keys.lazy.compactMap({ frame[$0] }).first else { continue }
-                let text: String
-                if let number = raw as? Double { text = number == number.rounded() && abs(number) < 1e9 ? String(Int(number)) : "\(number)" }
-                else if let number = raw as? Int { text = String(number) }
-                else if let string = raw as? String { text = string }
-                else { continue }
-                if !values.contains(text) { values.append(text) }
-            }
+            for text in frames.compactMap(fact.value) where !values.contains(text) { values.append(text) }
             guard !values.isEmpty else { continue }
             let shown = values.count > 4 ? Array(values.prefix(4)) + ["…"] : values
             entries.append(MetadataEntry(fact.label, shown.joined(separator: ", ") + fact.unit))

@@ -3,32 +3,50 @@ import Foundation
 /// The file formats hrtem reads, recognized by their first bytes (never by the extension).
 public enum MicrographFormat: String, Sendable, Codable, CaseIterable {
     case dm3, dm4, tiff, png
+    /// MRC / MRCS (CCP-EM MRC2014 and older variants without the `MAP ` stamp).
+    case mrc
+    /// TIA (FEI/Thermo Fisher) series files; metadata from the `.emi` beside them.
+    case ser
+    /// Velox EMD (HDF5 with `/Data/Image/<uuid>/Data`).
+    case emdVelox = "emd-velox"
+    /// Berkeley EMD (HDF5 with `emd_group_type = 1` groups).
+    case emdBerkeley = "emd-berkeley"
 
     /// The format whose signature starts `prefix`, or nil. DM: a big-endian version 3 or 4;
-    /// TIFF: `II*\0`, `MM\0*` (classic) or `II+\0`, `MM\0+` (BigTIFF); PNG: its 8-byte signature.
+    /// TIFF: `II*\0`, `MM\0*` (classic) or `II+\0`, `MM\0+` (BigTIFF); PNG: its 8-byte signature;
+    /// SER: `II` then series id 0x0197; HDF5 (EMD): its 8-byte signature, the flavour decided
+    /// by the file's structure (`detect(fileAt:)`, `readMicrographHeader`); MRC: the `MAP `
+    /// stamp at byte 208, or a header whose mode and sizes are plausible (needs 1024 bytes).
     public static func detect(_ prefix: UnsafeRawBufferPointer) -> MicrographFormat? {
         let bytes = Array(prefix.prefix(8))
         if bytes.count >= 8, bytes == [0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A] { return .png }
+        if bytes.count >= 8, bytes == hdf5Signature { return .emdVelox }
         if bytes.count >= 4 {
             if bytes[0] == 0x49, bytes[1] == 0x49, bytes[2] == 42 || bytes[2] == 43, bytes[3] == 0 { return .tiff }
             if bytes[0] == 0x4D, bytes[1] == 0x4D, bytes[2] == 0, bytes[3] == 42 || bytes[3] == 43 { return .tiff }
             if bytes[0] == 0, bytes[1] == 0, bytes[2] == 0, bytes[3] == 3 { return .dm3 }
             if bytes[0] == 0, bytes[1] == 0, bytes[2] == 0, bytes[3] == 4 { return .dm4 }
+            if bytes[0] == 0x49, bytes[1] == 0x49, bytes[2] == 0x97, bytes[3] == 0x01 { return .ser }
         }
+        if MRCHeaderFields.looksLikeMRC(prefix) { return .mrc }
         return nil
     }
 
-    /// The format of the file at `url` (reads its first 8 bytes).
+    static let hdf5Signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A]
+
+    /// The format of the file at `url` (reads its first 1024 bytes; an HDF5 file is opened to
+    /// tell Velox from Berkeley EMD).
     /// - Throws: `FormatError` when the file cannot be read or is none of the known formats.
     public static func detect(fileAt url: URL) throws -> MicrographFormat {
         guard let handle = FileHandle(forReadingAtPath: url.path) else {
             throw FormatError(file: url.path, "cannot open for reading")
         }
         defer { try? handle.close() }
-        let prefix = (try? handle.read(upToCount: 8)) ?? Data()
+        let prefix = (try? handle.read(upToCount: 1024)) ?? Data()
         guard let format = prefix.withUnsafeBytes({ detect($0) }) else {
-            throw FormatError(file: url.path, offset: 0, "not a DM3, DM4, TIFF or PNG file (unknown signature \(hexString(Array(prefix))))")
+            throw FormatError(file: url.path, offset: 0, "not a DM3, DM4, TIFF, PNG, MRC, SER or EMD file (unknown signature \(hexString(Array(prefix.prefix(8)))))")
         }
+        if format == .emdVelox { return try EMDFile.flavour(of: MappedFile(url: url)) }
         return format
     }
 }
@@ -54,6 +72,12 @@ public struct MicroscopeFacts: Sendable, Equatable, Codable {
     public var pixelSizeNM: Double?
     /// The x axis unit as written ("nm", "A", "1/nm", ...).
     public var pixelUnit: String?
+    /// The detector or camera that recorded the frame (Velox `BinaryResult.Detector`, TIA camera).
+    public var detector: String?
+    /// Electron dose in e/A^2 where the file records one.
+    public var doseElectronsPerA2: Double?
+    /// The frame's title in a file of several (Velox display label, Berkeley EMD group name).
+    public var title: String?
 
     public init() {}
 }
@@ -64,6 +88,38 @@ public struct OtherImage: Sendable, Equatable, Codable {
     public var shape: [Int]
     public var pixelType: String
     public var note: String
+}
+
+/// Which image of a file holding several (EMD signals), and which plane of a stack.
+///
+/// Indices count from 0. A file with one image accepts signal 0 only; a 2-D image accepts
+/// plane 0 only. Nil fields take the default: the first image signal; for `readFrame` plane 0,
+/// for `readMicrograph` every plane.
+public struct ImageSelection: Sendable, Equatable {
+    public enum Signal: Sendable, Equatable {
+        case index(Int)
+        /// The image whose title (Velox display label, Berkeley group name) is this.
+        case title(String)
+    }
+    public enum Plane: Sendable, Equatable {
+        case index(Int)
+        /// Every plane added up (as Float for `readFrame`, float64 for `readMicrograph`).
+        case sum
+    }
+    public var signal: Signal?
+    public var plane: Plane?
+
+    public init(signal: Signal? = nil, plane: Plane? = nil) {
+        self.signal = signal
+        self.plane = plane
+    }
+
+    /// Parses the command line's `--signal` (a number or a title) and `--plane` (a number or
+    /// `sum`) values.
+    public init(signal: String?, plane: String?) {
+        self.signal = signal.map { Int($0).map(Signal.index) ?? .title($0) }
+        self.plane = plane.map { $0 == "sum" ? .sum : Int($0).map(Plane.index) ?? .index(-1) }
+    }
 }
 
 /// Everything known about a micrograph file without reading its pixels.
@@ -86,8 +142,12 @@ public struct MicrographHeader: Sendable {
     public var microscope: MicroscopeFacts
     /// Images in the file other than the frame (DM thumbnails, further TIFF pages).
     public var otherImages: [OtherImage]
-    /// For DM: the 1-based index of the frame in `ImageList` (as tag paths count).
+    /// For DM: the 1-based index of the frame in `ImageList` (as tag paths count); for EMD the
+    /// 1-based position of the signal among the file's image signals; 1 for the other formats.
     public var imageIndex: Int
+
+    /// Planes of a stack (the product of the axes before y and x), 1 for 1-D and 2-D data.
+    public var planeCount: Int { shape.count >= 3 ? shape.dropLast(2).reduce(1, *) : 1 }
 
     public var width: Int { shape.last ?? 0 }
     public var height: Int { shape.count >= 2 ? shape[shape.count - 2] : 1 }
@@ -124,100 +184,260 @@ public struct Frame: Sendable {
     public var raster: Raster<Float>
 }
 
-/// Reads only the header of a DM3, DM4, TIFF or PNG file (format found from its first bytes).
-/// Fast: the file is memory-mapped and the pixel data is never touched.
+/// Reads only the header of a micrograph file (DM3, DM4, TIFF, PNG, MRC, SER, EMD; format found
+/// from its first bytes). Fast: the file is memory-mapped and the pixel data is never touched.
+/// `selection` picks the image signal of an EMD file (a plane it names is checked to exist).
 /// - Throws: `FormatError` naming the file and the byte offset of what is wrong.
-public func readMicrographHeader(at url: URL) throws -> MicrographHeader {
+public func readMicrographHeader(at url: URL, selecting selection: ImageSelection = ImageSelection()) throws -> MicrographHeader {
     let file = try MappedFile(url: url)
-    return try readMicrographHeader(file)
+    return try readMicrographHeader(file, selection)
 }
 
 /// As `readMicrographHeader(at:)`, for bytes in memory; `name` is the file named in errors.
-public func readMicrographHeader(bytes: Data, name: String) throws -> MicrographHeader {
-    try readMicrographHeader(MappedFile(bytes: bytes, name: name))
+public func readMicrographHeader(bytes: Data, name: String, selecting selection: ImageSelection = ImageSelection()) throws -> MicrographHeader {
+    try readMicrographHeader(MappedFile(bytes: bytes, name: name), selection)
 }
 
 /// As `readMicrograph(at:)`, for bytes in memory; `name` is the file named in errors.
-public func readMicrograph(bytes: Data, name: String) throws -> MicrographImage {
-    try readMicrograph(MappedFile(bytes: bytes, name: name))
+public func readMicrograph(bytes: Data, name: String, selecting selection: ImageSelection = ImageSelection()) throws -> MicrographImage {
+    try readMicrograph(MappedFile(bytes: bytes, name: name), selection)
 }
 
 /// As `readFrame(at:)`, for bytes in memory; `name` is the file named in errors.
-public func readFrame(bytes: Data, name: String) throws -> Frame {
-    try readFrame(MappedFile(bytes: bytes, name: name))
+public func readFrame(bytes: Data, name: String, selecting selection: ImageSelection = ImageSelection()) throws -> Frame {
+    try readFrame(MappedFile(bytes: bytes, name: name), selection)
 }
 
-func readMicrographHeader(_ file: MappedFile) throws -> MicrographHeader {
+func readMicrographHeader(_ file: MappedFile, _ selection: ImageSelection = ImageSelection()) throws -> MicrographHeader {
     guard let format = MicrographFormat.detect(file.bytes) else {
-        throw FormatError(file: file.name, offset: 0, "not a DM3, DM4, TIFF or PNG file (unknown signature)")
+        throw FormatError(file: file.name, offset: 0, "not a DM3, DM4, TIFF, PNG, MRC, SER or EMD file (unknown signature)")
     }
+    let header: MicrographHeader
     switch format {
     case .dm3, .dm4:
         var parser = DMParser(bytes: file.bytes, file: file.name)
-        return try parser.parseHeader()
-    case .tiff: return try TIFFFile(bytes: file.bytes, file: file.name).header()
-    case .png: return try readPNGHeader(file.bytes, file: file.name)
+        header = try parser.parseHeader()
+    case .tiff: header = try TIFFFile(bytes: file.bytes, file: file.name).header()
+    case .png: header = try readPNGHeader(file.bytes, file: file.name)
+    case .mrc: header = try MRCFile(file).header
+    case .ser: header = try SERFile(file).header
+    case .emdVelox, .emdBerkeley: return try checkPlane(EMDFile(file, signal: selection.signal).header, selection, file)
     }
+    if let signal = selection.signal, signal != .index(0) {
+        throw FormatError(file: file.name, offset: 0, "\(signal) selects an image signal, but this \(format.rawValue.uppercased()) file holds one image (signal 0)")
+    }
+    return try checkPlane(header, selection, file)
 }
 
-/// Reads a whole file: header and every pixel as stored (1-D, 2-D or 3-D).
+/// Refuses a plane index the image does not have.
+func checkPlane(_ header: MicrographHeader, _ selection: ImageSelection, _ file: MappedFile) throws -> MicrographHeader {
+    if case .index(let plane)? = selection.plane, plane < 0 || plane >= header.planeCount {
+        throw FormatError(file: file.name, offset: header.dataOffset ?? 0,
+                          "plane \(plane) does not exist: the image \(header.shape) has \(header.planeCount) plane(s), numbered from 0")
+    }
+    return header
+}
+
+/// Reads a whole file: header and every pixel as stored (1-D, 2-D or 3-D); with a plane in
+/// `selection`, that plane alone (2-D; the sum of all planes as float64 for `.sum`).
 /// - Throws: `FormatError` naming the file and the byte offset of what is wrong.
-public func readMicrograph(at url: URL) throws -> MicrographImage {
-    try readMicrograph(MappedFile(url: url))
+public func readMicrograph(at url: URL, selecting selection: ImageSelection = ImageSelection()) throws -> MicrographImage {
+    try readMicrograph(MappedFile(url: url), selection)
 }
 
-func readMicrograph(_ file: MappedFile) throws -> MicrographImage {
-    let header = try readMicrographHeader(file)
+func readMicrograph(_ file: MappedFile, _ selection: ImageSelection = ImageSelection()) throws -> MicrographImage {
+    let header = try readMicrographHeader(file, selection)
     switch header.format {
-    case .dm3, .dm4:
-        let byteCount = header.elementCount * header.pixelType.byteCount
-        var bytes = try [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialized in
-            if byteCount > 0 {
-                adviseHugePages(buffer.baseAddress!, byteCount: byteCount)
-                try file.read(offset: header.dataOffset!, count: byteCount, into: buffer.baseAddress!)
-            }
-            initialized = byteCount
-        }
-        if header.byteOrder == .bigEndian { swapBytesInPlace(&bytes, elementSize: header.pixelType.byteCount) }
-        return MicrographImage(header: header, data: NPYArray(shape: header.shape, pixelType: header.pixelType, bytes: bytes))
     case .tiff:
         let bytes = try TIFFFile(bytes: file.bytes, file: file.name).readFirstPage(header: header)
         return MicrographImage(header: header, data: NPYArray(shape: header.shape, pixelType: header.pixelType, bytes: bytes))
     case .png:
         let image = try decodePNG(file.bytes, file: file.name)
         return MicrographImage(header: header, data: image.npy)
+    default:
+        let source = try planeSource(file, header, selection)
+        let planeElements = header.elementCount / header.planeCount
+        switch selection.plane {
+        case nil:
+            let byteCount = header.elementCount * header.pixelType.byteCount
+            let bytes = try [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialized in
+                if byteCount > 0 {
+                    adviseHugePages(buffer.baseAddress!, byteCount: byteCount)
+                    try source.readAll(into: buffer.baseAddress!)
+                }
+                initialized = byteCount
+            }
+            return MicrographImage(header: header, data: NPYArray(shape: header.shape, pixelType: header.pixelType, bytes: bytes))
+        case .index(let plane)?:
+            let byteCount = planeElements * header.pixelType.byteCount
+            let bytes = try [UInt8](unsafeUninitializedCapacity: byteCount) { buffer, initialized in
+                if byteCount > 0 { try source.readPlane(plane, into: buffer.baseAddress!) }
+                initialized = byteCount
+            }
+            var planeHeader = header
+            planeHeader.shape = Array(header.shape.suffix(2))
+            planeHeader.calibrations = Array(header.calibrations.suffix(2))
+            return MicrographImage(header: planeHeader, data: NPYArray(shape: planeHeader.shape, pixelType: header.pixelType, bytes: bytes))
+        case .sum?:
+            var total = [Double](repeating: 0, count: planeElements)
+            var plane = [Float](repeating: 0, count: planeElements)
+            for index in 0..<header.planeCount {
+                try plane.withUnsafeMutableBufferPointer { try source.readPlaneAsFloat(index, into: $0.baseAddress!) }
+                for i in 0..<planeElements { total[i] += Double(plane[i]) }
+            }
+            var planeHeader = header
+            planeHeader.shape = Array(header.shape.suffix(2))
+            planeHeader.calibrations = Array(header.calibrations.suffix(2))
+            planeHeader.pixelType = .float64
+            return MicrographImage(header: planeHeader, data: NPYArray(shape: planeHeader.shape, pixelType: .float64,
+                                                                        bytes: total.withUnsafeBytes { Array($0) }))
+        }
     }
 }
 
 /// Reads the frame as Float pixels in one pass (no intermediate copy of the stored pixels:
 /// little-endian float32 is read straight into the result; other types are converted from
-/// the memory-mapped file). 1-D data is one row; 3-D data gives plane z = 0.
+/// the memory-mapped file). 1-D data is one row; 3-D data gives the plane `selection` names
+/// (plane 0 by default, or the sum of every plane).
 /// - Throws: `FormatError` naming the file and the byte offset of what is wrong.
-public func readFrame(at url: URL) throws -> Frame {
-    try readFrame(MappedFile(url: url))
+public func readFrame(at url: URL, selecting selection: ImageSelection = ImageSelection()) throws -> Frame {
+    try readFrame(MappedFile(url: url), selection)
 }
 
-func readFrame(_ file: MappedFile) throws -> Frame {
-    let header = try readMicrographHeader(file)
+func readFrame(_ file: MappedFile, _ selection: ImageSelection = ImageSelection()) throws -> Frame {
+    let header = try readMicrographHeader(file, selection)
     let width = header.width, height = header.shape.count >= 2 ? header.height : 1
     let count = width * height
     switch header.format {
-    case .dm3, .dm4:
-        let offset = header.dataOffset!
+    case .tiff, .png:
+        let micrograph = try readMicrograph(file, selection)
+        return Frame(header: header, raster: micrograph.raster)
+    default:
+        let source = try planeSource(file, header, selection)
         let pixels = try [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
-            adviseHugePages(buffer.baseAddress!, byteCount: count * 4)
-            if header.pixelType == .float32 && header.byteOrder == .littleEndian {
-                try file.read(offset: offset, count: count * 4, into: UnsafeMutableRawPointer(buffer.baseAddress!))
-            } else {
-                convertToFloat(file.bytes.baseAddress! + offset, count: count, from: header.pixelType,
-                               swapBytes: header.byteOrder == .bigEndian, into: buffer.baseAddress!)
+            if count > 0 {
+                adviseHugePages(buffer.baseAddress!, byteCount: count * 4)
+                switch selection.plane ?? .index(0) {
+                case .index(let plane):
+                    try source.readPlaneAsFloat(plane, into: buffer.baseAddress!)
+                case .sum:
+                    var total = [Double](repeating: 0, count: count)
+                    for plane in 0..<header.planeCount {
+                        try source.readPlaneAsFloat(plane, into: buffer.baseAddress!)
+                        for i in 0..<count { total[i] += Double(buffer[i]) }
+                    }
+                    for i in 0..<count { buffer[i] = Float(total[i]) }
+                }
             }
             initialized = count
         }
         return Frame(header: header, raster: Raster(width: width, height: height, pixels: pixels))
-    case .tiff, .png:
-        let micrograph = try readMicrograph(file)
-        return Frame(header: header, raster: micrograph.raster)
+    }
+}
+
+/// A reader that hands over the planes of the image a header describes.
+protocol PlaneSource {
+    var header: MicrographHeader { get }
+    /// Plane `index` (0 ..< planeCount) as little-endian bytes of `header.pixelType`, C order.
+    func readPlane(_ index: Int, into destination: UnsafeMutableRawPointer) throws
+    /// Plane `index` converted to Float.
+    func readPlaneAsFloat(_ index: Int, into destination: UnsafeMutablePointer<Float>) throws
+    /// Every plane, one after another.
+    func readAll(into destination: UnsafeMutableRawPointer) throws
+}
+
+extension PlaneSource {
+    var planeElements: Int { header.elementCount / max(header.planeCount, 1) }
+
+    func readPlaneAsFloat(_ index: Int, into destination: UnsafeMutablePointer<Float>) throws {
+        if header.pixelType == .float32 {
+            try readPlane(index, into: UnsafeMutableRawPointer(destination))
+            return
+        }
+        let count = planeElements
+        let scratch = UnsafeMutableRawPointer.allocate(byteCount: max(count * header.pixelType.byteCount, 1), alignment: 16)
+        defer { scratch.deallocate() }
+        try readPlane(index, into: scratch)
+        convertToFloat(scratch, count: count, from: header.pixelType, swapBytes: false, into: destination)
+    }
+
+    func readAll(into destination: UnsafeMutableRawPointer) throws {
+        let planeBytes = planeElements * header.pixelType.byteCount
+        for plane in 0..<header.planeCount { try readPlane(plane, into: destination + plane * planeBytes) }
+    }
+}
+
+/// The reader for a header's format (DM, MRC, SER, EMD).
+func planeSource(_ file: MappedFile, _ header: MicrographHeader, _ selection: ImageSelection) throws -> PlaneSource {
+    switch header.format {
+    case .dm3, .dm4:
+        return ContiguousPlanes(file: file, header: header, offset: header.dataOffset!, storedFloat16: false)
+    case .mrc: return try MRCFile(file).planes
+    case .ser: return try SERFile(file)
+    case .emdVelox, .emdBerkeley: return try EMDFile(file, signal: selection.signal)
+    case .tiff, .png: throw FormatError(file: file.name, offset: 0, "\(header.format.rawValue) pages are read whole")
+    }
+}
+
+/// Planes stored one after another in one run of bytes (DM, MRC): read with pread, byte-swapped
+/// when stored big-endian, widened from float16 for MRC mode 12.
+struct ContiguousPlanes: PlaneSource {
+    let file: MappedFile
+    let header: MicrographHeader
+    let offset: Int
+    let storedFloat16: Bool
+
+    var storedElementSize: Int { storedFloat16 ? 2 : header.pixelType.byteCount }
+
+    func readPlane(_ index: Int, into destination: UnsafeMutableRawPointer) throws {
+        try read(elementOffset: index * planeElements, count: planeElements, into: destination)
+    }
+
+    func readAll(into destination: UnsafeMutableRawPointer) throws {
+        try read(elementOffset: 0, count: header.elementCount, into: destination)
+    }
+
+    func read(elementOffset: Int, count: Int, into destination: UnsafeMutableRawPointer) throws {
+        let start = offset + elementOffset * storedElementSize
+        if storedFloat16 {
+            let base = try mapped(start, count * 2)
+            let out = destination.assumingMemoryBound(to: Float.self)
+            let swap = header.byteOrder == .bigEndian
+            for i in 0..<count {
+                let raw = base.loadUnaligned(fromByteOffset: 2 * i, as: UInt16.self)
+                out[i] = Float(Float16(bitPattern: swap ? raw.byteSwapped : raw))
+            }
+            return
+        }
+        try file.read(offset: start, count: count * storedElementSize, into: destination)
+        if header.byteOrder == .bigEndian { swapInPlace(destination, count: count, elementSize: storedElementSize) }
+    }
+
+    func readPlaneAsFloat(_ index: Int, into destination: UnsafeMutablePointer<Float>) throws {
+        let count = planeElements
+        if header.pixelType == .float32 && (storedFloat16 || header.byteOrder == .littleEndian) {
+            try readPlane(index, into: UnsafeMutableRawPointer(destination))
+            return
+        }
+        let base = try mapped(offset + index * count * storedElementSize, count * storedElementSize)
+        convertToFloat(base, count: count, from: header.pixelType, swapBytes: header.byteOrder == .bigEndian, into: destination)
+    }
+
+    /// The mapped bytes at `start`, checked to hold `count` bytes.
+    func mapped(_ start: Int, _ count: Int) throws -> UnsafeRawPointer {
+        guard start >= 0, count >= 0, start <= file.count - count else {
+            throw FormatError(file: file.name, offset: start, "\(count) bytes of pixels at byte \(start) run past the end of the file (\(file.count) bytes)")
+        }
+        return UnsafeRawPointer(file.bytes.baseAddress!) + start
+    }
+}
+
+func swapInPlace(_ pointer: UnsafeMutableRawPointer, count: Int, elementSize: Int) {
+    switch elementSize {
+    case 2: let p = pointer.assumingMemoryBound(to: UInt16.self); for i in 0..<count { p[i] = p[i].byteSwapped }
+    case 4: let p = pointer.assumingMemoryBound(to: UInt32.self); for i in 0..<count { p[i] = p[i].byteSwapped }
+    case 8: let p = pointer.assumingMemoryBound(to: UInt64.self); for i in 0..<count { p[i] = p[i].byteSwapped }
+    default: break
     }
 }
 

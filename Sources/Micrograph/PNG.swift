@@ -76,8 +76,8 @@ func decodePNG(_ bytes: UnsafeRawBufferPointer, file: String) throws -> DecodedP
 /// Reads a binary label mask: 1 where the pixel is particle (any non-zero value), 0 elsewhere.
 ///
 /// PNG: 1/2/4/8/16-bit gray, palette (a pixel is particle when its colour is not black),
-/// RGB(A) and gray+alpha (fully transparent pixels are background). TIFF: any integer or
-/// float grayscale (non-zero is particle). DM files are accepted too.
+/// RGB(A) and gray+alpha (fully transparent pixels are background). TIFF and NPY: any integer
+/// or float grayscale (non-zero is particle). DM, MRC, SER and EMD files are accepted too.
 /// - Throws: `FormatError` naming the file and the offset of what is wrong.
 public func readLabelMask(at url: URL) throws -> Raster<UInt8> {
     try readLabelMask(MappedFile(url: url))
@@ -88,7 +88,52 @@ public func readLabelMask(bytes: Data, name: String) throws -> Raster<UInt8> {
     try readLabelMask(MappedFile(bytes: bytes, name: name))
 }
 
+/// Reads a label mask whose pixels are class numbers (a multi-class mask: PNG gray, TIFF, NPY,
+/// MRC...) and keeps the stated classes: 1 where the pixel's value is one of
+/// `particleClasses`, 0 elsewhere. With nil, as `readLabelMask(at:)`: any non-zero pixel.
+/// - Throws: `FormatError` naming the file; for a colour PNG with classes given (class numbers
+///   need one channel).
+public func readLabelMask(at url: URL, particleClasses: Set<Int>?) throws -> Raster<UInt8> {
+    let file = try MappedFile(url: url)
+    guard let classes = particleClasses else { return try readLabelMask(file) }
+    let values = try readClassNumbers(file)
+    return values.map { $0.rounded() == $0 && classes.contains(Int(exactly: $0) ?? Int.min) ? 1 : 0 }
+}
+
+/// The pixel values of a one-channel mask as Float (PNG gray, NPY, or any frame format).
+func readClassNumbers(_ file: MappedFile) throws -> Raster<Float> {
+    if isNPY(file.bytes) {
+        let array = try parseNPY(Array(file.bytes), file: file.name)
+        guard array.shape.count == 2 else {
+            throw FormatError(file: file.name, offset: 0, "a label mask must be a 2-D array, found shape \(array.shape)")
+        }
+        let count = array.elementCount
+        let pixels = [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            array.bytes.withUnsafeBytes { convertToFloat($0.baseAddress!, count: count, from: array.pixelType, swapBytes: false, into: buffer.baseAddress!) }
+            initialized = count
+        }
+        return Raster(width: array.shape[1], height: array.shape[0], pixels: pixels)
+    }
+    if MicrographFormat.detect(file.bytes) == .png {
+        let image = try decodePNG(file.bytes, file: file.name)
+        guard image.channels <= 2 else {
+            throw FormatError(file: file.name, offset: 0, "class numbers need a gray mask; this PNG has \(image.channels) channels (use any non-zero, or a colour map)")
+        }
+        return Raster(width: image.width, height: image.height, pixels: (0..<(image.width * image.height)).map { Float(image.sample($0 * image.channels)) })
+    }
+    let micrograph = try readMicrograph(file)
+    guard micrograph.header.shape.count == 2 else {
+        throw FormatError(file: file.name, offset: 0, "a label mask must be a 2-D image, found shape \(micrograph.header.shape)")
+    }
+    return micrograph.raster
+}
+
+func isNPY(_ bytes: UnsafeRawBufferPointer) -> Bool {
+    bytes.count >= 6 && bytes[0] == 0x93 && bytes[1] == 0x4E && bytes[2] == 0x55 && bytes[3] == 0x4D && bytes[4] == 0x50 && bytes[5] == 0x59
+}
+
 func readLabelMask(_ file: MappedFile) throws -> Raster<UInt8> {
+    if isNPY(file.bytes) { return try readClassNumbers(file).map { $0 != 0 ? 1 : 0 } }
     switch MicrographFormat.detect(file.bytes) {
     case .png?:
         let image = try decodePNG(file.bytes, file: file.name)

@@ -258,33 +258,51 @@ final class DigestContext {
     }
 }
 
-/// State of one attempt, reached from libcurl's callbacks through their user-data pointer.
-final class AttemptContext {
+/// One HTTP exchange as libcurl's callbacks see it (reached through their user-data pointer):
+/// the reply's headers, what to do with its body, and where the body goes. A new one is made for
+/// every attempt, so nothing from an earlier reply leaks into the next.
+final class Exchange {
+    enum Sink {
+        /// Append to a partial file, resuming at `offset` (the Range asked for).
+        case file(PartialFile, TransferDigests)
+        /// Keep in memory, up to a limit (a listing, a JSON reply).
+        case memory(limit: Int)
+    }
     enum BodyDecision { case write, discard, abort }
-    var fd: Int32 = -1
-    var sha256 = DigestContext(md5: false)
-    var md5: DigestContext?
-    var wantsMD5 = false
-    /// Bytes already in the partial file when the attempt started.
-    var offset: Int64 = 0
-    var status = 0
-    var retryAfter: String?
-    var contentRangeStart: Int64?
-    /// The complete length from `Content-Range: bytes */N` (a 416 reply names it).
-    var contentRangeTotal: Int64?
-    var contentLength: Int64?
-    var decision: BodyDecision?
-    var rangeMismatch = false
-    var restartedFromZero = false
-    var ioError: String?
-    var received: Int64 = 0
-    var memory: Data?
-    var memoryLimit = 0
-    var progress: DownloadProgress?
 
-    func resetDigests() {
-        sha256 = DigestContext(md5: false)
-        md5 = wantsMD5 ? DigestContext(md5: true) : nil
+    let sink: Sink
+    /// What errors name: the partial file, or the URL of an in-memory reply.
+    private let source: String
+    /// Where the body's first byte lands: the Range asked for, or 0 once restarted from zero.
+    private var offset: Int64
+    private let progress: DownloadProgress?
+    var status = 0
+    private(set) var retryAfter: String?
+    private var contentRangeStart: Int64?
+    /// The complete length from `Content-Range: bytes */N` (a 416 reply names it).
+    private(set) var contentRangeTotal: Int64?
+    private var contentLength: Int64?
+    private var decision: BodyDecision?
+    /// A 206 reply for another range than the one asked for.
+    private(set) var rangeMismatch = false
+    /// A local failure (writing the partial file, a reply over the memory limit).
+    private(set) var localFailure: MirrorError?
+    /// Body bytes received (written to the sink).
+    private(set) var received: Int64 = 0
+    private(set) var memory = Data()
+
+    init(partial: PartialFile, digests: TransferDigests, offset: Int64, progress: DownloadProgress?) {
+        sink = .file(partial, digests)
+        source = partial.url.path
+        self.offset = offset
+        self.progress = progress
+    }
+
+    init(memoryLimit: Int, url: String) {
+        sink = .memory(limit: memoryLimit)
+        source = url
+        offset = 0
+        progress = nil
     }
 
     func header(_ line: String) {
@@ -312,34 +330,24 @@ final class AttemptContext {
     }
 
     private func decide() -> BodyDecision {
-        let decision = decideBody()
-        if decision == .write, memory == nil, let contentLength {
-            progress?.announce(bytes: contentLength)
-        }
-        return decision
-    }
-
-    private func decideBody() -> BodyDecision {
         let success = status == 0 || (200..<300).contains(status)
         guard success else { return .discard }
-        if memory != nil { return .write }
+        guard case .file(let partial, let digests) = sink else { return .write }
         if status == 206 {
             if (contentRangeStart ?? 0) != offset {
                 rangeMismatch = true
                 return .abort
             }
-            return .write
-        }
-        if offset > 0 && status != 0 {
+        } else if offset > 0 && status != 0 {
             // The server ignored the Range request and sends the whole body: start over.
-            if ftruncate(fd, 0) != 0 || lseek(fd, 0, SEEK_SET) != 0 {
-                ioError = "cannot truncate partial file: \(String(cString: strerror(errno)))"
+            do { try partial.truncate() } catch {
+                localFailure = error
                 return .abort
             }
-            resetDigests()
+            digests.reset()
             offset = 0
-            restartedFromZero = true
         }
+        if let contentLength { progress?.announce(bytes: contentLength) }
         return .write
     }
 
@@ -350,42 +358,35 @@ final class AttemptContext {
         case .abort: return 0
         case .write: break
         }
-        if memory != nil {
-            if memory!.count + count > memoryLimit {
-                ioError = "reply larger than \(memoryLimit) bytes"
+        switch sink {
+        case .memory(let limit):
+            if memory.count + count > limit {
+                localFailure = .io(source, "reply larger than \(limit) bytes")
                 return 0
             }
-            memory!.append(UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self), count: count)
-            received += Int64(count)
-            return count
-        }
-        var written = 0
-        while written < count {
-            let n = write(fd, pointer + written, count - written)
-            if n < 0 {
-                if errno == EINTR { continue }
-                ioError = "write to partial file failed: \(String(cString: strerror(errno)))"
+            memory.append(UnsafeRawPointer(pointer).assumingMemoryBound(to: UInt8.self), count: count)
+        case .file(let partial, let digests):
+            do { try partial.append(pointer, count) } catch {
+                localFailure = error
                 return 0
             }
-            written += n
+            digests.update(pointer, count)
+            progress?.add(bytes: Int64(count))
         }
-        sha256.update(pointer, count)
-        md5?.update(pointer, count)
         received += Int64(count)
-        progress?.add(bytes: Int64(count))
         return count
     }
 }
 
 private let bodyCallback: hrtem_curl_data_callback = { data, size, count, user in
     guard let data, let user else { return 0 }
-    return Unmanaged<AttemptContext>.fromOpaque(user).takeUnretainedValue().body(data, size * count)
+    return Unmanaged<Exchange>.fromOpaque(user).takeUnretainedValue().body(data, size * count)
 }
 
 private let headerCallback: hrtem_curl_data_callback = { data, size, count, user in
     guard let data, let user else { return 0 }
     let bytes = UnsafeRawBufferPointer(start: data, count: size * count)
-    Unmanaged<AttemptContext>.fromOpaque(user).takeUnretainedValue()
+    Unmanaged<Exchange>.fromOpaque(user).takeUnretainedValue()
         .header(String(decoding: bytes, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
     return size * count
 }
@@ -404,6 +405,7 @@ final class TransferWorker {
     let handle: UnsafeMutableRawPointer
     var errorBuffer = [CChar](repeating: 0, count: Int(CURL_ERROR_SIZE) + 1)
     var configuration: DownloaderConfiguration { downloader.configuration }
+    var store: ContentStore { downloader.store }
 
     init(downloader: Downloader) {
         self.downloader = downloader
@@ -413,12 +415,12 @@ final class TransferWorker {
     func close() { curl_easy_cleanup(handle) }
 
     /// Runs one HTTP exchange; returns libcurl's code and its error text.
-    private func perform(url: String, offset: Int64, bearerToken: String?, context: AttemptContext) -> (CURLcode, String) {
+    private func perform(url: String, offset: Int64, bearerToken: String?, exchange: Exchange) -> (CURLcode, String) {
         curl_easy_reset(handle)
         var headers: UnsafeMutablePointer<curl_slist>?
         if let bearerToken { headers = curl_slist_append(headers, "Authorization: Bearer \(bearerToken)") }
         defer { curl_slist_free_all(headers) }
-        let unmanaged = Unmanaged.passUnretained(context).toOpaque()
+        let unmanaged = Unmanaged.passUnretained(exchange).toOpaque()
         hrtem_curl_setopt_string(handle, CURLOPT_URL, url)
         hrtem_curl_setopt_long(handle, CURLOPT_NOSIGNAL, 1)
         hrtem_curl_setopt_long(handle, CURLOPT_FOLLOWLOCATION, 1)
@@ -446,7 +448,7 @@ final class TransferWorker {
         hrtem_curl_setopt_pointer(handle, CURLOPT_ERRORBUFFER, nil)
         var status = 0
         hrtem_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
-        if status != 0 { context.status = status }
+        if status != 0 { exchange.status = status }
         let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return (code, detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail)
     }
@@ -456,220 +458,158 @@ final class TransferWorker {
         var attempt = 0
         while true {
             attempt += 1
-            let context = AttemptContext()
-            context.memory = Data()
-            context.memoryLimit = limit
+            let exchange = Exchange(memoryLimit: limit, url: url)
             rateLimiter?.acquire()
-            let (code, message) = perform(url: url, offset: 0, bearerToken: bearerToken, context: context)
-            if code == CURLE_OK && (context.status == 0 || (200..<300).contains(context.status)) {
-                return context.memory ?? Data()
+            let (code, message) = perform(url: url, offset: 0, bearerToken: bearerToken, exchange: exchange)
+            if code == CURLE_OK && (exchange.status == 0 || (200..<300).contains(exchange.status)) {
+                return exchange.memory
             }
-            if let ioError = context.ioError { throw MirrorError.io(url, ioError) }
-            let retryable = code == CURLE_OK ? RetryPolicy.isRetryable(httpStatus: context.status) : isRetryable(code)
+            if let failure = exchange.localFailure { throw failure }
+            let retryable = code == CURLE_OK ? RetryPolicy.isRetryable(httpStatus: exchange.status) : isRetryable(code)
             if !retryable || attempt >= policy.maxAttempts {
-                if code == CURLE_OK { throw MirrorError.http(url: url, status: context.status, attempts: attempt) }
+                if code == CURLE_OK { throw MirrorError.http(url: url, status: exchange.status, attempts: attempt) }
                 throw MirrorError.network(url: url, message: message, attempts: attempt)
             }
             let wait = policy.delay(afterAttempt: attempt, streamIndex: stableIndex(url),
-                                    retryAfter: context.retryAfter.flatMap { parseRetryAfter($0) })
+                                    retryAfter: exchange.retryAfter.flatMap { parseRetryAfter($0) })
             Thread.sleep(forTimeInterval: wait)
         }
     }
 
+    /// One file: skipped when already stored, else transferred into its partial file, verified,
+    /// and published into the store (or quarantined).
     func fetch(_ request: DownloadRequest) -> DownloadResult {
         let started = monotonicSeconds()
         var result = DownloadResult(request: request, outcome: .fetched, file: nil, attempts: 0,
                                     bytesTransferred: 0, resumedFrom: 0, verifiedBy: "", seconds: 0)
         defer { result.seconds = monotonicSeconds() - started }
-        let store = downloader.store
-        let expected = request.expected
 
-        if let sha = expected.knownSHA256, let existing = store.lookup(sha256: sha, size: expected.size),
-           !configuration.rehashStoredFiles || ((try? store.verify(existing)) ?? false) {
+        if let stored = alreadyStored(request.expected) {
             result.outcome = .skipped
-            result.file = existing
+            result.file = stored
             result.verifiedBy = "already stored"
             return result
         }
-
-        let partial = downloader.partialLocation(for: request)
         do {
-            try FileManager.default.createDirectory(at: store.temporaryFolder, withIntermediateDirectories: true)
-        } catch {
-            result.outcome = .failed(.io(store.temporaryFolder.path, "cannot create folder: \(error.localizedDescription)"))
-            return result
-        }
-        let fd = open(partial.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
-        guard fd >= 0 else {
-            result.outcome = .failed(.io(partial.path, "cannot open partial file: \(String(cString: strerror(errno)))"))
-            return result
-        }
-        var closed = false
-        defer { if !closed { Foundation.close(fd) } }
-        // Two hrtem processes must never write the same partial file.
-        guard flock(fd, LOCK_EX | LOCK_NB) == 0 else {
-            result.outcome = .failed(.busy(request.key))
-            return result
-        }
-
-        let context = AttemptContext()
-        context.fd = fd
-        context.wantsMD5 = expected.published?.algorithm == .md5
-        context.progress = downloader.progress
-        let policy = configuration.retry
-        var lastFailure: MirrorError?
-        var completed = false
-
-        while result.attempts < policy.maxAttempts {
-            result.attempts += 1
-            var existing = Int64(lseek(fd, 0, SEEK_END))
-            if let size = expected.size, existing > size { existing = truncate(fd) }
-            context.resetDigests()
-            if existing > 0 {
-                if let error = hashPrefix(fd: fd, count: existing, context: context) {
-                    result.outcome = .failed(.io(partial.path, error))
-                    return result
-                }
-                if result.attempts == 1 { result.resumedFrom = existing }
-            }
-            if let size = expected.size, existing == size {
-                completed = true  // a previous run got every byte but stopped before publishing
-                break
-            }
-            context.offset = existing
-            context.status = 0
-            context.decision = nil
-            context.rangeMismatch = false
-            context.ioError = nil
-            context.received = 0
-            request.rateLimiter?.acquire()
-            let (code, message) = perform(url: request.url, offset: existing, bearerToken: request.bearerToken, context: context)
-            result.bytesTransferred += context.received
-            if let ioError = context.ioError {
-                result.outcome = .failed(.io(partial.path, ioError))
-                return result
-            }
-            let httpOK = context.status == 0 || (200..<300).contains(context.status)
-            if code == CURLE_OK && httpOK {
-                let have = Int64(lseek(fd, 0, SEEK_END))
-                if let size = expected.size, have < size {
-                    lastFailure = .network(url: request.url, message: "reply ended after \(have) of \(size) bytes", attempts: result.attempts)
-                    sleepBeforeRetry(request, attempt: result.attempts, retryAfter: nil)
-                    continue
-                }
-                completed = true
-                break
-            }
-            if context.status == 416, existing > 0, context.contentRangeTotal == existing {
-                // The partial file already holds the whole file (a run stopped just before
-                // publishing it): verify it as it is.
-                completed = true
-                break
-            }
-            if context.rangeMismatch || context.status == 416 || code == CURLE_RANGE_ERROR {
-                // The server's idea of the range does not match the partial file: start over.
-                _ = truncate(fd)
-                lastFailure = .http(url: request.url, status: context.status, attempts: result.attempts)
-                continue
-            }
-            if code == CURLE_OK || code == CURLE_WRITE_ERROR {
-                lastFailure = .http(url: request.url, status: context.status, attempts: result.attempts)
-                if RetryPolicy.isRetryable(httpStatus: context.status) {
-                    sleepBeforeRetry(request, attempt: result.attempts, retryAfter: context.retryAfter)
-                    continue
-                }
-                break
-            }
-            lastFailure = .network(url: request.url, message: message, attempts: result.attempts)
-            if isRetryable(code) {
-                sleepBeforeRetry(request, attempt: result.attempts, retryAfter: nil)
-                continue
-            }
-            break
-        }
-
-        guard completed else {
-            if case .http(_, let status, _)? = lastFailure, !RetryPolicy.isRetryable(httpStatus: status) {
-                // Nothing worth resuming from a file the mirror does not have.
-                unlink(partial.path)
-            }
-            result.outcome = .failed(lastFailure.map { withAttempts($0, result.attempts) }
-                ?? .network(url: request.url, message: "no attempt made", attempts: 0))
-            return result
-        }
-
-        let size = Int64(lseek(fd, 0, SEEK_END))
-        let sha256 = context.sha256.finalizeHex()
-        let md5 = context.md5?.finalizeHex()
-        var mismatch: (String, String)?
-        if let published = expected.published {
-            let found = published.algorithm == .sha256 ? sha256 : (md5 ?? "")
-            result.verifiedBy = "\(published.algorithm.rawValue) (mirror)"
-            if found != published.hex { mismatch = ("\(published)", "\(published.algorithm.rawValue):\(found)") }
-        } else if let recorded = expected.sha256 {
-            result.verifiedBy = "sha-256 (recorded)"
-            if recorded != sha256 { mismatch = ("sha-256:\(recorded)", "sha-256:\(sha256)") }
-        } else if expected.size != nil {
-            result.verifiedBy = "size"
-        } else {
-            result.verifiedBy = "none: first download"
-        }
-        if mismatch == nil, let expectedSize = expected.size, expectedSize != size {
-            mismatch = ("\(expectedSize) bytes", "\(size) bytes")
-        }
-        if let (want, got) = mismatch {
-            Foundation.close(fd)
-            closed = true
-            do {
-                let place = try store.quarantine(partial, key: request.key,
-                                                 reason: "expected \(want), got \(got) from \(request.url)")
-                result.outcome = .failed(.verification(key: request.key, expected: want, found: got, quarantinedAt: place.path))
-            } catch {
-                unlink(partial.path)
-                result.outcome = .failed(.verification(key: request.key, expected: want, found: got, quarantinedAt: "(removed: \(error))"))
-            }
-            return result
-        }
-        if fsync(fd) != 0 {
-            result.outcome = .failed(.io(partial.path, "fsync failed: \(String(cString: strerror(errno)))"))
-            return result
-        }
-        do {
-            result.file = try store.publish(temporary: partial, sha256: sha256, size: size)
+            let partial = try PartialFile(url: downloader.partialLocation(for: request), key: request.key)
+            defer { partial.close() }
+            let digests = TransferDigests(wantsMD5: request.expected.published?.algorithm == .md5)
+            try transfer(request, into: partial, digests: digests, result: &result)
+            let size = partial.size
+            let (sha256, md5) = digests.finalize()
+            let verification = Verification(expected: request.expected, size: size, sha256: sha256, md5: md5)
+            result.verifiedBy = verification.method
+            result.file = try publish(partial, request: request, verification: verification, sha256: sha256, size: size)
             result.outcome = .fetched
-        } catch let error as MirrorError {
-            result.outcome = .failed(error)
         } catch {
-            result.outcome = .failed(.io(partial.path, "\(error)"))
+            result.outcome = .failed(error)
         }
         return result
     }
 
-    private func truncate(_ fd: Int32) -> Int64 {
-        _ = ftruncate(fd, 0)
-        _ = lseek(fd, 0, SEEK_SET)
-        return 0
+    private func alreadyStored(_ expected: ExpectedContent) -> StoredFile? {
+        guard let sha = expected.knownSHA256, let existing = store.lookup(sha256: sha, size: expected.size) else { return nil }
+        if configuration.rehashStoredFiles, (try? store.verify(existing)) != true { return nil }
+        return existing
     }
 
-    /// Feeds the bytes already in the partial file to the digests (resume), in bounded reads.
-    private func hashPrefix(fd: Int32, count: Int64, context: AttemptContext) -> String? {
-        let chunk = 1 << 20
-        let buffer = UnsafeMutableRawPointer.allocate(byteCount: chunk, alignment: 16)
-        defer { buffer.deallocate() }
-        var position: Int64 = 0
-        while position < count {
-            let n = pread(fd, buffer, min(chunk, Int(count - position)), off_t(position))
-            if n < 0 {
-                if errno == EINTR { continue }
-                return "cannot read partial file: \(String(cString: strerror(errno)))"
+    /// Attempts until the partial file holds the whole file.
+    /// - Throws: the failure that ended it: a fatal one, or the last when attempts ran out. A
+    ///   partial file of a file the mirror refuses to serve (a non-retried HTTP status) is
+    ///   deleted: there is nothing worth resuming.
+    private func transfer(_ request: DownloadRequest, into partial: PartialFile, digests: TransferDigests,
+                          result: inout DownloadResult) throws(MirrorError) {
+        var lastFailure: MirrorError?
+        while result.attempts < configuration.retry.maxAttempts {
+            result.attempts += 1
+            let offset = try partial.resumeOffset(expectedSize: request.expected.size, digests: digests)
+            if result.attempts == 1 { result.resumedFrom = offset }
+            // A previous run got every byte but stopped before publishing.
+            if let size = request.expected.size, offset == size { return }
+            let attempt = self.attempt(request, number: result.attempts, partial: partial, digests: digests, offset: offset)
+            result.bytesTransferred += attempt.received
+            switch attempt.outcome {
+            case .completed:
+                return
+            case .fatal(let error):
+                lastFailure = error
+            case .restart(let error):
+                try partial.truncate()
+                lastFailure = error
+                continue
+            case .resumable(let error, _, let retryAfter):
+                lastFailure = error
+                sleepBeforeRetry(request, attempt: result.attempts, retryAfter: retryAfter)
+                continue
             }
-            if n == 0 { return "partial file shorter than expected" }
-            context.sha256.update(buffer, n)
-            context.md5?.update(buffer, n)
-            position += Int64(n)
+            break
         }
-        _ = lseek(fd, 0, SEEK_END)
-        return nil
+        let failure = lastFailure ?? .network(url: request.url, message: "no attempt made", attempts: 0)
+        if case .http(_, let status, _, _) = failure, !RetryPolicy.isRetryable(httpStatus: status) { partial.remove() }
+        throw failure
+    }
+
+    /// One request for the bytes the partial file lacks, and what its ending means.
+    private func attempt(_ request: DownloadRequest, number: Int, partial: PartialFile, digests: TransferDigests,
+                         offset: Int64) -> Attempt {
+        let exchange = Exchange(partial: partial, digests: digests, offset: offset, progress: downloader.progress)
+        request.rateLimiter?.acquire()
+        let (code, message) = perform(url: request.url, offset: offset, bearerToken: request.bearerToken, exchange: exchange)
+        let outcome: AttemptOutcome
+        let status = exchange.status
+        if let failure = exchange.localFailure {
+            outcome = .fatal(failure)
+        } else if code == CURLE_OK && (status == 0 || (200..<300).contains(status)) {
+            let have = partial.size
+            if let size = request.expected.size, have < size {
+                outcome = .resumable(.network(url: request.url, message: "reply ended after \(have) of \(size) bytes",
+                                              attempts: number, offset: have), resumeAt: have, retryAfter: nil)
+            } else {
+                outcome = .completed
+            }
+        } else if status == 416, offset > 0, exchange.contentRangeTotal == offset {
+            // The partial file already holds the whole file (a run stopped just before
+            // publishing it): verify it as it is.
+            outcome = .completed
+        } else if exchange.rangeMismatch || status == 416 || code == CURLE_RANGE_ERROR {
+            outcome = .restart(.http(url: request.url, status: status, attempts: number, offset: offset))
+        } else if code == CURLE_OK || code == CURLE_WRITE_ERROR {
+            let error = MirrorError.http(url: request.url, status: status, attempts: number, offset: offset)
+            outcome = RetryPolicy.isRetryable(httpStatus: status)
+                ? .resumable(error, resumeAt: partial.size, retryAfter: exchange.retryAfter) : .fatal(error)
+        } else {
+            let have = partial.size
+            let error = MirrorError.network(url: request.url, message: message, attempts: number, offset: have)
+            outcome = isRetryable(code) ? .resumable(error, resumeAt: have, retryAfter: nil) : .fatal(error)
+        }
+        return Attempt(outcome: outcome, received: exchange.received)
+    }
+
+    /// Moves verified bytes into the store (fsync, then rename to their content address), or
+    /// bytes that do not match into quarantine.
+    /// - Throws: `MirrorError.verification` (with where the file went) or `.io`.
+    private func publish(_ partial: PartialFile, request: DownloadRequest, verification: Verification,
+                         sha256: String, size: Int64) throws(MirrorError) -> StoredFile {
+        if let mismatch = verification.mismatch {
+            partial.close()
+            let place: String
+            do {
+                place = try store.quarantine(partial.url, key: request.key,
+                                             reason: "expected \(mismatch.expected), got \(mismatch.found) from \(request.url)").path
+            } catch {
+                partial.remove()
+                place = "(removed: \(error))"
+            }
+            throw .verification(key: request.key, expected: mismatch.expected, found: mismatch.found, quarantinedAt: place)
+        }
+        try partial.sync()
+        do {
+            return try store.publish(temporary: partial.url, sha256: sha256, size: size)
+        } catch let error as MirrorError {
+            throw error
+        } catch {
+            throw .io(partial.url.path, "\(error)")
+        }
     }
 
     private func sleepBeforeRetry(_ request: DownloadRequest, attempt: Int, retryAfter: String?) {
@@ -677,13 +617,5 @@ final class TransferWorker {
         let wait = configuration.retry.delay(afterAttempt: attempt, streamIndex: stableIndex(request.url),
                                              retryAfter: retryAfter.flatMap { parseRetryAfter($0) })
         Thread.sleep(forTimeInterval: wait)
-    }
-}
-
-private func withAttempts(_ error: MirrorError, _ attempts: Int) -> MirrorError {
-    switch error {
-    case let .http(url, status, _): return .http(url: url, status: status, attempts: attempts)
-    case let .network(url, message, _): return .network(url: url, message: message, attempts: attempts)
-    default: return error
     }
 }

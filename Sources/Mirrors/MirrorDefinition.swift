@@ -31,10 +31,13 @@ public struct MirrorDefinition: Codable, Equatable, Sendable {
     public var requestsPerMinute: Double?
     /// For a mirror that publishes the study's metadata table: its path under `baseURL`.
     public var metadataPath: String?
+    /// Files the mirror is known to publish, each with its digest (downloads are verified
+    /// against it); nil for mirrors whose contents are found by query or listing.
+    public var files: [PinnedFile]?
 
     public init(name: String, layout: MirrorLayout, baseURL: String, description: String? = nil,
                 doi: String? = nil, tokenEnvironment: String? = nil, requestsPerMinute: Double? = nil,
-                metadataPath: String? = nil) {
+                metadataPath: String? = nil, files: [PinnedFile]? = nil) {
         self.name = name
         self.layout = layout
         self.baseURL = baseURL
@@ -43,6 +46,7 @@ public struct MirrorDefinition: Codable, Equatable, Sendable {
         self.tokenEnvironment = tokenEnvironment
         self.requestsPerMinute = requestsPerMinute
         self.metadataPath = metadataPath
+        self.files = files
     }
 
     /// The environment variable that overrides this mirror's base URL (tests point mirrors at a
@@ -114,7 +118,7 @@ public struct MirrorDefinition: Codable, Equatable, Sendable {
         metadataPath: "dataset_creation/Dataset_metadata.csv")
 
     /// The project's mirrors, identical to `catalog/mirrors/*.json`.
-    public static let builtIn: [MirrorDefinition] = [nersc, dryad, studyMetadata]
+    public static let builtIn: [MirrorDefinition] = [nersc, dryad, studyMetadata, studyModels]
 }
 
 /// The built-in mirrors plus those a user added to a data folder, with environment overrides.
@@ -162,9 +166,7 @@ public struct MirrorRegistry: Sendable {
         if definition.layout == .dryad {
             throw MirrorError.badDefinition(definition.name, "user mirrors use the nersc or http layout")
         }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        let data = try encoder.encode(definition)
+        let data = try CanonicalJSON.pretty(definition)
         try FileManager.default.createDirectory(at: userFolder, withIntermediateDirectories: true)
         try writeFileAtomically(data, to: userFolder.appendingPathComponent(definition.name + ".json"))
     }

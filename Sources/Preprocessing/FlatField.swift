@@ -152,7 +152,7 @@ public struct FlatFieldModel: Sendable, Equatable, Codable {
     }
 }
 
-/// Fits the study's flat-field background to a frame (PIPELINE.md, step 2).
+/// Fits the study's flat-field background to a frame (the study's preprocessing, step 2).
 ///
 /// The frame and the nine basis images are downscaled by `scale` exactly as scikit-image's
 /// `rescale(x, scale, order=1, anti_aliasing=True)` does (see `ResamplingAxis`; the basis

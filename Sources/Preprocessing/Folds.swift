@@ -11,6 +11,30 @@ public enum FoldRule: String, Sendable, Codable, CaseIterable {
     case session
 }
 
+/// How a recipe keeps patches of one group together when forming folds. Recipes store the raw
+/// value (it enters version ids): `none` is the study's contiguous folds (`study` is read as
+/// `none`).
+public enum FoldGrouping: String, Sendable, Codable, CaseIterable {
+    case none, frame, session
+
+    public var rule: FoldRule {
+        switch self {
+        case .none: .study
+        case .frame: .frame
+        case .session: .session
+        }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let text = try decoder.singleValueContainer().decode(String.self)
+        guard let grouping = text == "study" ? FoldGrouping.none : FoldGrouping(rawValue: text) else {
+            throw DecodingError.dataCorrupted(.init(codingPath: decoder.codingPath,
+                debugDescription: "groupFoldsBy must be none, frame or session, not \(text)"))
+        }
+        self = grouping
+    }
+}
+
 /// The study's per-fold seeds (fold 0...4). Folds beyond the fifth get `10_000 + fold`.
 public let studyFoldSeeds: [Int] = [962, 1662, 621, 72115, 45521]
 
@@ -23,6 +47,14 @@ public struct Fold: Sendable, Equatable, Codable {
     public var train: [Int]
     public var validation: [Int]
     public var test: [Int]
+
+    public init(fold: Int, seed: Int, train: [Int], validation: [Int], test: [Int]) {
+        self.fold = fold
+        self.seed = seed
+        self.train = train
+        self.validation = validation
+        self.test = test
+    }
 }
 
 /// The contents of `folds.json` (format 1). The trainer reads it; the key order below is the
@@ -82,9 +114,15 @@ public func studyFolds(count: Int, k: Int = 5, validationFraction: Double = 0.12
     return FoldPlan(k: k, rule: .study, folds: folds)
 }
 
-/// An error a user can act on when folds cannot be formed.
-public struct FoldError: Error, CustomStringConvertible {
-    public var description: String
+/// Folds that cannot be formed: too few groups (frames or sessions) for the folds asked.
+public struct FoldError: Error, CustomStringConvertible, Equatable, Sendable {
+    public var rule: FoldRule
+    public var groups: Int
+    public var folds: Int
+
+    public var description: String {
+        "\(groups) distinct \(rule.rawValue)s cannot make \(folds) folds grouped by \(rule.rawValue); use fewer folds or --group-folds-by none"
+    }
 }
 
 /// Folds in which every group (a frame or a session; `groups[p]` names patch p's group, patches
@@ -104,7 +142,7 @@ public func groupedFolds(groups: [String], k: Int = 5, rule: FoldRule, validatio
         members[g, default: []].append(p)
     }
     guard order.count >= k else {
-        throw FoldError(description: "\(order.count) distinct \(rule.rawValue)s cannot make \(k) folds grouped by \(rule.rawValue); use fewer folds or --group-folds-by none")
+        throw FoldError(rule: rule, groups: order.count, folds: k)
     }
     let count = groups.count
     // fold of each group: where its middle patch falls in the array_split boundaries

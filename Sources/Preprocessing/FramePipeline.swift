@@ -1,6 +1,6 @@
 import Micrograph
 
-/// Every per-frame preprocessing parameter (PIPELINE.md, steps 1-3); defaults are the study's.
+/// Every per-frame preprocessing parameter (the study's preprocessing, steps 1-3); defaults are the study's.
 public struct FramePreprocessing: Sendable, Equatable, Codable, Hashable {
     /// X-ray detection threshold above the median, in raw counts; nil skips x-ray removal.
     public var xrayThreshold: Double?

@@ -81,7 +81,7 @@ public struct LegacyNumpyRandom: Sendable {
 }
 
 /// The study's image-level shuffle: `np.random.seed(seed); idx = np.arange(count);
-/// np.random.shuffle(idx)` (PIPELINE.md, step 4). Returns the frame order: position p of the
+/// np.random.shuffle(idx)` (the study's preprocessing, step 4). Returns the frame order: position p of the
 /// shuffled dataset holds frame `result[p]` of the selection (metadata-table order).
 public func studyShuffle(count: Int, seed: UInt32 = 34522) -> [Int] {
     var generator = LegacyNumpyRandom(seed: seed)

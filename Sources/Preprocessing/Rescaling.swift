@@ -1,6 +1,6 @@
 import Micrograph
 
-/// How a whole frame's intensities are rescaled after flat-field correction (PIPELINE.md, step 3).
+/// How a whole frame's intensities are rescaled after flat-field correction (the study's preprocessing, step 3).
 public enum Rescaling: String, Sendable, Codable, CaseIterable {
     /// `(x - mean) / std`, population std (NumPy's `.std()`, ddof 0). The study's choice.
     case standardize

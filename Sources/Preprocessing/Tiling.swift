@@ -9,7 +9,7 @@ public struct PatchOrigin: Sendable, Hashable, Codable {
 
 /// Patch origins of a `width` x `height` frame in raster order (rows of patches top to bottom,
 /// left to right within a row): every `stride` pixels while the patch fits entirely
-/// (PIPELINE.md, step 5; 512/512 on 4096 x 4096 gives 64).
+/// (the study's step 5; 512/512 on 4096 x 4096 gives 64).
 public func tileOrigins(width: Int, height: Int, patch: Int, stride: Int) -> [PatchOrigin] {
     precondition(patch > 0 && stride > 0, "patch and stride must be positive")
     guard patch <= width, patch <= height else { return [] }
@@ -41,7 +41,7 @@ public struct KeptPatch: Sendable, Hashable, Codable {
 }
 
 /// The tiles of a label that have strictly more than `minParticlePixels` particle pixels
-/// (PIPELINE.md, step 6), in raster order.
+/// (the study's preprocessing, step 6), in raster order.
 public func keptPatches(label: Raster<UInt8>, patch: Int = 512, stride: Int = 512,
                         minParticlePixels: Int = 400) -> [KeptPatch] {
     tileOrigins(width: label.width, height: label.height, patch: patch, stride: stride).compactMap { origin in

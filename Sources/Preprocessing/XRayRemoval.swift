@@ -14,7 +14,7 @@ public struct XRayRemovalReport: Sendable, Equatable, Codable {
     public var totalOutliers: Int { outliersPerPass.reduce(0, +) }
 }
 
-/// Removes x-ray hits from a raw frame in place, as the study does (PIPELINE.md, step 1).
+/// Removes x-ray hits from a raw frame in place, as the study does (the study's preprocessing, step 1).
 ///
 /// 1. Negative pixels become 0.
 /// 2. Outliers are pixels with `Double(pixel) > median + threshold`, the median being NumPy's

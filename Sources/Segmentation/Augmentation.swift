@@ -4,12 +4,17 @@ import Preprocessing
 
 /// Gaussian noise augmentation (the study's Fig. 5): x' = (x + N(0, rho^2)) / sqrt(1 + rho^2),
 /// rho in units of the image's standard deviation.
-public enum NoiseAugmentation: Codable, Equatable, Sendable {
+public enum NoiseAugmentation: Codable, Hashable, Sendable {
     case none
     /// The same rho for every sample.
     case fixed(Double)
     /// rho ~ U(0, rhoMax) drawn per sample.
     case uniform(Double)
+
+    /// Whether rho is drawn per sample (`uniform`).
+    public var drawsRhoPerSample: Bool {
+        if case .uniform = self { true } else { false }
+    }
 }
 
 /// The study's online augmentation of one training sample (side x side), in place:

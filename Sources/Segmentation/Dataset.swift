@@ -2,21 +2,11 @@ import Foundation
 import Micrograph
 import Preprocessing
 
-/// One fold of a dataset version: row indices into `images.npy` / `labels.npy`.
-public struct DatasetFold: Codable, Equatable, Sendable {
-    public var fold: Int
-    public var seed: Int
-    public var train: [Int]
-    public var validation: [Int]
-    public var test: [Int]
-}
-
-/// A dataset version folder as the preprocessing step writes it: `images.npy` (N, P, P) float32,
-/// `labels.npy` (N, P, P) uint8 (non-zero = particle), `folds.json` (format 1) and, optionally,
-/// `recipe.json` and `MANIFEST`. Patches are held in memory (the study's largest set, 430
-/// patches of 512 x 512, is 540 MB).
+/// A dataset version's patches in memory (see `VersionFolder` for the folder's layout): images
+/// (N, P, P) float32, labels (N, P, P) 0/1 and the folds. The study's largest set, 430 patches
+/// of 512 x 512, is 540 MB.
 public struct PatchDataset: Sendable {
-    public let folder: URL
+    public let version: VersionFolder
     public let count: Int
     public let height: Int
     public let width: Int
@@ -24,29 +14,26 @@ public struct PatchDataset: Sendable {
     public let images: [Float]
     /// 0/1 per pixel, `[count * height * width]`.
     public let labels: [UInt8]
-    public let folds: [DatasetFold]
-
-    /// The version id: `id` from `recipe.json` when present, else the folder's name.
+    public let folds: [Fold]
+    /// The version id (`recipe.json`'s `versionId`).
     public let versionID: String
 
+    public var folder: URL { version.url }
     public var patchPixels: Int { height * width }
 
     /// - Throws: `FormatError` naming the file and what is wrong (missing file, shapes that
     ///   disagree, a fold index outside the patches).
     public static func load(from folder: URL) throws -> PatchDataset {
-        let imagesURL = folder.appendingPathComponent("images.npy")
-        let labelsURL = folder.appendingPathComponent("labels.npy")
-        let foldsURL = folder.appendingPathComponent("folds.json")
-        for url in [imagesURL, labelsURL, foldsURL] where !FileManager.default.fileExists(atPath: url.path) {
-            throw FormatError(file: url.path, "missing: a dataset version folder holds images.npy, labels.npy and folds.json")
-        }
-        let imageArray = try readNPY(from: imagesURL)
+        let version = VersionFolder(folder)
+        let identity = try version.identity()
+        let plan = try version.folds()
+        let imageArray = try readNPY(from: version.imagesFile)
         guard imageArray.shape.count == 3, let images = imageArray.float32Values else {
-            throw FormatError(file: imagesURL.path, "expected a float32 array of shape (N, P, P), found \(imageArray.pixelType) \(imageArray.shape)")
+            throw FormatError(file: version.imagesFile.path, "expected a float32 array of shape (N, P, P), found \(imageArray.pixelType) \(imageArray.shape)")
         }
-        let labelArray = try readNPY(from: labelsURL)
+        let labelArray = try readNPY(from: version.labelsFile)
         guard labelArray.shape == imageArray.shape else {
-            throw FormatError(file: labelsURL.path, "shape \(labelArray.shape) differs from images.npy \(imageArray.shape)")
+            throw FormatError(file: version.labelsFile.path, "shape \(labelArray.shape) differs from images.npy \(imageArray.shape)")
         }
         let labels: [UInt8]
         if labelArray.bytes.count == labelArray.elementCount {
@@ -54,37 +41,21 @@ public struct PatchDataset: Sendable {
         } else if let values = labelArray.float32Values {
             labels = values.map { $0 != 0 ? 1 : 0 }
         } else {
-            throw FormatError(file: labelsURL.path, "expected uint8 labels, found \(labelArray.pixelType)")
-        }
-        struct FoldsFile: Decodable { var format: Int; var k: Int?; var folds: [DatasetFold] }
-        let foldsFile: FoldsFile
-        do {
-            foldsFile = try JSONDecoder().decode(FoldsFile.self, from: Data(contentsOf: foldsURL))
-        } catch {
-            throw FormatError(file: foldsURL.path, "not a folds.json (format 1): \(error)")
-        }
-        guard foldsFile.format == 1 else {
-            throw FormatError(file: foldsURL.path, "folds format \(foldsFile.format); this hrtem reads format 1")
+            throw FormatError(file: version.labelsFile.path, "expected uint8 labels, found \(labelArray.pixelType)")
         }
         let count = imageArray.shape[0]
-        for fold in foldsFile.folds {
+        for fold in plan.folds {
             if let bad = (fold.train + fold.validation + fold.test).first(where: { $0 < 0 || $0 >= count }) {
-                throw FormatError(file: foldsURL.path, "fold \(fold.fold) names patch \(bad); the version has \(count)")
+                throw FormatError(file: version.foldsFile.path, "fold \(fold.fold) names patch \(bad); the version has \(count)")
             }
         }
-        var versionID = folder.lastPathComponent
-        let recipeURL = folder.appendingPathComponent("recipe.json")
-        if let data = try? Data(contentsOf: recipeURL),
-           let recipe = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
-            if let id = (recipe["versionId"] ?? recipe["id"] ?? recipe["version_id"]) as? String { versionID = id }
-        }
-        return PatchDataset(folder: folder, count: count, height: imageArray.shape[1], width: imageArray.shape[2],
-                            images: images, labels: labels, folds: foldsFile.folds, versionID: versionID)
+        return PatchDataset(version: version, count: count, height: imageArray.shape[1], width: imageArray.shape[2],
+                            images: images, labels: labels, folds: plan.folds, versionID: identity.versionId)
     }
 
-    public init(folder: URL, count: Int, height: Int, width: Int, images: [Float], labels: [UInt8],
-                folds: [DatasetFold], versionID: String) {
-        self.folder = folder
+    public init(version: VersionFolder, count: Int, height: Int, width: Int, images: [Float], labels: [UInt8],
+                folds: [Fold], versionID: String) {
+        self.version = version
         self.count = count
         self.height = height
         self.width = width
@@ -94,10 +65,9 @@ public struct PatchDataset: Sendable {
         self.versionID = versionID
     }
 
-    public func fold(_ index: Int) throws -> DatasetFold {
+    public func fold(_ index: Int) throws -> Fold {
         guard let fold = folds.first(where: { $0.fold == index }) else {
-            throw FormatError(file: folder.appendingPathComponent("folds.json").path,
-                              "no fold \(index); the version has folds \(folds.map(\.fold))")
+            throw FormatError(file: version.foldsFile.path, "no fold \(index); the version has folds \(folds.map(\.fold))")
         }
         return fold
     }

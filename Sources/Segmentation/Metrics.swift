@@ -48,7 +48,7 @@ public func diceScores(logits: Tensor, labels: [UInt8]) -> (hard: [Double], soft
 }
 
 /// Scores of a model on a set of patches.
-public struct Metrics: Codable, Equatable, Sendable {
+public struct Metrics: Codable, Hashable, Sendable {
     /// Mean over patches of the per-patch hard Dice (smoothing 1).
     public var hardDice: Double
     /// Mean over patches of the per-patch soft Dice (smoothing 1).

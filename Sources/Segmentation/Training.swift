@@ -28,65 +28,6 @@ public final class TrainingStep {
     }
 }
 
-/// Everything that decides a training run (with the dataset and fold).
-public struct TrainingConfiguration: Codable, Equatable, Sendable {
-    public var architecture: UNetArchitecture = .study
-    public var epochs = 250
-    public var batchSize = 32
-    public var learningRate = 1e-4
-    /// Seed of initialization, shuffling and augmentation; nil = the fold's seed from folds.json.
-    public var seed: UInt64?
-    public var noise: NoiseAugmentation = .none
-    /// The online flip + rotation augmentation of training samples.
-    public var rotate = true
-    /// Dihedral x8 expansion of train, validation and test sets.
-    public var dihedral = true
-    public var threads = 2
-
-    public init() {}
-}
-
-/// What `hrtem train` leaves in its output folder: `model.safetensors` (the weights with the
-/// lowest validation loss, PyTorch state_dict names), `model.json` (this card),
-/// `training.csv` (one row per epoch) and `checkpoint.safetensors` (the last epoch's weights and
-/// optimizer state, for resuming).
-public struct ModelCard: Codable, Equatable, Sendable {
-    public var format = 1
-    public var architecture: UNetArchitecture
-    public var parameters: Int
-    public var datasetVersion: String
-    public var datasetFolder: String
-    public var fold: Int
-    public var seed: UInt64
-    public var configuration: TrainingConfiguration
-    public var epochs: Int
-    public var bestEpoch: Int
-    public var bestValidationLoss: Double
-    /// Validation metrics of the kept weights.
-    public var validation: Metrics?
-    /// Test-fold metrics of the kept weights (dihedral x8 when configured).
-    public var test: Metrics?
-    public var hrtemVersion: String
-    public var trainingSeconds: Double
-}
-
-/// The result of `train`: the kept network and its card.
-public struct TrainedModel {
-    public var network: ResidualUNet
-    public var card: ModelCard
-    public var folder: URL
-
-    public static func load(from folder: URL) throws -> TrainedModel {
-        let cardURL = folder.appendingPathComponent("model.json")
-        let card: ModelCard
-        do { card = try JSONDecoder().decode(ModelCard.self, from: Data(contentsOf: cardURL)) } catch {
-            throw ModelError(file: cardURL.path, "cannot read the model card: \(error)")
-        }
-        let network = try ResidualUNet.load(from: folder.appendingPathComponent("model.safetensors"))
-        return TrainedModel(network: network, card: card, folder: folder)
-    }
-}
-
 /// Progress of a training run, reported after every batch and every epoch.
 public struct TrainingProgress: Sendable {
     public var epoch: Int
@@ -151,99 +92,54 @@ public func evaluate(network: ResidualUNet, dataset: PatchDataset, rows: [Int], 
                     batchSize: batchSize, noise: noise, seed: seed)
 }
 
-/// Scores a trained model on rows of a dataset version folder (see `evaluate(network:...)`).
-public func evaluate(model: TrainedModel, datasetFolder: URL, indices: [Int], dihedral: Bool = true) throws -> Metrics {
-    let dataset = try PatchDataset.load(from: datasetFolder)
-    if let bad = indices.first(where: { $0 < 0 || $0 >= dataset.count }) {
-        throw FormatError(file: datasetFolder.path, "patch index \(bad) outside 0..<\(dataset.count)")
-    }
-    return evaluate(network: model.network, dataset: dataset, rows: indices, dihedral: dihedral)
-}
 
-/// Trains the residual U-Net on one fold of a dataset version (PIPELINE.md "Splits and
-/// augmentation" and "Model"): dihedral x8 expansion of every set, online flip + rotation and
-/// optional noise on training samples (noise also on validation), Adam, mean cross-entropy,
-/// validation each epoch, keeping the weights with the lowest validation loss.
+/// Trains the residual U-Net on one fold of a dataset version: dihedral x8 expansion of every
+/// set, online flip + rotation and optional noise on training samples (noise also on
+/// validation), Adam, mean cross-entropy, validation each epoch, keeping the weights with the
+/// lowest validation loss.
 ///
 /// Writes into `output` (created if needed) `model.safetensors`, `model.json`, `training.csv`
-/// and `checkpoint.safetensors`; when a checkpoint of the same configuration is already there,
-/// continues after its epoch. The same dataset, fold, configuration and thread count give the
-/// same bytes.
+/// and `checkpoint.safetensors`; when a checkpoint of the same settings is already there,
+/// continues after its epoch. The same dataset, fold, settings and thread count give the same
+/// bytes.
 /// - Throws: `FormatError` / `ModelError` for unreadable inputs, a fold that does not exist, a
-///   patch size the network cannot take, or a checkpoint made with another configuration.
-public func train(datasetFolder: URL, fold foldIndex: Int, config: TrainingConfiguration, output: URL,
+///   patch size the network cannot take, or a checkpoint made with other settings.
+public func train(datasetFolder: URL, fold foldIndex: Int, settings: TrainingSettings, output: URL,
                   progress: ((TrainingProgress) -> Void)? = nil) throws -> TrainedModel {
     let dataset = try PatchDataset.load(from: datasetFolder)
-    return try train(dataset: dataset, fold: foldIndex, config: config, output: output, progress: progress)
+    return try train(dataset: dataset, fold: foldIndex, settings: settings, output: output, progress: progress)
 }
 
 /// As `train(datasetFolder:...)`, on a dataset already in memory.
-public func train(dataset: PatchDataset, fold foldIndex: Int, config: TrainingConfiguration, output: URL,
+public func train(dataset: PatchDataset, fold foldIndex: Int, settings: TrainingSettings, output: URL,
                   progress: ((TrainingProgress) -> Void)? = nil) throws -> TrainedModel {
     let started = Date()
     let fold = try dataset.fold(foldIndex)
-    let multiple = config.architecture.sizeMultiple
+    let multiple = settings.architecture.sizeMultiple
     guard dataset.height == dataset.width, dataset.height % multiple == 0 else {
         throw FormatError(file: dataset.folder.path, "patches are \(dataset.height) x \(dataset.width); the network needs square patches, a multiple of \(multiple)")
     }
     guard !fold.train.isEmpty, !fold.validation.isEmpty else {
-        throw FormatError(file: dataset.folder.appendingPathComponent("folds.json").path,
+        throw FormatError(file: dataset.version.foldsFile.path,
                           "fold \(foldIndex) has \(fold.train.count) training and \(fold.validation.count) validation patches; both must be non-empty")
     }
-    let seed = config.seed ?? UInt64(fold.seed)
-    let compute = ComputeSettings(threads: config.threads)
-    let network = ResidualUNet(architecture: config.architecture, seed: seed, compute: compute)
-    let stepper = TrainingStep(network: network, learningRate: config.learningRate)
-    let trainingSamples = expandSamples(fold.train, dihedral: config.dihedral, shuffleSeed: 9201)
-    let validationSamples = expandSamples(fold.validation, dihedral: config.dihedral, shuffleSeed: 6274)
-    // A checkpoint may be continued for more epochs; everything else must match.
-    var resumable = config
-    resumable.epochs = 0
-    let configurationText = String(decoding: try canonicalJSON(resumable), as: UTF8.self)
+    let seed = settings.seed ?? UInt64(fold.seed)
+    let compute = ComputeSettings(threads: settings.threads)
+    let network = ResidualUNet(architecture: settings.architecture, seed: seed, compute: compute)
+    let stepper = TrainingStep(network: network, learningRate: settings.learningRate)
+    let trainingSamples = expandSamples(fold.train, dihedral: settings.dihedral, shuffleSeed: 9201)
+    let validationSamples = expandSamples(fold.validation, dihedral: settings.dihedral, shuffleSeed: 6274)
 
     try FileManager.default.createDirectory(at: output, withIntermediateDirectories: true)
-    let checkpointURL = output.appendingPathComponent("checkpoint.safetensors")
-    let modelURL = output.appendingPathComponent("model.safetensors")
-    let csvURL = output.appendingPathComponent("training.csv")
-    let csvHeader = "epoch,train_loss,train_hard_dice,validation_loss,validation_hard_dice,validation_soft_dice,seconds\n"
-    var csvRows: [String] = []
-    var firstEpoch = 1
-    var bestLoss = Double.infinity, bestEpoch = 0
-    var bestState = network.stateTensors()
-    var bestValidation: Metrics?
+    let files = TrainingFiles(folder: output)
+    let identity = try CheckpointIdentity(settings: settings, dataset: dataset.versionID, fold: foldIndex)
+    var state = try files.resume(identity, network: network, optimizer: &stepper.optimizer)
+        ?? TrainingState(best: network.stateTensors())
 
-    // Resume: the checkpoint holds the last finished epoch's weights and optimizer state; the
-    // per-epoch randomness is derived from (seed, epoch), so continuing reproduces the same run.
-    if FileManager.default.fileExists(atPath: checkpointURL.path) {
-        let checkpoint = try readSafetensors(from: checkpointURL)
-        guard checkpoint.metadata["configuration"] == configurationText,
-              checkpoint.metadata["dataset"] == dataset.versionID, checkpoint.metadata["fold"] == String(foldIndex) else {
-            throw ModelError(file: checkpointURL.path, "checkpoint was made with another dataset, fold or configuration; remove the folder or choose another output")
-        }
-        try network.loadState(checkpoint.tensors.filter { !$0.name.hasPrefix("optimizer.") && !$0.name.hasPrefix("best.") }, file: checkpointURL.path)
-        try stepper.optimizer.loadState(checkpoint.tensors.filter { $0.name.hasPrefix("optimizer.") }.map {
-            var t = $0; t.name = String(t.name.dropFirst("optimizer.".count)); return t
-        }, into: network.parameters, file: checkpointURL.path)
-        stepper.optimizer.step = Int(checkpoint.metadata["adam_step"] ?? "0") ?? 0
-        firstEpoch = (Int(checkpoint.metadata["epoch"] ?? "0") ?? 0) + 1
-        bestLoss = Double(checkpoint.metadata["best_loss"] ?? "") ?? .infinity
-        bestEpoch = Int(checkpoint.metadata["best_epoch"] ?? "0") ?? 0
-        bestState = checkpoint.tensors.filter { $0.name.hasPrefix("best.") }.map {
-            var t = $0; t.name = String(t.name.dropFirst("best.".count)); return t
-        }
-        if let data = checkpoint.metadata["best_validation"]?.data(using: .utf8) {
-            bestValidation = try? JSONDecoder().decode(Metrics.self, from: data)
-        }
-        if let text = try? String(contentsOf: csvURL, encoding: .utf8) {
-            csvRows = text.split(separator: "\n").dropFirst().map(String.init)
-                .filter { Int($0.split(separator: ",").first ?? "") ?? Int.max < firstEpoch }
-        }
-    }
-
-    let batches = (trainingSamples.count + config.batchSize - 1) / config.batchSize
+    let batches = (trainingSamples.count + settings.batchSize - 1) / settings.batchSize
     var epochDurations: [Double] = []
-    if firstEpoch <= config.epochs {
-        for epoch in firstEpoch...config.epochs {
+    if state.nextEpoch <= settings.epochs {
+        for epoch in state.nextEpoch...settings.epochs {
             let epochStart = Date()
             let epochRandom = SplitMix64(seed: seed).derived(UInt64(epoch))
             var order = trainingSamples
@@ -251,15 +147,15 @@ public func train(dataset: PatchDataset, fold foldIndex: Int, config: TrainingCo
             order.shuffle(using: &shuffler)
             var lossSum = 0.0, diceSum = 0.0, seen = 0
             for batch in 0..<batches {
-                let start = batch * config.batchSize, end = min(order.count, start + config.batchSize)
+                let start = batch * settings.batchSize, end = min(order.count, start + settings.batchSize)
                 let augmentation = epochRandom.derived(1)
-                let (input, labels) = makeBatch(dataset, order[start..<end], rotate: config.rotate, noise: config.noise,
+                let (input, labels) = makeBatch(dataset, order[start..<end], rotate: settings.rotate, noise: settings.noise,
                                                 generator: { augmentation.derived(UInt64(start + $0)) }, compute: compute)
                 let (loss, logits) = stepper.step(input: input, labels: labels)
                 lossSum += loss * Double(end - start)
                 diceSum += diceScores(logits: logits, labels: labels).hard.reduce(0, +)
                 seen += end - start
-                progress?(TrainingProgress(epoch: epoch, epochs: config.epochs, batch: batch + 1, batches: batches,
+                progress?(TrainingProgress(epoch: epoch, epochs: settings.epochs, batch: batch + 1, batches: batches,
                                            trainingLoss: lossSum / Double(seen), trainingDice: diceSum / Double(seen),
                                            validation: nil, secondsThisEpoch: Date().timeIntervalSince(epochStart),
                                            secondsPerEpoch: epochDurations.last, estimatedSecondsLeft: nil, epochFinished: false))
@@ -267,50 +163,168 @@ public func train(dataset: PatchDataset, fold foldIndex: Int, config: TrainingCo
             // Validation noise is fixed per sample (seeded from the run, not the epoch) so every
             // epoch is judged on the same inputs.
             let metrics = evaluateSamples(network: network, dataset: dataset, samples: validationSamples,
-                                          batchSize: config.batchSize, noise: config.noise,
+                                          batchSize: settings.batchSize, noise: settings.noise,
                                           seed: seed ^ 0xFA11_FA11)
-            if metrics.loss < bestLoss {
-                bestLoss = metrics.loss
-                bestEpoch = epoch
-                bestState = network.stateTensors()
-                bestValidation = metrics
+            if metrics.loss < state.bestLoss {
+                state.bestLoss = metrics.loss
+                state.bestEpoch = epoch
+                state.best = network.stateTensors()
+                state.bestValidation = metrics
             }
             let seconds = Date().timeIntervalSince(epochStart)
             epochDurations.append(seconds)
-            csvRows.append([String(epoch), format(lossSum / Double(seen)), format(diceSum / Double(seen)),
-                            format(metrics.loss), format(metrics.hardDice), format(metrics.softDice),
-                            String(format: "%.3f", seconds)].joined(separator: ","))
-            try writeFileAtomically(Data((csvHeader + csvRows.map { $0 + "\n" }.joined()).utf8), to: csvURL)
-            var metadata = ["configuration": configurationText, "dataset": dataset.versionID, "fold": String(foldIndex),
-                            "epoch": String(epoch), "adam_step": String(stepper.optimizer.step),
-                            "best_loss": "\(bestLoss)", "best_epoch": String(bestEpoch)]
-            if let bestValidation { metadata["best_validation"] = String(decoding: try canonicalJSON(bestValidation), as: UTF8.self) }
-            let optimizerState = stepper.optimizer.stateTensors(network.parameters).map {
-                var t = $0; t.name = "optimizer." + t.name; return t
-            }
-            let best = bestState.map { var t = $0; t.name = "best." + t.name; return t }
-            try writeSafetensors(SafetensorsFile(tensors: network.stateTensors() + optimizerState + best, metadata: metadata),
-                                 to: checkpointURL)
+            state.log.append(.measured(EpochRecord(epoch: epoch, trainingLoss: lossSum / Double(seen), trainingDice: diceSum / Double(seen),
+                                         validation: metrics, seconds: seconds)))
+            state.nextEpoch = epoch + 1
+            try files.writeLog(state.log)
+            try files.writeCheckpoint(identity, state: state, network: network, optimizer: stepper.optimizer)
             let mean = epochDurations.reduce(0, +) / Double(epochDurations.count)
-            progress?(TrainingProgress(epoch: epoch, epochs: config.epochs, batch: batches, batches: batches,
+            progress?(TrainingProgress(epoch: epoch, epochs: settings.epochs, batch: batches, batches: batches,
                                        trainingLoss: lossSum / Double(seen), trainingDice: diceSum / Double(seen),
                                        validation: metrics, secondsThisEpoch: seconds, secondsPerEpoch: mean,
-                                       estimatedSecondsLeft: mean * Double(config.epochs - epoch), epochFinished: true))
+                                       estimatedSecondsLeft: mean * Double(settings.epochs - epoch), epochFinished: true))
         }
     }
 
-    let kept = ResidualUNet(architecture: config.architecture, seed: 0, compute: compute)
-    try kept.loadState(bestState, file: checkpointURL.path)
-    let test = fold.test.isEmpty ? nil : evaluate(network: kept, dataset: dataset, rows: fold.test, dihedral: config.dihedral,
-                                                   batchSize: config.batchSize)
-    let card = ModelCard(architecture: config.architecture, parameters: kept.parameterCount,
+    let kept = ResidualUNet(architecture: settings.architecture, seed: 0, compute: compute)
+    try kept.loadState(state.best, file: files.checkpoint.path)
+    let card = ModelCard(architecture: settings.architecture, parameters: kept.parameterCount,
                          datasetVersion: dataset.versionID, datasetFolder: dataset.folder.path, fold: foldIndex, seed: seed,
-                         configuration: config, epochs: config.epochs, bestEpoch: bestEpoch, bestValidationLoss: bestLoss,
-                         validation: bestValidation, test: test, hrtemVersion: hrtemVersion,
+                         configuration: settings, epochs: settings.epochs, bestEpoch: state.bestEpoch,
+                         bestValidationLoss: state.bestLoss, validation: state.bestValidation,
                          trainingSeconds: Date().timeIntervalSince(started))
-    try kept.save(to: modelURL, metadata: ["dataset": dataset.versionID, "fold": String(foldIndex), "best_epoch": String(bestEpoch)])
-    try writeFileAtomically(try canonicalJSON(card, pretty: true), to: output.appendingPathComponent("model.json"))
+    try kept.save(to: files.weights, metadata: ["dataset": dataset.versionID, "fold": String(foldIndex), "best_epoch": String(state.bestEpoch)])
+    try card.write(to: output)
     return TrainedModel(network: kept, card: card, folder: output)
+}
+
+/// One finished epoch: a row of `training.csv`.
+struct EpochRecord {
+    var epoch: Int
+    var trainingLoss: Double
+    var trainingDice: Double
+    var validation: Metrics
+    var seconds: Double
+
+    static let header = "epoch,train_loss,train_hard_dice,validation_loss,validation_hard_dice,validation_soft_dice,seconds"
+
+    var line: String {
+        [String(epoch), format(trainingLoss), format(trainingDice), format(validation.loss), format(validation.hardDice),
+         format(validation.softDice), String(format: "%.3f", seconds)].joined(separator: ",")
+    }
+}
+
+/// Where a run stands after its last finished epoch: what a checkpoint holds besides the weights
+/// and the optimizer.
+struct TrainingState {
+    var nextEpoch = 1
+    var bestLoss = Double.infinity
+    var bestEpoch = 0
+    /// The weights of the best epoch so far.
+    var best: [SafetensorsTensor]
+    var bestValidation: Metrics?
+    /// Rows of training.csv kept from earlier epochs (as text: a resumed run keeps them byte for byte).
+    var log: [EpochLine] = []
+
+    init(best: [SafetensorsTensor]) { self.best = best }
+}
+
+/// A row of training.csv: freshly measured, or read back from an interrupted run's file.
+enum EpochLine {
+    case measured(EpochRecord)
+    case kept(String)
+
+    var text: String {
+        switch self {
+        case .measured(let record): record.line
+        case .kept(let line): line
+        }
+    }
+}
+
+/// What a checkpoint must match to be continued: the settings (all but the epoch count, which
+/// a resumed run may raise), the dataset version and the fold.
+struct CheckpointIdentity {
+    var settingsText: String
+    var dataset: String
+    var fold: Int
+
+    init(settings: TrainingSettings, dataset: String, fold: Int) throws {
+        var resumable = settings
+        resumable.epochs = 0
+        settingsText = try CanonicalJSON.compactString(resumable)
+        self.dataset = dataset
+        self.fold = fold
+    }
+}
+
+/// The files of a training run's output folder.
+struct TrainingFiles {
+    let folder: URL
+    var checkpoint: URL { folder.appendingPathComponent("checkpoint.safetensors") }
+    var weights: URL { folder.appendingPathComponent(ModelCard.weightsFileName) }
+    var log: URL { folder.appendingPathComponent("training.csv") }
+
+    func writeLog(_ lines: [EpochLine]) throws {
+        let text = EpochRecord.header + "\n" + lines.map { $0.text + "\n" }.joined()
+        try writeFileAtomically(Data(text.utf8), to: log)
+    }
+
+    /// The checkpoint holds the last finished epoch's weights and optimizer state and the best
+    /// weights so far (prefix `best.`); the per-epoch randomness is derived from (seed, epoch),
+    /// so continuing reproduces the same run.
+    func writeCheckpoint(_ identity: CheckpointIdentity, state: TrainingState, network: ResidualUNet, optimizer: Adam) throws {
+        var metadata = ["configuration": identity.settingsText, "dataset": identity.dataset, "fold": String(identity.fold),
+                        "epoch": String(state.nextEpoch - 1), "adam_step": String(optimizer.step),
+                        "best_loss": "\(state.bestLoss)", "best_epoch": String(state.bestEpoch)]
+        if let validation = state.bestValidation {
+            metadata["best_validation"] = try CanonicalJSON.compactString(validation)
+        }
+        let optimizerState = optimizer.stateTensors(network.parameters).map { $0.renamed("optimizer." + $0.name) }
+        let best = state.best.map { $0.renamed("best." + $0.name) }
+        try writeSafetensors(SafetensorsFile(tensors: network.stateTensors() + optimizerState + best, metadata: metadata),
+                             to: checkpoint)
+    }
+
+    /// Loads the checkpoint into `network` and `optimizer` and returns the state it records, or
+    /// nil when there is none.
+    /// - Throws: `ModelError` when the checkpoint belongs to another dataset, fold or settings.
+    func resume(_ identity: CheckpointIdentity, network: ResidualUNet, optimizer: inout Adam) throws -> TrainingState? {
+        guard FileManager.default.fileExists(atPath: checkpoint.path) else { return nil }
+        let file = try readSafetensors(from: checkpoint)
+        guard file.metadata["configuration"] == identity.settingsText, file.metadata["dataset"] == identity.dataset,
+              file.metadata["fold"] == String(identity.fold) else {
+            throw ModelError(file: checkpoint.path, "checkpoint was made with another dataset, fold or configuration; remove the folder or choose another output")
+        }
+        func tensors(prefixed prefix: String) -> [SafetensorsTensor] {
+            file.tensors.filter { $0.name.hasPrefix(prefix) }.map { $0.renamed(String($0.name.dropFirst(prefix.count))) }
+        }
+        try network.loadState(file.tensors.filter { !$0.name.hasPrefix("optimizer.") && !$0.name.hasPrefix("best.") },
+                              file: checkpoint.path)
+        try optimizer.loadState(tensors(prefixed: "optimizer."), into: network.parameters, file: checkpoint.path)
+        optimizer.step = Int(file.metadata["adam_step"] ?? "0") ?? 0
+        var state = TrainingState(best: tensors(prefixed: "best."))
+        state.nextEpoch = (Int(file.metadata["epoch"] ?? "0") ?? 0) + 1
+        state.bestLoss = Double(file.metadata["best_loss"] ?? "") ?? .infinity
+        state.bestEpoch = Int(file.metadata["best_epoch"] ?? "0") ?? 0
+        if let data = file.metadata["best_validation"]?.data(using: .utf8) {
+            state.bestValidation = try? JSONDecoder().decode(Metrics.self, from: data)
+        }
+        if let text = try? String(contentsOf: log, encoding: .utf8) {
+            state.log = text.split(separator: "\n").dropFirst().map(String.init)
+                .filter { Int($0.split(separator: ",").first ?? "") ?? Int.max < state.nextEpoch }
+                .map(EpochLine.kept)
+        }
+        return state
+    }
+}
+
+extension SafetensorsTensor {
+    func renamed(_ name: String) -> SafetensorsTensor {
+        var copy = self
+        copy.name = name
+        return copy
+    }
 }
 
 /// Metrics of `network` on an explicit sample list (validation inside `train`).
@@ -334,12 +348,3 @@ func evaluateSamples(network: ResidualUNet, dataset: PatchDataset, samples: [Sam
 }
 
 private func format(_ value: Double) -> String { String(format: "%.6f", value) }
-
-/// JSON with sorted keys (so equal values give equal bytes).
-func canonicalJSON<T: Encodable>(_ value: T, pretty: Bool = false) throws -> Data {
-    let encoder = JSONEncoder()
-    encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted, .withoutEscapingSlashes] : [.sortedKeys, .withoutEscapingSlashes]
-    var data = try encoder.encode(value)
-    if pretty { data.append(0x0A) }
-    return data
-}

@@ -3,7 +3,7 @@ import Micrograph
 
 /// The shape of a residual U-Net. The study's network is `.study`: widths 4-8-16-32 with a
 /// 64-channel bottleneck, 3 x 3 kernels, one input channel, two classes (130,682 parameters).
-public struct UNetArchitecture: Codable, Equatable, Sendable {
+public struct UNetArchitecture: Codable, Hashable, Sendable {
     /// Output channels of each encoder block, shallowest first; the decoder mirrors them.
     public var widths: [Int]
     public var bottleneckWidth: Int
@@ -119,7 +119,7 @@ public final class ResidualBlock {
     }
 }
 
-/// The study's residual U-Net (see PIPELINE.md "Model"), NCHW float32, on the CPU.
+/// The study's residual U-Net, NCHW float32, on the CPU.
 /// Input `[n, inputChannels, h, w]` with h and w multiples of `architecture.sizeMultiple`;
 /// output logits `[n, classes, h, w]`. Module names match the study's PyTorch state_dict:
 /// `downs.i.*`, `bottleneck.*`, `ups.i.*` (deepest first), `final_conv.*`.

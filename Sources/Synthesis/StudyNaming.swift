@@ -1,7 +1,7 @@
 import Foundation
 
 /// The study's naming conventions, reproduced so synthetic data can be imported and ingested
-/// exactly like the real data (see PIPELINE.md, "The data").
+/// exactly like the real data.
 ///
 /// File names: `YYYYMMDD_<Material>_<Support>_<Mag>kx_<R>e_<T>s_<NN>.dm3`, where `<R>` is the dose
 /// rate (e/A^2/s), `<T>` the exposure (s) with `p` for the decimal point, and dose = R x T.

@@ -55,7 +55,7 @@ public func writeSyntheticStudy(_ plan: SyntheticStudyPlan, to root: URL, previe
     let fileManager = FileManager.default
     if !overwrite, let existing = try? fileManager.contentsOfDirectory(atPath: root.path),
        existing.contains(where: { !$0.hasPrefix(".") }) {
-        throw SynthesisError("\(root.path) is not empty; choose an empty folder or pass --overwrite")
+        throw SynthesisError(root.path, "is not empty; choose an empty folder or pass --overwrite")
     }
     let entries = plan.entries
     var truths = [SyntheticFrameTruth]()

@@ -10,9 +10,11 @@ public enum SyntheticFrameFormat: String, CaseIterable, Codable, Sendable {
 
 /// A problem with a synthetic study's parameters, said in words a user can act on.
 public struct SynthesisError: Error, CustomStringConvertible, Equatable, Sendable {
-    public var message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
+    /// The option or path the problem concerns (`--sessions`, an output folder).
+    public var subject: String
+    public var reason: String
+    public init(_ subject: String, _ reason: String) { self.subject = subject; self.reason = reason }
+    public var description: String { "\(subject) \(reason)" }
 }
 
 /// Everything that decides a synthetic study: which conditions, how many sessions and frames,
@@ -65,27 +67,27 @@ public struct SyntheticStudyPlan: Equatable, Codable, Sendable {
     /// Checks every parameter and that no two frames would get the same name.
     /// - Throws: `SynthesisError` naming the parameter and the value that is wrong.
     public func validate() throws {
-        guard sessions >= 1 else { throw SynthesisError("--sessions must be at least 1, got \(sessions)") }
+        guard sessions >= 1 else { throw SynthesisError("--sessions", "must be at least 1, got \(sessions)") }
         guard framesPerCondition >= 1 else {
-            throw SynthesisError("--frames-per-condition must be at least 1, got \(framesPerCondition)")
+            throw SynthesisError("--frames-per-condition", "must be at least 1, got \(framesPerCondition)")
         }
-        guard (16...16384).contains(size) else { throw SynthesisError("--size must be between 16 and 16384 pixels, got \(size)") }
+        guard (16...16384).contains(size) else { throw SynthesisError("--size", "must be between 16 and 16384 pixels, got \(size)") }
         func check(_ values: [Double], _ name: String, _ range: ClosedRange<Double>, _ unit: String) throws {
-            guard !values.isEmpty else { throw SynthesisError("--\(name) needs at least one value") }
+            guard !values.isEmpty else { throw SynthesisError("--\(name)", "needs at least one value") }
             for value in values where !(range.contains(value)) {
-                throw SynthesisError("--\(name) \(formatStudyNumber(value)) is outside \(formatStudyNumber(range.lowerBound))...\(formatStudyNumber(range.upperBound)) \(unit)")
+                throw SynthesisError("--\(name)", "\(formatStudyNumber(value)) is outside \(formatStudyNumber(range.lowerBound))...\(formatStudyNumber(range.upperBound)) \(unit)")
             }
-            if Set(values).count != values.count { throw SynthesisError("--\(name) lists a value twice") }
+            if Set(values).count != values.count { throw SynthesisError("--\(name)", "lists a value twice") }
         }
         try check(pixelScales, "pixel-scale", 0.002...2, "nm/px")
         try check(doses, "dose", 10...1_000_000, "e/A^2")
         try check(particleSizes, "particle-size", 0.5...500, "nm")
-        guard !materials.isEmpty else { throw SynthesisError("--material needs at least one value") }
-        if Set(materials).count != materials.count { throw SynthesisError("--material lists a value twice") }
+        guard !materials.isEmpty else { throw SynthesisError("--material", "needs at least one value") }
+        if Set(materials).count != materials.count { throw SynthesisError("--material", "lists a value twice") }
         for scale in pixelScales {
             let smallestRadius = particleSizes.min()! / 2 / scale
             if smallestRadius < 2 {
-                throw SynthesisError("particles of \(formatStudyNumber(particleSizes.min()!)) nm at \(formatStudyNumber(scale)) nm/px would be under 4 pixels across")
+                throw SynthesisError("--particle-size", "particles of \(formatStudyNumber(particleSizes.min()!)) nm at \(formatStudyNumber(scale)) nm/px would be under 4 pixels across")
             }
         }
         var names = Set<String>()
@@ -95,7 +97,7 @@ public struct SyntheticStudyPlan: Equatable, Codable, Sendable {
                 let condition = SynthesisCondition(material: .gold, particleSize: 1, pixelScale: scale, dose: dose)
                 let name = StudyNaming.fileName(date: date, condition: condition, number: 1, fileExtension: "x")
                 if !names.insert(name).inserted {
-                    throw SynthesisError("pixel scale \(formatStudyNumber(scale)) nm/px and dose \(formatStudyNumber(dose)) e/A^2 give the same file name as another condition (\(name)); choose values further apart")
+                    throw SynthesisError("--pixel-scale/--dose", "pixel scale \(formatStudyNumber(scale)) nm/px and dose \(formatStudyNumber(dose)) e/A^2 give the same file name as another condition (\(name)); choose values further apart")
                 }
             }
         }
@@ -189,7 +191,7 @@ extension SyntheticStudyPlan {
     public static func numbers(from text: String, option: String) throws -> [Double] {
         try items(text, option).map { item in
             guard let value = Double(item), value.isFinite else {
-                throw SynthesisError("\(option): '\(item)' is not a number (expected a comma-separated list such as 0.02,0.042)")
+                throw SynthesisError(option, "'\(item)' is not a number (expected a comma-separated list such as 0.02,0.042)")
             }
             return value
         }
@@ -199,7 +201,7 @@ extension SyntheticStudyPlan {
     public static func materials(from text: String, option: String = "--material") throws -> [Material] {
         try items(text, option).map { item in
             guard let material = Material(symbol: item) else {
-                throw SynthesisError("\(option): unknown material '\(item)' (known: \(Material.allCases.map(\.symbol).joined(separator: ", ")))")
+                throw SynthesisError(option, "unknown material '\(item)' (known: \(Material.allCases.map(\.symbol).joined(separator: ", ")))")
             }
             return material
         }
@@ -208,7 +210,7 @@ extension SyntheticStudyPlan {
     private static func items(_ text: String, _ option: String) throws -> [String] {
         let parts = text.split(separator: ",", omittingEmptySubsequences: false)
             .map { $0.trimmingCharacters(in: .whitespaces) }
-        if parts.contains(where: \.isEmpty) { throw SynthesisError("\(option): empty item in '\(text)'") }
+        if parts.contains(where: \.isEmpty) { throw SynthesisError(option, "empty item in '\(text)'") }
         return parts
     }
 }
@@ -220,11 +222,11 @@ extension CalendarDate {
         let parts = text.split(separator: "-").map { Int($0) }
         guard parts.count == 3, let year = parts[0], let month = parts[1], let day = parts[2],
               (1...12).contains(month), (1...31).contains(day) else {
-            throw SynthesisError("'\(text)' is not a date of the form YYYY-MM-DD")
+            throw SynthesisError("--first-date", "'\(text)' is not a date of the form YYYY-MM-DD")
         }
         self.init(year: year, month: month, day: day)
         guard CalendarDate(daysSinceEpoch: daysSinceEpoch) == self else {
-            throw SynthesisError("'\(text)' is not a date of the form YYYY-MM-DD (no such day)")
+            throw SynthesisError("--first-date", "'\(text)' is not a date of the form YYYY-MM-DD (no such day)")
         }
     }
 }

@@ -3,8 +3,9 @@ import Micrograph
 import XCTest
 
 /// A local HTTP mirror (Benchmarks/peers/mirror_server.py) on 127.0.0.1 at a free port,
-/// serving `root`, with the faults given; stopped by `stop()` (and by itself after `lifetime`
-/// seconds or when this process is gone).
+/// serving `root`, with the faults given, and answering 401 to requests without
+/// `Authorization: Bearer <bearer>` when `bearer` is set; stopped by `stop()` (and by itself
+/// after `lifetime` seconds or when this process is gone).
 public final class LocalMirror {
     public let root: URL
     public let port: Int
@@ -13,7 +14,7 @@ public final class LocalMirror {
 
     public var baseURL: String { "http://127.0.0.1:\(port)/" }
 
-    public init(root: URL, faults: [String: [[String: Any]]] = [:], lifetime: Double = 120) throws {
+    public init(root: URL, faults: [String: [[String: Any]]] = [:], bearer: String? = nil, lifetime: Double = 120) throws {
         self.root = root
         // A proxy set for the machine (CI) must not capture requests to the local mirror.
         for variable in ["no_proxy", "NO_PROXY"] {
@@ -31,6 +32,7 @@ public final class LocalMirror {
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", script.path, "--root", root.path, "--faults", faultsFile.path,
                              "--log", logFile.path, "--lifetime", String(lifetime)]
+            + (bearer.map { ["--bearer", $0] } ?? [])
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()

@@ -96,3 +96,25 @@ public var peerPython: String {
     if FileManager.default.isExecutableFile(atPath: venv.path) { return venv.path }
     return "python3"
 }
+
+/// The input of the study's forward-pass oracle (`study_unet_parity.json`): the formula image,
+/// standardized with the n-1 deviation in float64 and cast to float32, row-major `size x size`,
+/// and the disc it hides as 0/1 labels.
+public func studyParityInput(size: Int) -> (values: [Float], disc: [UInt8]) {
+    let s = Double(size)
+    var values = [Double](repeating: 0, count: size * size)
+    var disc = [UInt8](repeating: 0, count: size * size)
+    for i in 0..<size {
+        for j in 0..<size {
+            let di = Double(i), dj = Double(j)
+            let r2 = (di - 0.4 * s) * (di - 0.4 * s) + (dj - 0.55 * s) * (dj - 0.55 * s)
+            let particle: Double = r2 < (0.18 * s) * (0.18 * s) ? 1 : 0
+            values[i * size + j] = 0.3 * sin(0.11 * di + 0.05 * dj) * cos(0.07 * dj)
+                + particle * 1.2 * sin(2 * .pi * (di + 0.5 * dj) / 12) + 0.2 * cos(0.013 * di * dj / s)
+            disc[i * size + j] = UInt8(particle)
+        }
+    }
+    let mean = values.reduce(0, +) / Double(values.count)
+    let deviation = (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)).squareRoot()
+    return (values.map { Float(($0 - mean) / deviation) }, disc)
+}

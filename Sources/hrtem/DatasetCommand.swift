@@ -5,6 +5,22 @@ import Micrograph
 import Preprocessing
 
 extension Rescaling: ExpressibleByArgument {}
+extension FoldGrouping: ExpressibleByArgument {}
+
+/// Counts above the frame's median that mark an x-ray hit, or `off`.
+struct XRayThreshold: ExpressibleByArgument {
+    var counts: Double?
+
+    init?(argument: String) {
+        if argument == "off" { counts = nil; return }
+        guard let value = Double(argument), value > 0, value.isFinite else { return nil }
+        counts = value
+    }
+
+    init(counts: Double?) { self.counts = counts }
+
+    var defaultValueDescription: String { counts.map { String(format: "%g", $0) } ?? "off" }
+}
 
 struct DatasetCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -23,10 +39,11 @@ struct DatasetCommand: ParsableCommand {
           hrtem dataset show Ag5nm423e@3f2a
           hrtem dataset verify Ag5nm423e
           hrtem dataset export Ag5nm423e --to out/
+          hrtem dataset import-h5 Au2p2 --images Au_2p2nm_Images.h5 --labels Au_2p2nm_Labels.h5
         """,
         subcommands: [DatasetCreateCommand.self, DatasetImportCommand.self, DatasetBuildCommand.self,
                       DatasetListCommand.self, DatasetShowCommand.self, DatasetVerifyCommand.self,
-                      DatasetExportCommand.self])
+                      DatasetExportCommand.self, DatasetImportH5Command.self])
 }
 
 struct DatasetCreateCommand: ParsableCommand {
@@ -37,34 +54,40 @@ struct DatasetCreateCommand: ParsableCommand {
     @Argument(help: "Recipe name (letters, digits, _ - .).") var name: String
     @Option(name: .customLong("where"), help: "Frame query, e.g. 'material = \"Au\" and size = 5'.") var query: String
     @Option(help: "Rescaling: standardize, normalize or histogram.") var rescale: Rescaling = .standardize
-    @Option(name: .customLong("flat-field"), help: "Flat-field correction: on or off.") var flatField: String = "on"
+    @Flag(name: .customLong("flat-field"), inversion: .prefixedNo, help: "Flat-field correction.") var flatField = true
     @Option(name: .customLong("flat-field-iterations"), help: "IRLS iterations of the flat-field fit.") var flatFieldIterations = 2
-    @Option(name: .customLong("xray-threshold"), help: "Counts above the median that mark an x-ray hit; 'off' disables.") var xrayThreshold: String = "1500"
+    @Option(name: .customLong("xray-threshold"), help: "Counts above the median that mark an x-ray hit; 'off' disables x-ray removal.")
+    var xrayThreshold = XRayThreshold(counts: 1500)
     @Option(help: "Patch size in pixels (a multiple of 16).") var patch = 512
     @Option(help: "Tiling stride in pixels (default: the patch size).") var stride: Int?
     @Option(name: .customLong("min-particle-pixels"), help: "Keep a patch only with more particle pixels than this.") var minParticlePixels = 400
     @Option(help: "Image-level shuffle seed (NumPy legacy generator).") var seed = 34522
     @Option(help: "Number of cross-validation folds.") var folds = 5
-    @Option(name: .customLong("group-folds-by"), help: "none (the study's contiguous folds), frame or session.") var groupFoldsBy = "none"
+    @Option(name: .customLong("group-folds-by"), help: "none (the study's contiguous folds), frame or session.")
+    var groupFoldsBy = FoldGrouping.none
     @Option(help: "A line describing the dataset.") var description: String?
 
-    func run() throws {
+    var recipe: DatasetRecipe {
         var recipe = DatasetRecipe(name: name, query: query, description: description)
         recipe.rescale = rescale
-        guard ["on", "off"].contains(flatField) else { throw ValidationError("--flat-field must be on or off") }
-        recipe.flatField = flatField == "on"
+        recipe.flatField = flatField
         recipe.flatFieldIterations = flatFieldIterations
-        if xrayThreshold == "off" { recipe.xrayThreshold = nil } else {
-            guard let value = Double(xrayThreshold) else { throw ValidationError("--xray-threshold must be a number or off") }
-            recipe.xrayThreshold = value
-        }
+        recipe.xrayThreshold = xrayThreshold.counts
         recipe.patch = patch
         recipe.stride = stride ?? patch
         recipe.minParticlePixels = minParticlePixels
         recipe.seed = seed
         recipe.folds = folds
         recipe.groupFoldsBy = groupFoldsBy
+        return recipe
+    }
+
+    func validate() throws {
         do { try recipe.validate() } catch let error as DatasetError { throw ValidationError(error.description) }
+    }
+
+    func run() throws {
+        let recipe = self.recipe
         let store = try CatalogStore(folder: data.folder)
         try RecipeStore.save(recipe, in: store)
         let selected = try store.count(matching: query)
@@ -108,7 +131,8 @@ struct DatasetBuildCommand: ParsableCommand {
         let store = try CatalogStore(folder: data.folder)
         guard let recipe = try RecipeStore.recipe(named: name, in: store) else {
             let known = try RecipeStore.all(in: store).map(\.name)
-            throw DatasetError("no recipe named \(name) (known: \(known.isEmpty ? "none; use `hrtem dataset create` or `hrtem dataset import catalog/recipes`" : known.joined(separator: ", ")))")
+            throw DatasetError(dataset: name, known.isEmpty ? "no such recipe; use `hrtem dataset create` or `hrtem dataset import catalog/recipes`"
+                                                            : "no such recipe", known: known)
         }
         let result = try DatasetMaterializer.build(recipe, store: store, dataFolder: data.folder, jobs: max(1, jobs)) { line in
             print(line)
@@ -141,14 +165,15 @@ struct DatasetShowCommand: ParsableCommand {
 
     func run() throws {
         let store = try CatalogStore(folder: data.folder)
-        let name = String(spec.split(separator: "@").first ?? "")
-        guard let recipe = try RecipeStore.recipe(named: name, in: store) else { throw DatasetError("no recipe named \(name)") }
-        print(String(decoding: recipe.canonicalJSON(), as: UTF8.self))
-        if (try DatasetRegistry.versions(named: name, in: store)).isEmpty && !spec.contains("@") {
-            print("not built yet: hrtem dataset build \(name)")
+        let reference = try DatasetReference(parsing: spec)
+        guard let recipe = try RecipeStore.recipe(named: reference.name, in: store) else {
+            throw DatasetError(dataset: reference.name, "no such recipe", known: try RecipeStore.all(in: store).map(\.name))
+        }
+        print(try recipe.canonicalText())
+        guard let version = try DatasetRegistry.registered(reference, in: store, dataFolder: data.folder) else {
+            print("not built yet: hrtem dataset build \(reference.name)")
             return
         }
-        let version = try DatasetRegistry.resolve(spec, in: store, dataFolder: data.folder)
         let plan = try version.folds()
         print("version \(version.versionId)")
         print("folder  \(version.folder.path)")
@@ -165,11 +190,10 @@ struct DatasetVerifyCommand: ParsableCommand {
     @Argument(help: "NAME or NAME@VERSION.") var spec: String
 
     func run() throws {
-        let store = try CatalogStore(folder: data.folder)
-        let version = try DatasetRegistry.resolve(spec, in: store, dataFolder: data.folder)
+        let version = try DatasetRegistry.locate(spec, in: data.folder)
         let problems = try version.verify()
         if problems.isEmpty {
-            print("\(version.name)@\(version.versionId.prefix(12)): intact (\(DatasetVersion.dataFiles.count) files match MANIFEST)")
+            print("\(version.name)@\(version.versionId.prefix(12)): intact (\(VersionFolder.dataFiles.count) files match MANIFEST)")
         } else {
             for problem in problems { print("\(version.folder.path)/\(problem)") }
             throw ExitCode(1)
@@ -190,9 +214,35 @@ struct DatasetExportCommand: ParsableCommand {
     @Option(help: "npy or hdf5.") var format: DatasetExport.Format = .npy
 
     func run() throws {
-        let store = try CatalogStore(folder: data.folder)
-        let version = try DatasetRegistry.resolve(spec, in: store, dataFolder: data.folder)
+        let version = try DatasetRegistry.locate(spec, in: data.folder)
         let written = try DatasetExport.export(version, to: URL(fileURLWithPath: to), format: format)
         print("exported \(version.name)@\(version.versionId.prefix(12)) to \(to): \(written.map(\.lastPathComponent).joined(separator: ", "))")
+    }
+}
+
+struct DatasetImportH5Command: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "import-h5",
+        abstract: "Make a dataset version from an image/label HDF5 pair in the study's layout.",
+        discussion: """
+        The pair is what the study published on Dryad and what `dataset export --format hdf5`
+        writes: images (N, P, P) float64 (stored as float32) and labels (N, P, P) float32 0/1
+        (stored as uint8). Folds are the study's (contiguous blocks, --folds of them). The
+        version's recipe records both files' SHA-256; importing the same pair again reuses it.
+        """)
+    @OptionGroup var data: DataOptions
+    @Argument(help: "Dataset name (letters, digits, _ - .).") var name: String
+    @Option(help: "The images file (<Name>_Images.h5).") var images: String
+    @Option(help: "The labels file (<Name>_Labels.h5).") var labels: String
+    @Option(help: "Folds (the study: 5).") var folds = 5
+    @Option(name: .customLong("images-key"), help: "Dataset name inside the images file.") var imagesKey = "images"
+    @Option(name: .customLong("labels-key"), help: "Dataset name inside the labels file.") var labelsKey = "labels"
+
+    func run() throws {
+        let store = try CatalogStore(folder: data.folder)
+        let result = try DatasetH5Import.importPair(name: name, images: URL(fileURLWithPath: images), labels: URL(fileURLWithPath: labels),
+                                                    folds: folds, imagesKey: imagesKey, labelsKey: labelsKey,
+                                                    store: store, dataFolder: data.folder) { print($0) }
+        _ = result
     }
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Catalog
+import Experiments
 import Foundation
 import Micrograph
 import Segmentation
@@ -9,66 +10,53 @@ struct EvaluateCommand: ParsableCommand {
         commandName: "evaluate",
         abstract: "Score a trained model on a dataset version: hard/soft Dice per patch, FP/FN rates, loss.",
         discussion: """
-        MODEL is a model folder written by `hrtem train` (model.safetensors + model.json).
+        MODEL is a model folder written by `hrtem train` or the matrix (model.safetensors + model.json).
         Without --fold or --all, the model's own test fold is used when the dataset is the one it
-        was trained on, else every patch. Dihedral x8 unless --no-dihedral.
-        Example: hrtem evaluate hrtem-data/models/3f9c-fold0-seed962 hrtem-data/datasets/ag-5nm/81d2 --all
+        was trained on, else every patch. Dihedral x8 unless --no-dihedral. The scores are
+        recorded in the catalog when the model is registered there.
+        Example: hrtem evaluate hrtem-data/models/3f9c0a1b2c3d ag-5nm --all
         """)
 
     @OptionGroup var data: DataOptions
     @Argument(help: "Model folder.") var model: String
-    @Argument(help: "Dataset version: a version folder, or NAME[@VERSION] under the data folder.") var dataset: String
+    @Argument(help: "Dataset version: NAME[@VERSION] or a version folder.") var dataset: String
     @Option(help: "Score this fold's test patches.") var fold: Int?
     @Flag(help: "Score every patch of the version.") var all = false
-    @Flag(name: .customLong("no-dihedral"), help: "Score each patch once instead of under all eight symmetries.") var noDihedral = false
+    @Flag(inversion: .prefixedNo, help: "Score each patch under all eight symmetries.") var dihedral = true
     @Option(help: "Threads.") var threads = 2
     @Flag(help: "Print the metrics as JSON.") var json = false
 
     func validate() throws {
         if fold != nil && all { throw ValidationError("give --fold or --all, not both") }
+        if threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
     }
 
     func run() throws {
-        let trained = try TrainedModel.load(from: URL(fileURLWithPath: model))
-        trained.network.compute = ComputeSettings(threads: threads)
-        let folder = try resolveDatasetFolder(dataset, data: data.folder)
-        let patches = try PatchDataset.load(from: folder)
-        let rows: [Int]
-        let scope: String
-        let catalogScope: String
-        if let fold {
-            rows = try patches.fold(fold).test
-            scope = "fold \(fold) test"
-            catalogScope = "fold:\(fold)"
-        } else if !all, patches.versionID == trained.card.datasetVersion, let own = try? patches.fold(trained.card.fold) {
-            rows = own.test
-            scope = "fold \(trained.card.fold) test (the model's own)"
-            catalogScope = "fold:\(trained.card.fold)"
-        } else {
-            rows = Array(0..<patches.count)
-            scope = "all patches"
-            catalogScope = "all"
-        }
-        let metrics = evaluate(network: trained.network, dataset: patches, rows: rows, dihedral: !noDihedral)
-        let modelId = trained.folder.lastPathComponent
+        let folder = data.folder
+        let modelFolder = MatrixCLI.absoluteURL(model)
+        let card = try ModelCard.read(from: modelFolder)
+        // A model's id is its training unit's, which its card determines.
+        let modelID = try MatrixPlan.trainUnitID(datasetID: card.datasetVersion, fold: card.fold,
+                                                 settings: card.configuration, executor: .trainer)
+        let version = try DatasetResolution.resolve(dataset, in: folder)
+        let scope: EvaluationScope
+        if let fold { scope = .testFold(fold) }
+        else if !all && version.id == card.datasetVersion { scope = .testFold(card.fold) }
+        else { scope = .wholeDataset }
+        let unit = EvaluateUnit(modelID: modelID, trainDatasetID: card.datasetVersion, fold: card.fold, on: version,
+                                scope: scope, dihedral: dihedral, threads: threads)
+        let evaluation = try TrainerExecutor(dataFolder: folder)
+            .evaluate(unit, model: ModelRef(id: modelID, folder: modelFolder.path, card: card))
         var recorded = false
-        if FileManager.default.fileExists(atPath: data.folder.catalogFile.path) {
-            let store = try CatalogStore(file: data.folder.catalogFile)
-            if try store.model(id: modelId) != nil {
-                try recordResultInCatalog(metrics, modelId: modelId, datasetVersion: patches.versionID,
-                                          scope: catalogScope, datasetFolder: folder, store: store)
-                recorded = true
-            }
+        if let catalog = try ModelResults.catalog(of: folder), try catalog.catalog.model(id: modelID) != nil {
+            try catalog.record(evaluation, for: unit)
+            recorded = true
         }
         if json {
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
-            print(String(decoding: try encoder.encode(metrics), as: UTF8.self))
+            print(String(decoding: try CanonicalJSON.file(evaluation.metrics), as: UTF8.self), terminator: "")
         } else {
-            print("\(patches.versionID), \(scope): \(metrics.patches) patches")
-            print(String(format: "hard Dice %.4f  soft Dice %.4f  FP rate %.4f  FN rate %.4f  loss %.5f",
-                         metrics.hardDice, metrics.softDice, metrics.falsePositiveRate, metrics.falseNegativeRate, metrics.loss))
-            if recorded { print("recorded in the catalog for model \(modelId)") }
+            print("\(version.label), \(scope == .wholeDataset ? "all patches" : "fold \(scope.fold!) test"): " + ModelResults.line(evaluation.metrics))
+            if recorded { print("recorded in the catalog for model \(modelID)") }
         }
     }
 }

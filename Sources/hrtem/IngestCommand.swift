@@ -1,6 +1,7 @@
 import ArgumentParser
 import Catalog
 import Foundation
+import Micrograph
 
 struct IngestCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -13,9 +14,16 @@ struct IngestCommand: ParsableCommand {
         study's file-name convention, else its own DM tags. Re-running is idempotent; changed
         files are noticed and re-read. Files that cannot be placed are listed, with the reason.
 
+        Frames may be DM3/DM4, TIFF, MRC, TIA SER (metadata from the EMI beside it) or Velox and
+        Berkeley EMD, recognized by content. --labels names each frame's label through a
+        template ({dir}: the frame's folder, {stem}: its name without extension, {name}: its
+        name); a label may be PNG, TIFF, NPY or any frame format. A mask pixel is particle when
+        it is non-zero, or with --particle-classes when its value is one of those classes.
+
         Examples:
           hrtem import-metadata Dataset_metadata.csv && hrtem ingest /data/hrtem-generalization
           hrtem ingest --jobs 8 synthetic-data
+          hrtem ingest lab-data --labels '{dir}/masks/{stem}.tif' --particle-classes 2,3
         """)
 
     @OptionGroup var data: DataOptions
@@ -32,15 +40,34 @@ struct IngestCommand: ParsableCommand {
     @Flag(help: "Hash every file again even when its size and modification time are unchanged.")
     var rehash = false
 
+    @Option(help: "Where each frame's label lies (default '{dir}/Labels/{stem}_label.png').")
+    var labels: String?
+
+    @Option(help: "Mask values that are particle, comma-separated (default: any non-zero value).")
+    var particleClasses: String?
+
     func validate() throws {
         guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        if let labels, !labels.contains("{stem}") && !labels.contains("{name}") {
+            throw ValidationError("--labels needs {stem} or {name}, e.g. '{dir}/masks/{stem}.tif'")
+        }
+        _ = try classes()
+    }
+
+    func classes() throws -> Set<Int>? {
+        guard let particleClasses else { return nil }
+        let values = particleClasses.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+        guard !values.isEmpty, values.allSatisfy({ $0 != nil }) else {
+            throw ValidationError("--particle-classes takes integers separated by commas, e.g. 1,3 (got '\(particleClasses)')")
+        }
+        return Set(values.map { $0! })
     }
 
     func run() throws {
         let store = try CatalogStore(folder: data.folder)
         let start = Date()
-        let report = try Ingester(jobs: jobs, batchSize: batch, rehash: rehash)
+        let report = try Ingester(jobs: jobs, batchSize: batch, rehash: rehash, labelTemplate: labels, particleClasses: classes())
             .ingest(folder: URL(fileURLWithPath: folder), into: store) { line in
                 FileHandle.standardError.write(Data("\(line)\n".utf8))
             }
@@ -56,12 +83,15 @@ struct ShowCommand: ParsableCommand {
         abstract: "Print everything the catalog knows about one frame, DM tags included.",
         discussion: """
         FRAME is a frame id, 'session/file name', a file name found in one session only, or
-        the path of an ingested file.
+        the path of an ingested file. The path of a file not in the catalog (DM3/DM4, TIFF,
+        PNG, MRC, SER with its EMI, Velox or Berkeley EMD) prints what the file says about
+        itself; --signal picks an image signal of an EMD file by index (from 0) or title.
 
         Examples:
           hrtem show 20221109_Au_UTC_330kx_2640e_0p1596s_03.dm3
           hrtem show '2022_11_09 Au on UTC/20221109_Au_UTC_330kx_2640e_0p1596s_03.dm3'
           hrtem show 17
+          hrtem show velox/2024-03-01_HAADF.emd --signal HAADF
         """)
 
     @OptionGroup var data: DataOptions
@@ -69,9 +99,20 @@ struct ShowCommand: ParsableCommand {
     @Argument(help: "The frame.")
     var frame: String
 
+    @Option(help: "For a file not in the catalog: the image signal of an EMD file (index from 0, or title).")
+    var signal: String?
+
     func run() throws {
         let store = try CatalogStore(folder: data.folder)
-        let record = try FrameDetails.resolve(frame, in: store)
+        let record: FrameRecord
+        do {
+            record = try FrameDetails.resolve(frame, in: store)
+        } catch {
+            let url = URL(fileURLWithPath: frame)
+            guard FileManager.default.fileExists(atPath: url.path) else { throw error }
+            print(try FrameDetails.renderFile(at: url, selecting: ImageSelection(signal: signal, plane: nil)), terminator: "")
+            return
+        }
         print(FrameDetails.render(record, labels: try store.labels(frameId: record.id!)), terminator: "")
     }
 }

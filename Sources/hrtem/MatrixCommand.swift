@@ -2,6 +2,7 @@ import ArgumentParser
 import Catalog
 import Experiments
 import Foundation
+import Segmentation
 
 struct MatrixCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -30,6 +31,7 @@ struct MatrixCommand: ParsableCommand {
         @Option(help: "Datasets, comma-separated: recipe names, NAME@VERSION, or version folders.")
         var datasets: String
         @OptionGroup var training: TrainingOptions
+        @OptionGroup var foldModels: FoldModelOptions
         @OptionGroup var execution: ExperimentRunOptions
 
         func validate() throws {
@@ -40,9 +42,10 @@ struct MatrixCommand: ParsableCommand {
         func run() throws {
             let folder = data.folder
             let datasets = try MatrixCLI.splitList(datasets, what: "--datasets").map { try DatasetResolution.resolve($0, in: folder) }
-            let plan = try MatrixPlan(name: execution.name ?? "matrix", trainOn: datasets, testOn: datasets, folds: training.folds,
-                                      variants: [TrainingVariant(label: "default", settings: training.settings)],
-                                      executor: try execution.executorKind(), commandLine: MatrixCLI.reproducibleCommandLine())
+            let plan = try MatrixPlan(name: execution.name ?? "matrix", trainOn: datasets, testOn: datasets, folds: foldModels.folds,
+                                      variants: [foldModels.variant("default", training)],
+                                      executor: execution.executor, dihedral: training.dihedral,
+                                      commandLine: MatrixCLI.reproducibleCommandLine())
             try MatrixCLI.runOrEmit(plan, options: execution, data: folder)
         }
     }
@@ -89,26 +92,14 @@ struct MatrixCommand: ParsableCommand {
     }
 }
 
-/// The trainer's options, shared by `matrix` and `sweep`.
-struct TrainingOptions: ParsableArguments {
+/// What `matrix` and `sweep` add to the trainer's options: how many fold models, and the run's seed.
+struct FoldModelOptions: ParsableArguments {
     @Option(help: "Fold models per dataset (folds 0..N-1 of its version).") var folds: Int = 5
-    @Option(help: "Training epochs per fold model.") var epochs: Int = 250
-    @Option(help: "Batch size.") var batch: Int = 32
-    @Option(name: .customLong("lr"), help: "Adam learning rate.") var learningRate: Double = 1e-4
-    @Option(help: "Base seed (default: the study's per-fold seeds from the version's folds.json).") var seed: UInt64?
-    @Option(help: "Fixed Gaussian-noise augmentation rho (units of the image std).") var noise: Double?
-    @Option(name: .customLong("noise-max"), help: "Noise augmentation with rho ~ U(0, this) per sample.") var noiseMax: Double?
-    @Option(help: "Online flip + rotation augmentation: on or off.") var rotate: String = "on"
-    @Option(help: "Threads per unit.") var threads: Int = 1
+    @Option(help: "Base seed: fold k trains with a seed derived from it (default: the study's per-fold seeds from the version's folds.json).")
+    var seed: UInt64?
 
-    func check() throws {
-        guard rotate == "on" || rotate == "off" else { throw ValidationError("--rotate must be on or off, got \(rotate)") }
-        do { try settings.validate() } catch { throw ValidationError("\(error)") }
-    }
-
-    var settings: TrainingSettings {
-        TrainingSettings(epochs: epochs, batchSize: batch, learningRate: learningRate, seed: seed, noiseRho: noise,
-                         noiseRhoMax: noiseMax, rotate: rotate == "on", threads: threads)
+    func variant(_ label: String, _ training: TrainingOptions) -> TrainingVariant {
+        TrainingVariant(label: label, settings: training.settings(defaultThreads: 1), baseSeed: seed)
     }
 }
 
@@ -127,18 +118,10 @@ struct ExperimentRunOptions: ParsableArguments {
     @Option(name: .customLong("slurm-hrtem"), help: "Path of hrtem on the compute nodes (default: this binary).")
     var slurmHrtem: String?
     @Option(help: ArgumentHelp("Executor: trainer, or simulated (tests the machinery; trains nothing).", visibility: .hidden))
-    var executor: String = "trainer"
+    var executor: ExecutorKind = .trainer
 
     func check() throws {
         if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1, got \(jobs)") }
-        _ = try executorKind()
-    }
-
-    func executorKind() throws -> ExecutorKind {
-        guard let kind = ExecutorKind(rawValue: executor) else {
-            throw ValidationError("--executor must be one of \(ExecutorKind.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        return kind
     }
 }
 
@@ -148,7 +131,10 @@ enum MatrixCLI {
     /// The workspace of a data folder, with the trainer reporting each epoch on stderr.
     static func workspace(_ data: DataFolder) -> ExperimentWorkspace {
         ExperimentWorkspace(dataFolder: data) { kind, folder in
-            kind == .trainer ? TrainerExecutor(dataFolder: folder, log: { MatrixCLI.printError($0) })
+            kind == .trainer ? TrainerExecutor(dataFolder: folder, progress: { unit, progress in
+                                   guard progress.epochFinished else { return }
+                                   MatrixCLI.printError(MatrixCLI.epochLine(unit, progress))
+                               })
                              : try ExperimentWorkspace.defaultExecutor(kind, folder)
         }
     }
@@ -178,6 +164,16 @@ enum MatrixCLI {
             MatrixCLI.printError("\(error)")
             throw ExitCode(1)
         }
+    }
+
+    /// One line per finished epoch of a unit: what parallel units print.
+    static func epochLine(_ unit: TrainUnit, _ progress: TrainingProgress) -> String {
+        var line = "\(unit.label): epoch \(progress.epoch)/\(progress.epochs), loss \(String(format: "%.4f", progress.trainingLoss))"
+        if let validation = progress.validation {
+            line += ", validation loss \(String(format: "%.4f", validation.loss)), hard Dice \(String(format: "%.3f", validation.hardDice))"
+        }
+        if let left = progress.estimatedSecondsLeft { line += ", \(Int(left.rounded())) s left" }
+        return line
     }
 
     static func splitList(_ text: String, what: String) throws -> [String] {

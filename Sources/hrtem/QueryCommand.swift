@@ -41,7 +41,7 @@ struct QueryCommand: ParsableCommand {
             print(try store.count(matching: query))
             return
         }
-        print(FrameListing.render(try store.frames(matching: query), as: format), terminator: "")
+        print(try FrameListing.render(try store.frames(matching: query), as: format), terminator: "")
     }
 }
 

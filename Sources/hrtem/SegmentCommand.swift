@@ -29,7 +29,10 @@ struct SegmentCommand: ParsableCommand {
         let raw = try readFrame(at: URL(fileURLWithPath: frame))
         var options = FramePreprocessing.study
         var patch = 512
-        if let version = try? DatasetVersion.open(at: URL(fileURLWithPath: trained.card.datasetFolder)) {
+        // A model whose version folder is gone is applied with the study's preprocessing.
+        let versionFolder = URL(fileURLWithPath: trained.card.datasetFolder)
+        if VersionFolder.exists(at: versionFolder) {
+            let version = try DatasetVersion.open(at: versionFolder)
             options = version.info.recipe.framePreprocessing
             patch = version.info.recipe.patch
         }

@@ -30,6 +30,7 @@ struct SweepCommand: ParsableCommand {
         @Option(help: "Fixed noise levels rho, comma-separated (0 = no noise).") var rho: String?
         @Option(name: .customLong("rho-max"), help: "Upper bounds of rho ~ U(0, level), comma-separated.") var rhoMax: String?
         @OptionGroup var training: TrainingOptions
+        @OptionGroup var foldModels: FoldModelOptions
         @OptionGroup var execution: ExperimentRunOptions
 
         func validate() throws {
@@ -48,8 +49,8 @@ struct SweepCommand: ParsableCommand {
             let testSets = try MatrixCLI.splitList(test, what: "--test").map { try DatasetResolution.resolve($0, in: folder) }
             let plan = try NoiseSweep.plan(name: execution.name ?? "noise sweep", train: trainSet, test: testSets,
                                            levels: levels, mode: rho != nil ? .fixed : .uniformUpTo,
-                                           base: training.settings, folds: training.folds,
-                                           executor: try execution.executorKind(),
+                                           base: training.settings(defaultThreads: 1), baseSeed: foldModels.seed,
+                                           folds: foldModels.folds, executor: execution.executor,
                                            commandLine: MatrixCLI.reproducibleCommandLine())
             try MatrixCLI.runOrEmit(plan, options: execution, data: folder)
         }

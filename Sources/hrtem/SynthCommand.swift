@@ -106,7 +106,7 @@ struct SynthCommand: ParsableCommand {
             try plan.validate()
             return plan
         } catch let error as SynthesisError {
-            throw ValidationError(error.message)
+            throw ValidationError(error.description)
         }
     }
 

@@ -35,18 +35,18 @@ final class CatalogReportsTests: XCTestCase {
     func testListingQuotesCSVAndWritesValidJSON() throws {
         let frame = FrameRecord(id: 7, session: #"a, "quoted" session"#, fileName: "f.dm3", material: "Au",
                                 particleSizeNm: 2.2, dose: 423, pixelScaleNm: 0.02)
-        let csv = FrameListing.render([frame], as: .csv)
+        let csv = try FrameListing.render([frame], as: .csv)
         let lines = csv.split(separator: "\n")
         XCTAssertEqual(lines.count, 2)
         XCTAssertTrue(lines[1].hasPrefix(#""a, ""quoted"" session",f.dm3,Au,2.2,,,,423,,,0.02,"#), String(lines[1]))
         let parsed = try CSVTable(data: Data(csv.utf8), file: "listing.csv")
         XCTAssertEqual(parsed.records[1].fields[0], frame.session)
-        let json = FrameListing.render([frame], as: .json)
+        let json = try FrameListing.render([frame], as: .json)
         let objects = try XCTUnwrap(JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])
         XCTAssertEqual(objects.first?["session"] as? String, frame.session)
         XCTAssertEqual(objects.first?["pixel_scale_nm"] as? Double, 0.02)
         XCTAssertEqual(objects.first?["id"] as? Int, 7)
-        XCTAssertTrue(FrameListing.render([frame, frame], as: .table).hasSuffix("2 frames\n"))
+        XCTAssertTrue(try FrameListing.render([frame, frame], as: .table).hasSuffix("2 frames\n"))
     }
 
     func testTablesAlignByCharactersWhateverTheirBytes() {

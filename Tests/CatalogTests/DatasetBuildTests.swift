@@ -46,7 +46,7 @@ final class DatasetBuildTests: XCTestCase {
         defer { b.remove() }
         let other = try DatasetMaterializer.build(b.recipe, store: b.store, dataFolder: b.dataFolder, jobs: 1)
         XCTAssertEqual(other.version.versionId, version.versionId)
-        for name in DatasetVersion.dataFiles + ["MANIFEST"] {
+        for name in VersionFolder.dataFiles + [VersionFolder.manifestName] {
             XCTAssertEqual(try Data(contentsOf: other.version.folder.appendingPathComponent(name)),
                            try Data(contentsOf: version.folder.appendingPathComponent(name)), name)
         }
@@ -65,7 +65,7 @@ final class DatasetBuildTests: XCTestCase {
         let fixture = try DatasetFixture(frames: 7, sessions: 3)
         defer { fixture.remove() }
         var recipe = fixture.recipe
-        recipe.groupFoldsBy = "frame"
+        recipe.groupFoldsBy = .frame
         let version = try DatasetMaterializer.build(recipe, store: fixture.store, dataFolder: fixture.dataFolder).version
         let rows = try version.patchRows()
         let plan = try version.folds()
@@ -74,7 +74,7 @@ final class DatasetBuildTests: XCTestCase {
             let train = Set(fold.train.map { rows[$0].file }), test = Set(fold.test.map { rows[$0].file })
             XCTAssertTrue(train.isDisjoint(with: test), "fold \(fold.fold) leaks a frame")
         }
-        recipe.groupFoldsBy = "session"
+        recipe.groupFoldsBy = .session
         let bySession = try DatasetMaterializer.build(recipe, store: fixture.store, dataFolder: fixture.dataFolder).version
         let sessionRows = try bySession.patchRows()
         for fold in try bySession.folds().folds {

@@ -70,7 +70,7 @@ final class DatasetCommandTests: XCTestCase {
         let export = fixture.root.appendingPathComponent("export")
         let exported = try runHrtem(["dataset", "export", "au5", "--to", export.path] + data)
         XCTAssertEqual(exported.status, 0, exported.standardError)
-        let version = try DatasetRegistry.resolve("au5", in: fixture.store, dataFolder: fixture.dataFolder)
+        let version = try DatasetRegistry.locate("au5", in: fixture.dataFolder, store: fixture.store)
         XCTAssertEqual(try Data(contentsOf: export.appendingPathComponent("images.npy")), try Data(contentsOf: version.imagesFile))
 
         let h5 = fixture.root.appendingPathComponent("h5")

@@ -1,5 +1,6 @@
 import Experiments
 import Foundation
+import Segmentation
 #if canImport(FoundationXML)
 import FoundationXML
 #endif
@@ -53,7 +54,7 @@ final class CountingExecutor: UnitExecutor, @unchecked Sendable {
         return try inner.train(unit)
     }
 
-    func evaluate(_ unit: EvaluateUnit, model: ModelRef) throws -> EvaluationMetrics {
+    func evaluate(_ unit: EvaluateUnit, model: ModelRef) throws -> Evaluation {
         try count(false, unit.id)
         return try inner.evaluate(unit, model: model)
     }

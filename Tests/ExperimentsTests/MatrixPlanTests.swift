@@ -1,5 +1,6 @@
 import Experiments
 import Foundation
+import Segmentation
 import XCTest
 
 final class MatrixPlanTests: XCTestCase {
@@ -54,16 +55,26 @@ final class MatrixPlanTests: XCTestCase {
                                     variants: [settings], executor: .simulated)
         XCTAssertEqual(single.trainUnits.map(\.id), Array(first.trainUnits.prefix(5)).map(\.id))
 
-        // Any training setting, the fold count or the executor changes the training ids.
+        // Any training setting, the seed or the executor changes the training ids.
         var changed = settings
-        changed.settings.seed = 7
+        changed.baseSeed = 7
         let reseeded = try MatrixPlan(name: "x", trainOn: sampleDatasets(), testOn: sampleDatasets(), folds: 5,
                                       variants: [changed], executor: .simulated)
         XCTAssertTrue(Set(reseeded.trainUnits.map(\.id)).isDisjoint(with: first.trainUnits.map(\.id)))
         let trained = try samplePlan(executor: .trainer)
         XCTAssertTrue(Set(trained.trainUnits.map(\.id)).isDisjoint(with: first.trainUnits.map(\.id)))
+        var architecture = settings
+        architecture.settings.architecture = UNetArchitecture(widths: [4, 8], bottleneckWidth: 16)
+        let narrower = try MatrixPlan(name: "x", trainOn: sampleDatasets(), testOn: sampleDatasets(), folds: 5,
+                                      variants: [architecture], executor: .simulated)
+        XCTAssertTrue(Set(narrower.trainUnits.map(\.id)).isDisjoint(with: first.trainUnits.map(\.id)))
+        // Fold k of a version is the same model whether a plan trains 4 or 5 folds of it, and
+        // whether the matrix or `hrtem train` (a lone unit) trains it.
         let fewerFolds = try samplePlan(folds: 4)
-        XCTAssertTrue(Set(fewerFolds.trainUnits.map(\.id)).isDisjoint(with: first.trainUnits.map(\.id)))
+        XCTAssertEqual(Set(fewerFolds.trainUnits.map(\.id)),
+                       Set(first.trainUnits.filter { $0.fold < 4 }.map(\.id)))
+        let lone = try TrainUnit(dataset: sampleDatasets()[1], fold: 2, settings: settings.settings, executor: .simulated)
+        XCTAssertEqual(lone.id, first.trainUnits.first { $0.dataset.id == "bbbb0002" && $0.fold == 2 }?.id)
     }
 
     func testPlanFileRoundTrips() throws {
@@ -77,9 +88,13 @@ final class MatrixPlanTests: XCTestCase {
         try plan.write(to: url)
         XCTAssertEqual(try Data(contentsOf: url), bytes, "same plan, same bytes")
 
-        try Data("{\"formatVersion\": 1}".utf8).write(to: url)
+        try Data("{\"formatVersion\": 2}".utf8).write(to: url)
         XCTAssertThrowsError(try MatrixPlan.read(from: url)) { error in
             XCTAssertTrue("\(error)".contains(url.path) && "\(error)".contains("missing key"), "\(error)")
+        }
+        try Data("{\"formatVersion\": 1}".utf8).write(to: url)
+        XCTAssertThrowsError(try MatrixPlan.read(from: url)) { error in
+            XCTAssertTrue("\(error)".contains("plan format 1 is not the supported 2"), "\(error)")
         }
         XCTAssertThrowsError(try MatrixPlan.read(from: folder.appendingPathComponent("absent.json")))
     }
@@ -95,11 +110,10 @@ final class MatrixPlanTests: XCTestCase {
         XCTAssertThrowsError(try MatrixPlan(name: "x", trainOn: [], testOn: datasets, folds: 2, variants: variant))
         XCTAssertThrowsError(try MatrixPlan(name: "x", trainOn: datasets, testOn: datasets, folds: 1, variants: variant))
         var bad = TrainingSettings()
-        bad.noiseRho = 0.5
-        bad.noiseRhoMax = 0.8
+        bad.noise = .fixed(-0.5)
         XCTAssertThrowsError(try MatrixPlan(name: "x", trainOn: datasets, testOn: datasets, folds: 2,
                                             variants: [TrainingVariant(label: "b", settings: bad)])) {
-            XCTAssertTrue("\($0)".contains("not both"), "\($0)")
+            XCTAssertTrue("\($0)".contains("variant b: training settings: noise rho must be a finite number >= 0, got -0.5"), "\($0)")
         }
         let same = TrainingVariant(label: "again", settings: TrainingSettings())
         XCTAssertThrowsError(try MatrixPlan(name: "x", trainOn: datasets, testOn: datasets, folds: 2,
@@ -123,13 +137,13 @@ final class MatrixPlanTests: XCTestCase {
                                        base: TrainingSettings(epochs: 2), folds: 3, executor: .simulated)
         XCTAssertEqual(plan.kind, .noiseSweep)
         XCTAssertEqual(plan.variants.map(\.sweepValue), [0, 0.25, 0.8])
-        XCTAssertEqual(plan.variants.map(\.settings.noiseRho), [nil, 0.25, 0.8])
+        XCTAssertEqual(plan.variants.map(\.settings.noise), [NoiseAugmentation.none, .fixed(0.25), .fixed(0.8)])
         XCTAssertEqual(plan.trainUnits.count, 3 * 3)
         XCTAssertEqual(plan.evaluationUnits.count, 3 * 3 * 2)
         XCTAssertTrue(plan.evaluationUnits.allSatisfy { $0.scope == .wholeDataset })
         let uniform = try NoiseSweep.plan(name: "sweep", train: datasets[0], test: [datasets[0]], levels: [0.8],
                                           mode: .uniformUpTo, base: TrainingSettings(), folds: 2)
-        XCTAssertEqual(uniform.variants[0].settings.noiseRhoMax, 0.8)
+        XCTAssertEqual(uniform.variants[0].settings.noise, .uniform(0.8))
         XCTAssertEqual(uniform.evaluationUnits.map(\.scope), [.testFold(0), .testFold(1)])
         XCTAssertThrowsError(try NoiseSweep.parseLevels("0,x")) { XCTAssertTrue("\($0)".contains("\"x\""), "\($0)") }
         XCTAssertThrowsError(try NoiseSweep.plan(name: "s", train: datasets[0], test: [datasets[1]], levels: [0.1, 0.1],

@@ -1,5 +1,6 @@
 import Experiments
 import Foundation
+import Segmentation
 import TestSupport
 import XCTest
 
@@ -74,7 +75,7 @@ final class MatrixReportTests: XCTestCase {
         let png = folder.appendingPathComponent("overlay.png")
         let pngBytes = Data([0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A, 1, 2, 3])
         try pngBytes.write(to: png)
-        results.cells[0].folds[0].metrics.sampleOverlays = [png.path]
+        results.cells[0].folds[0].sampleOverlays = [png.path]
         let datasetFolder = folder.appendingPathComponent("dataset")
         try FileManager.default.createDirectory(at: datasetFolder, withIntermediateDirectories: true)
         try Data("{\"query\": \"dose ~ 884 +- 20 and <script>\"}".utf8).write(to: datasetFolder.appendingPathComponent("recipe.json"))

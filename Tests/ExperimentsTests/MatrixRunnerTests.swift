@@ -2,6 +2,7 @@ import Catalog
 import Experiments
 import Foundation
 import Micrograph
+import Segmentation
 import XCTest
 
 final class MatrixRunnerTests: XCTestCase {
@@ -139,9 +140,9 @@ final class MatrixRunnerTests: XCTestCase {
         // A record for an unknown model is refused, not half-written.
         let orphan = plan.evaluationUnits[0]
         let empty = CatalogResultStore(catalog: try CatalogStore())
-        XCTAssertThrowsError(try empty.record(EvaluationMetrics(loss: 1, softDice: 0, hardDice: 0, falsePositiveRate: 0,
-                                                                 falseNegativeRate: 0, patches: 1), for: orphan))
-        XCTAssertNil(try empty.metrics(for: orphan))
+        XCTAssertThrowsError(try empty.record(Evaluation(metrics: Metrics(hardDice: 0, softDice: 0, falsePositiveRate: 0,
+                                                                          falseNegativeRate: 0, loss: 1, patches: 1)), for: orphan))
+        XCTAssertNil(try empty.evaluation(for: orphan))
     }
 
     func testACorruptRecordIsReportedWithItsFile() throws {

@@ -2,6 +2,9 @@ import Catalog
 import Experiments
 import Foundation
 import Micrograph
+import Preprocessing
+import Segmentation
+import TestSupport
 import XCTest
 
 /// The real executor on two tiny dataset versions (16 x 16 patches, 3 folds, 2 epochs): the
@@ -28,17 +31,15 @@ final class TrainerExecutorTests: XCTestCase {
                 }
             }
         }
-        try writeNPY(NPYArray(shape: [count, side, side], float32: images), to: url.appendingPathComponent("images.npy"))
-        try writeNPY(NPYArray(shape: [count, side, side], uint8: labels), to: url.appendingPathComponent("labels.npy"))
-        var folds: [String] = []
-        for fold in 0..<3 {
+        let folds = (0..<3).map { fold in
             let test = Array(fold * 4..<(fold + 1) * 4)
             let rest = (0..<count).filter { !test.contains($0) }
-            folds.append("{\"fold\": \(fold), \"seed\": \(100 + fold), \"train\": \(rest.dropFirst()), \"validation\": [\(rest[0])], \"test\": \(test)}")
+            return Fold(fold: fold, seed: 100 + fold, train: Array(rest.dropFirst()), validation: [rest[0]], test: test)
         }
-        try Data("{\"format\": 1, \"k\": 3, \"rule\": \"study\", \"folds\": [\(folds.joined(separator: ", "))]}".utf8)
-            .write(to: url.appendingPathComponent("folds.json"))
-        try Data("{\"name\": \"\(name)\", \"query\": \"contrast \(contrast)\"}".utf8).write(to: url.appendingPathComponent("recipe.json"))
+        try writeVersionFolder(at: url, name: name, versionId: "\(name)-v1", query: "contrast \(contrast)",
+                               images: NPYArray(shape: [count, side, side], float32: images),
+                               labels: NPYArray(shape: [count, side, side], uint8: labels),
+                               folds: FoldPlan(k: 3, rule: .study, folds: folds))
         return try DatasetResolution.resolve(url.path, in: DataFolder(url: folder.appendingPathComponent("data")))
     }
 
@@ -46,12 +47,14 @@ final class TrainerExecutorTests: XCTestCase {
         let easy = try makeVersion("easy", contrast: 3, seed: 1)
         let hard = try makeVersion("hard", contrast: 1, seed: 2)
         XCTAssertEqual(easy.foldCount, 3)
-        let settings = TrainingSettings(epochs: 2, batchSize: 8, seed: 5, threads: 1)
+        let variant = TrainingVariant(label: "default", settings: TrainingSettings(epochs: 2, batchSize: 8, threads: 1), baseSeed: 5)
         let plan = try MatrixPlan(name: "tiny", trainOn: [easy, hard], testOn: [easy, hard], folds: 3,
-                                  variants: [TrainingVariant(label: "default", settings: settings)], executor: .trainer)
+                                  variants: [variant], executor: .trainer)
         let data = DataFolder(url: folder.appendingPathComponent("data"))
         let lines = LineLog()
-        let executor = TrainerExecutor(dataFolder: data, log: { lines.append($0) })
+        let executor = TrainerExecutor(dataFolder: data, progress: { unit, progress in
+            if progress.epochFinished { lines.append("\(unit.id) \(progress.epoch)") }
+        })
         let store = JSONResultStore(folder: folder.appendingPathComponent("results"))
         try MatrixRunner(plan: plan, executor: executor, store: store, jobs: 2).run()
         let results = try MatrixResults(plan: plan, store: store)
@@ -64,8 +67,8 @@ final class TrainerExecutorTests: XCTestCase {
                     XCTAssertTrue((0...1).contains(value), "\(value) in \(cell.trainDatasetID)->\(cell.testDatasetID)")
                 }
                 XCTAssertEqual(metrics.patches, cell.isDiagonal ? 4 * 8 : 12 * 8, "diagonal: the test fold; else all, x8")
-                XCTAssertEqual(metrics.sampleOverlays != nil, fold.fold == 0)
-                if let overlay = metrics.sampleOverlays?.first {
+                XCTAssertEqual(fold.sampleOverlays != nil, fold.fold == 0)
+                if let overlay = fold.sampleOverlays?.first {
                     let bytes = try Data(contentsOf: URL(fileURLWithPath: overlay))
                     XCTAssertEqual(Array(bytes.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
                 }
@@ -75,14 +78,19 @@ final class TrainerExecutorTests: XCTestCase {
             let model = try XCTUnwrap(try store.model(for: unit))
             XCTAssertEqual(model.folder, data.modelsFolder.appendingPathComponent(unit.id).path)
             XCTAssertTrue(FileManager.default.fileExists(atPath: model.folder + "/model.safetensors"))
+            XCTAssertEqual(model.card, try ModelCard.read(from: URL(fileURLWithPath: model.folder)), "the recorded card is the folder's")
+            XCTAssertEqual(model.card.seed, unit.settings.seed, "the run's base seed resolved per fold")
         }
 
         // A new plan that needs the same models (a smaller matrix, own results folder) reuses them.
         let again = try MatrixPlan(name: "subset", trainOn: [easy], testOn: [easy, hard], folds: 3,
-                                   variants: [TrainingVariant(label: "default", settings: settings)], executor: .trainer)
+                                   variants: [variant], executor: .trainer)
         let second = JSONResultStore(folder: folder.appendingPathComponent("results-2"))
-        try MatrixRunner(plan: again, executor: TrainerExecutor(dataFolder: data), store: second, jobs: 1).run()
-        for unit in again.trainUnits { XCTAssertEqual(try second.model(for: unit)?.seconds, 0, "reused, not retrained") }
+        let retrained = LineLog()
+        try MatrixRunner(plan: again, executor: TrainerExecutor(dataFolder: data, progress: { unit, _ in retrained.append(unit.id) }),
+                         store: second, jobs: 1).run()
+        XCTAssertEqual(retrained.lines, [], "reused, not retrained")
+        for unit in again.trainUnits { XCTAssertEqual(try second.model(for: unit), try store.model(for: unit)) }
         let subset = try MatrixResults(plan: again, store: second)
         for cell in subset.cells {
             XCTAssertEqual(cell.hardDice, results.cell(train: cell.trainDatasetID, test: cell.testDatasetID)?.hardDice,

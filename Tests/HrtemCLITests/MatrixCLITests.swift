@@ -1,4 +1,6 @@
 import Foundation
+import Micrograph
+import Preprocessing
 import TestSupport
 import XCTest
 
@@ -9,14 +11,12 @@ final class MatrixCLITests: XCTestCase {
     override func setUpWithError() throws { folder = try makeTemporaryFolder("hrtem-matrix-cli") }
     override func tearDown() { try? FileManager.default.removeItem(at: folder) }
 
-    /// Three dataset version folders as issue 5 lays them out, in `data/datasets/<name>/<id>/`.
+    /// Three dataset version folders as the materializer lays them out, in `data/datasets/<name>/<id>/`.
     func makeDatasets(in data: URL) throws {
         for (name, dose) in [("dose-884", 884), ("dose-423", 423), ("dose-80", 80)] {
             let version = data.appendingPathComponent("datasets/\(name)/v\(dose)abc")
-            try FileManager.default.createDirectory(at: version, withIntermediateDirectories: true)
-            try Data("{\"name\": \"\(name)\", \"query\": \"dose ~ \(dose) +- 20\"}".utf8)
-                .write(to: version.appendingPathComponent("recipe.json"))
-            try Data("{\"folds\": [[0, 1], [2, 3], [4, 5]]}".utf8).write(to: version.appendingPathComponent("folds.json"))
+            try writeVersionRecipe(at: version, name: name, versionId: "v\(dose)abc", query: "dose ~ \(dose) +- 20", folds: 3)
+            try writeFileAtomically(studyFolds(count: 6, k: 3).jsonBytes(), to: version.appendingPathComponent("folds.json"))
         }
     }
 
@@ -200,6 +200,6 @@ final class MatrixCLITests: XCTestCase {
         XCTAssertTrue(both.standardError.contains("either --rho or --rho-max"), both.standardError)
         let missing = try runHrtem(["matrix", "--data", data.path, "--datasets", "dose-884,nope", "--executor", "simulated"])
         XCTAssertNotEqual(missing.status, 0)
-        XCTAssertTrue(missing.standardError.contains("\"nope\""), missing.standardError)
+        XCTAssertTrue(missing.standardError.contains("dataset nope: no version folder"), missing.standardError)
     }
 }

@@ -24,25 +24,36 @@ final class TrainCatalogTests: XCTestCase {
         let model = folder.appendingPathComponent("model")
         let trained = try hrtem(["train", "coarse", "--fold", "1", "--epochs", "1", "--batch", "8", "--widths", "4",
                                  "--bottleneck", "8", "--threads", "1", "--out", model.path])
-        XCTAssertTrue(trained.standardOutput.contains("registered in the catalog as model model"), trained.standardOutput)
+        let id = try XCTUnwrap(trained.standardOutput.components(separatedBy: "recorded in the catalog as model ").dropFirst().first?
+            .split(separator: "\n").first.map(String.init), trained.standardOutput)
 
         let store = try CatalogStore(file: URL(fileURLWithPath: data).appendingPathComponent("catalog.sqlite"))
-        let record = try XCTUnwrap(try store.model(id: "model"))
+        let record = try XCTUnwrap(try store.model(id: id))
         XCTAssertEqual(record.fold, 1)
         XCTAssertEqual(record.checkpointPath, model.path)
         let card = try JSONSerialization.jsonObject(with: Data(XCTUnwrap(record.card).utf8)) as? [String: Any]
         XCTAssertEqual(card?["datasetVersion"] as? String, record.datasetVersion)
-        XCTAssertEqual(try store.results(modelId: "model").map(\.scope), ["fold:1"])
+        XCTAssertEqual(try store.results(modelId: id).map(\.scope), ["fold:1"])
 
         let evaluated = try hrtem(["evaluate", model.path, "coarse", "--all"])
         XCTAssertTrue(evaluated.standardOutput.contains("recorded in the catalog"), evaluated.standardOutput)
-        let results = try store.results(modelId: "model")
+        let results = try store.results(modelId: id)
         XCTAssertEqual(results.map(\.scope), ["fold:1", "all"])
         let all = try XCTUnwrap(results.last)
         XCTAssertEqual(all.datasetVersion, record.datasetVersion)
         XCTAssertNotNil(all.hardDice)
         // Evaluating again replaces the row rather than adding one.
         _ = try hrtem(["evaluate", model.path, "coarse", "--all"])
-        XCTAssertEqual(try store.results(modelId: "model").count, 2)
+        XCTAssertEqual(try store.results(modelId: id).count, 2)
+
+        // The matrix knows the model the CLI trained (same fold, same settings): it trains fold 0
+        // only and scores the CLI's fold-1 model beside it.
+        let report = folder.appendingPathComponent("report")
+        let matrix = try hrtem(["matrix", "--datasets", "coarse", "--folds", "2", "--epochs", "1", "--batch", "8",
+                                "--widths", "4", "--bottleneck", "8", "--threads", "1", "--jobs", "1", "--out", report.path])
+        XCTAssertEqual(matrix.standardError.components(separatedBy: "] ran: train").count - 1, 1, matrix.standardError)
+        XCTAssertTrue(matrix.standardError.contains("already-done: train coarse@"), matrix.standardError)
+        let models = try JSONSerialization.jsonObject(with: Data(contentsOf: report.appendingPathComponent("matrix.json"))) as? [String: Any]
+        XCTAssertTrue("\(models?["models"] ?? "")".contains(model.path), "the CLI's model folder is the matrix's fold-1 model")
     }
 }

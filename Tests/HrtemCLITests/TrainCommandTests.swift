@@ -1,5 +1,6 @@
 import Foundation
 import Micrograph
+import Preprocessing
 import TestSupport
 import XCTest
 
@@ -18,10 +19,11 @@ final class TrainCommandTests: XCTestCase {
                 }
             }
         }
-        try writeNPY(NPYArray(shape: [count, side, side], float32: images), to: folder.appendingPathComponent("images.npy"))
-        try writeNPY(NPYArray(shape: [count, side, side], uint8: labels), to: folder.appendingPathComponent("labels.npy"))
-        let folds = #"{"format": 1, "k": 1, "rule": "study", "folds": [{"fold": 0, "seed": 962, "train": [6,7,8,9,10,11,12,13,14,15,16,17,18,19], "validation": [4,5], "test": [0,1,2,3]}]}"#
-        try Data(folds.utf8).write(to: folder.appendingPathComponent("folds.json"))
+        try writeVersionFolder(at: folder, name: "tiny", versionId: "version",
+                               images: NPYArray(shape: [count, side, side], float32: images),
+                               labels: NPYArray(shape: [count, side, side], uint8: labels),
+                               folds: FoldPlan(k: 1, rule: .study, folds: [Fold(fold: 0, seed: 962, train: Array(6..<20),
+                                                                                validation: [4, 5], test: [0, 1, 2, 3])]))
     }
 
     func testTrainThenEvaluateFromTheCommandLine() throws {
@@ -69,9 +71,13 @@ final class TrainCommandTests: XCTestCase {
         let bad = try runHrtem(["train", version.path, "--fold", "0", "--noise", "0.2", "--noise-max", "0.3"])
         XCTAssertNotEqual(bad.status, 0)
         XCTAssertTrue(bad.standardError.contains("not both"), bad.standardError)
+        let badWidths = try runHrtem(["train", version.path, "--fold", "0", "--widths", "4,x"])
+        XCTAssertNotEqual(badWidths.status, 0)
+        XCTAssertTrue(badWidths.standardError.contains("--widths"), badWidths.standardError)
         let missing = try runHrtem(["train", folder.appendingPathComponent("nowhere").path, "--fold", "0",
                                     "--data", folder.appendingPathComponent("data").path])
         XCTAssertNotEqual(missing.status, 0)
-        XCTAssertTrue(missing.standardError.contains("no dataset version"), missing.standardError)
+        XCTAssertTrue(missing.standardError.contains("nowhere") && missing.standardError.contains("hrtem dataset build"),
+                      missing.standardError)
     }
 }

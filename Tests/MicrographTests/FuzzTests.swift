@@ -3,10 +3,10 @@ import Micrograph
 import TestSupport
 import XCTest
 
-/// Mutated DM3, DM4, TIFF and PNG files never crash, hang or allocate without bound: each case
+/// Mutated DM3, DM4, TIFF, PNG, MRC, SER and EMD files never crash, hang or allocate without bound: each case
 /// either reads (the mutation hit only pixel values) or throws a `FormatError` that names the
 /// file and a byte offset. `HRTEM_FUZZ_CASES` sets the number of cases (`make fuzz` runs a
-/// long soak); `HRTEM_FUZZ_SEED` the seed.
+/// long soak); `HRTEM_FUZZ_SEED` the seed; `HRTEM_FUZZ_TRACE` keeps each case (see below).
 final class FuzzTests: XCTestCase {
     static var caseCount: Int { Int(ProcessInfo.processInfo.environment["HRTEM_FUZZ_CASES"] ?? "") ?? 10000 }
     static var seed: UInt64 { UInt64(ProcessInfo.processInfo.environment["HRTEM_FUZZ_SEED"] ?? "") ?? 20261125 }
@@ -33,8 +33,18 @@ final class FuzzTests: XCTestCase {
         try add("mask.png") { try writePNG(gray8: Raster(width: 30, height: 20, pixels: (0..<600).map { $0 % 7 == 0 ? 255 : 0 }), to: $0) }
         try add("rgb.png") { try writePNG(rgb: (0..<(30 * 3 * 10)).map { UInt8($0 % 251) }, width: 30, height: 10, to: $0) }
         try add("deep16.png") { try writePNG(gray16: shorts, to: $0) }
+        try add("movie.mrcs") { try writeMRC([shorts, shorts], to: $0, pixelSizeNM: 0.1) }
+        try add("halves.mrc") { try writeMRC([floats], to: $0, float16: true) }
+        try add("series_1.ser") { try writeSER([floats, floats], to: $0, pixelSizeNM: 0.02) }
+        try add("velox.emd") { try writeVeloxEMD([VeloxImageSignal(title: "Ceta", frames: [shorts, shorts], pixelSizeNM: 0.02),
+                                                   VeloxImageSignal(title: "HAADF", frames: [shorts])], to: $0) }
+        try add("velox-single.emd") { try writeVeloxEMD([VeloxImageSignal(title: "Ceta", frames: [floats], pixelSizeNM: 0.02)], to: $0) }
+        try add("berkeley.emd") {
+            try writeBerkeleyEMD([BerkeleyEMDSignal(title: "frame", planes: [floats], calibrations: [AxisCalibration(), AxisCalibration()])], to: $0)
+        }
         if let reference = referenceFolder {
-            for name in ["dm/dmTest_float32_nonSquare_diffPixelSize.dm3", "dm/dmTest_float32_nonSquare_diffPixelSize.dm4"] {
+            for name in ["dm/dmTest_float32_nonSquare_diffPixelSize.dm3", "dm/dmTest_float32_nonSquare_diffPixelSize.dm4",
+                         "formats/Custom_movie.mrc", "formats/128x128x5-diffraction_preview_1.ser", "formats/fei_example_tem_stack.emd"] {
                 files.append((name, try Data(contentsOf: reference.appendingPathComponent(name))))
             }
         }
@@ -143,6 +153,8 @@ final class FuzzTests: XCTestCase {
         check { _ = try readMicrographHeader(bytes: bytes, name: name) }
         check { _ = try readMicrograph(bytes: bytes, name: name) }
         check { _ = try readFrame(bytes: bytes, name: name) }
+        check { _ = try readFrame(bytes: bytes, name: name, selecting: ImageSelection(plane: .sum)) }
+        if name.hasSuffix(".emd") { check { _ = try readMicrograph(bytes: bytes, name: name, selecting: ImageSelection(signal: .index(1))) } }
         if name.hasSuffix(".png") { check { _ = try readLabelMask(bytes: bytes, name: name) } }
     }
 
@@ -159,6 +171,12 @@ final class FuzzTests: XCTestCase {
             var caseRandom = random.derived(UInt64(index))
             let (mutated, what) = mutate(original, &caseRandom)
             let before = testRun?.failureCount ?? 0
+            // HRTEM_FUZZ_TRACE=PREFIX names each case before it runs and keeps its bytes as
+            // PREFIX-<case>-<seed name>, so a crash can be reproduced from the last one.
+            if let trace = ProcessInfo.processInfo.environment["HRTEM_FUZZ_TRACE"] {
+                FileHandle.standardError.write(Data("case \(index) [\(name): \(what)]\n".utf8))
+                try? mutated.write(to: URL(fileURLWithPath: trace + "-\(index)-" + URL(fileURLWithPath: name).lastPathComponent))
+            }
             exercise(mutated, name: name, what: "case \(index) [\(name): \(what)]")
             if (testRun?.failureCount ?? 0) > before { failures += 1; if failures > 20 { break } }
         }

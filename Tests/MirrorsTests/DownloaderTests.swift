@@ -103,6 +103,38 @@ final class DownloaderTests: XCTestCase {
         XCTAssertEqual(result.bytesTransferred, Int64(content.count), "each byte crossed the network once")
     }
 
+    /// The drop fault's contract, which the resume test relies on: exactly N body bytes reach
+    /// the client before the reset, even a client with a small receive window that is not
+    /// reading while the server sends (a reset discards what the server has not yet delivered).
+    func testDropFaultDeliversAllNBytesToAClientThatIsSlowToRead() throws {
+        let server = try serve([path.description: [["kind": "drop", "after": 100_000]]])
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        XCTAssertGreaterThanOrEqual(fd, 0)
+        defer { close(fd) }
+        var receiveBuffer: Int32 = 16 << 10
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &receiveBuffer, socklen_t(MemoryLayout<Int32>.size))
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = in_port_t(UInt16(server.port).bigEndian)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        XCTAssertEqual(connected, 0)
+        let get = "GET /\(path.description.addingPercentEncoding(withAllowedCharacters: .urlPathAllowed)!) HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        XCTAssertEqual(get.withCString { send(fd, $0, strlen($0), 0) }, get.utf8.count)
+        Thread.sleep(forTimeInterval: 0.3)  // not reading: the window closes long before 100 000 bytes
+        var reply = Data()
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = recv(fd, &buffer, buffer.count, 0)
+            if n <= 0 { break }  // the reset (or a close) after the bytes
+            reply.append(contentsOf: buffer[0..<n])
+        }
+        let headerEnd = try XCTUnwrap(reply.range(of: Data("\r\n\r\n".utf8)))
+        XCTAssertEqual(reply[headerEnd.upperBound...], content.prefix(100_000))
+    }
+
     func testServerErrorThenSuccess() throws {
         let server = try serve([path.description: [["kind": "status", "code": 500, "times": 2]]])
         let result = downloader().download([request(server)])[0]
@@ -291,6 +323,27 @@ final class DownloaderTests: XCTestCase {
         XCTAssertEqual(result.bytesTransferred, 0)
         XCTAssertEqual(result.resumedFrom, Int64(content.count))
         XCTAssertEqual(server.requests().map(\.status), [416])
+    }
+
+    func testAFailureCarriesItsStatusAttemptsAndOffsetAndKeepsTheBytesToResume() throws {
+        // A partial file of 50 000 bytes and a server that keeps answering 503: the error says
+        // which status, after how many attempts, asking from which byte; the bytes stay for the
+        // next run, and that run resumes from them.
+        let server = try serve([path.description: [["kind": "status", "code": 503, "times": 2]]])
+        let downloader = downloader(maxAttempts: 2)
+        let request = request(server)
+        let partial = downloader.partialLocation(for: request)
+        try FileManager.default.createDirectory(at: partial.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try content.prefix(50_000).write(to: partial)
+        let failed = downloader.download([request])[0]
+        XCTAssertEqual(failed.outcome, .failed(.http(url: request.url, status: 503, attempts: 2, offset: 50_000)))
+        XCTAssertTrue("\(MirrorError.http(url: request.url, status: 503, attempts: 2, offset: 50_000))".contains("asking from byte 50000"))
+        XCTAssertEqual(server.requests().map(\.range), ["bytes=50000-", "bytes=50000-"])
+        XCTAssertEqual(try Data(contentsOf: partial).count, 50_000, "a retried status keeps the partial file")
+        let resumed = downloader.download([request])[0]
+        try assertVerified(resumed)
+        XCTAssertEqual(resumed.resumedFrom, 50_000)
+        XCTAssertEqual(resumed.bytesTransferred, Int64(content.count - 50_000))
     }
 
     func testTheSameURLTwiceIsFetchedOnce() throws {

@@ -57,7 +57,7 @@ final class MirrorDefinitionTests: XCTestCase {
                                       environment: ["HRTEM_MIRROR_STUDY_METADATA_URL": "http://127.0.0.1:9/meta/"])
         try registry.add(MirrorDefinition(name: "lab", layout: .nersc, baseURL: "https://example.org/hrtem/"))
         let names = try registry.all().map(\.name)
-        XCTAssertEqual(names, ["nersc", "dryad", "study-metadata", "lab"])
+        XCTAssertEqual(names, ["nersc", "dryad", "study-metadata", "study-models", "lab"])
         XCTAssertEqual(try registry.mirror(named: "lab").baseURL, "https://example.org/hrtem/")
         XCTAssertEqual(try registry.mirror(named: "study-metadata").baseURL, "http://127.0.0.1:9/meta/")
         XCTAssertEqual(try registry.mirror(named: "nersc").baseURL, MirrorDefinition.nersc.baseURL)
@@ -70,7 +70,7 @@ final class MirrorDefinitionTests: XCTestCase {
             XCTAssertTrue("\($0)".contains("not an http(s) URL"), "\($0)")
         }
         XCTAssertThrowsError(try registry.mirror(named: "nope")) {
-            XCTAssertTrue("\($0)".contains("known mirrors: nersc, dryad, study-metadata, lab"), "\($0)")
+            XCTAssertTrue("\($0)".contains("known mirrors: nersc, dryad, study-metadata, study-models, lab"), "\($0)")
         }
         // A broken user file is named in the error rather than ignored.
         try Data("{not json".utf8).write(to: folder.appendingPathComponent("mirrors/broken.json"))

@@ -1,5 +1,6 @@
 import Foundation
 import Micrograph
+import Preprocessing
 @testable import Segmentation
 import TestSupport
 import XCTest
@@ -32,13 +33,13 @@ func makeDiscDataset(in folder: URL, count: Int, side: Int, seed: UInt64) throws
         images += values.map { ($0 - mean) / deviation }
         labels += mask
     }
-    try writeNPY(NPYArray(shape: [count, side, side], float32: images), to: folder.appendingPathComponent("images.npy"))
-    try writeNPY(NPYArray(shape: [count, side, side], uint8: labels), to: folder.appendingPathComponent("labels.npy"))
     let test = Array(0..<(count / 5)), validation = Array((count / 5)..<(count / 5 + max(1, count / 10)))
     let train = Array((validation.last! + 1)..<count)
-    let folds: [String: Any] = ["format": 1, "k": 1, "rule": "study",
-                                "folds": [["fold": 0, "seed": 962, "train": train, "validation": validation, "test": test]]]
-    try JSONSerialization.data(withJSONObject: folds).write(to: folder.appendingPathComponent("folds.json"))
+    try writeVersionFolder(at: folder, name: "discs", versionId: "discs-\(seed)",
+                           images: NPYArray(shape: [count, side, side], float32: images),
+                           labels: NPYArray(shape: [count, side, side], uint8: labels),
+                           folds: FoldPlan(k: 1, rule: .study, folds: [Fold(fold: 0, seed: 962, train: train,
+                                                                            validation: validation, test: test)]))
 }
 
 final class TrainingTests: XCTestCase {
@@ -87,23 +88,21 @@ final class TrainingTests: XCTestCase {
         let folder = try makeTemporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         try makeDiscDataset(in: folder, count: 60, side: 32, seed: 11)
-        var config = TrainingConfiguration()
-        config.architecture = UNetArchitecture(widths: [8, 16], bottleneckWidth: 16)
-        config.epochs = 12
-        config.batchSize = 16
-        config.learningRate = 1e-2
-        config.threads = 2
+        let settings = TrainingSettings(architecture: UNetArchitecture(widths: [8, 16], bottleneckWidth: 16),
+                                        epochs: 12, batchSize: 16, learningRate: 1e-2, threads: 2)
         var lines = 0
-        let model = try train(datasetFolder: folder, fold: 0, config: config, output: folder.appendingPathComponent("model")) { progress in
+        let model = try train(datasetFolder: folder, fold: 0, settings: settings, output: folder.appendingPathComponent("model")) { progress in
             if progress.epochFinished { lines += 1 }
         }
         XCTAssertEqual(lines, 12)
-        let test = try XCTUnwrap(model.card.test)
+        let dataset = try PatchDataset.load(from: folder)
+        let test = evaluate(network: model.network, dataset: dataset, rows: try dataset.fold(0).test)
         XCTAssertGreaterThanOrEqual(test.hardDice, 0.9, "held-out hard Dice \(test.hardDice)")
         XCTAssertEqual(test.patches, 12 * 8)
         // The saved model reloads and scores the same.
         let reloaded = try TrainedModel.load(from: folder.appendingPathComponent("model"))
-        let again = try evaluate(model: reloaded, datasetFolder: folder, indices: Array(0..<12))
+        XCTAssertEqual(reloaded.card, model.card)
+        let again = evaluate(network: reloaded.network, dataset: dataset, rows: Array(0..<12))
         XCTAssertEqual(again.hardDice, test.hardDice, accuracy: 1e-9)
         let csv = try String(contentsOf: folder.appendingPathComponent("model/training.csv"), encoding: .utf8)
         XCTAssertEqual(csv.split(separator: "\n").count, 13)
@@ -114,27 +113,24 @@ final class TrainingTests: XCTestCase {
         let folder = try makeTemporaryFolder()
         defer { try? FileManager.default.removeItem(at: folder) }
         try makeDiscDataset(in: folder, count: 20, side: 16, seed: 5)
-        var config = TrainingConfiguration()
-        config.architecture = UNetArchitecture(widths: [4], bottleneckWidth: 8)
-        config.epochs = 3
-        config.batchSize = 8
-        config.noise = .uniform(0.5)
+        let config = TrainingSettings(architecture: UNetArchitecture(widths: [4], bottleneckWidth: 8), epochs: 3,
+                                      batchSize: 8, noise: .uniform(0.5), threads: 2)
         let whole = folder.appendingPathComponent("whole"), resumed = folder.appendingPathComponent("resumed")
-        _ = try train(datasetFolder: folder, fold: 0, config: config, output: whole)
+        _ = try train(datasetFolder: folder, fold: 0, settings: config, output: whole)
         var shorter = config
         shorter.epochs = 2
-        _ = try train(datasetFolder: folder, fold: 0, config: shorter, output: resumed)
-        _ = try train(datasetFolder: folder, fold: 0, config: config, output: resumed)
+        _ = try train(datasetFolder: folder, fold: 0, settings: shorter, output: resumed)
+        _ = try train(datasetFolder: folder, fold: 0, settings: config, output: resumed)
         XCTAssertEqual(try Data(contentsOf: whole.appendingPathComponent("model.safetensors")),
                        try Data(contentsOf: resumed.appendingPathComponent("model.safetensors")))
         XCTAssertEqual(try Data(contentsOf: whole.appendingPathComponent("training.csv")).count,
                        try Data(contentsOf: resumed.appendingPathComponent("training.csv")).count)
         var other = config
         other.learningRate = 0.5
-        XCTAssertThrowsError(try train(datasetFolder: folder, fold: 0, config: other, output: resumed)) {
+        XCTAssertThrowsError(try train(datasetFolder: folder, fold: 0, settings: other, output: resumed)) {
             XCTAssertTrue("\($0)".contains("another dataset, fold or configuration"), "\($0)")
         }
-        XCTAssertThrowsError(try train(datasetFolder: folder, fold: 3, config: config, output: folder.appendingPathComponent("x"))) {
+        XCTAssertThrowsError(try train(datasetFolder: folder, fold: 3, settings: config, output: folder.appendingPathComponent("x"))) {
             XCTAssertTrue("\($0)".contains("no fold 3"), "\($0)")
         }
     }

@@ -1,0 +1,30 @@
+import Foundation
+import Micrograph
+import Preprocessing
+
+/// Writes a dataset version folder as the materializer lays it out, from arrays a test made:
+/// `images.npy`, `labels.npy`, `folds.json` and a `recipe.json` naming the version (no frames:
+/// the patches come from the test, not from catalogued frames).
+public func writeVersionFolder(at url: URL, name: String, versionId: String, query: String = "",
+                               images: NPYArray, labels: NPYArray, folds: FoldPlan) throws {
+    let folder = VersionFolder(url)
+    try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+    try writeNPY(images, to: folder.imagesFile)
+    try writeNPY(labels, to: folder.labelsFile)
+    try writeFileAtomically(folds.jsonBytes(), to: folder.foldsFile)
+    try writeVersionRecipe(at: url, name: name, versionId: versionId, query: query,
+                           patchCount: images.shape.first ?? 0, patchSize: images.shape.last ?? 0, folds: folds.k)
+}
+
+/// Writes only `recipe.json` (with `folds.json` it makes a version folder a plan can name; the
+/// simulated executor reads no arrays).
+public func writeVersionRecipe(at url: URL, name: String, versionId: String, query: String = "",
+                               patchCount: Int = 0, patchSize: Int = 0, folds: Int) throws {
+    let recipe: [String: Any] = [
+        "versionId": versionId, "name": name, "query": query, "formatVersion": 1,
+        "recipe": ["name": name, "query": query, "folds": folds], "frames": [] as [Any], "frameOrder": [] as [Any],
+        "frameCount": 0, "patchCount": patchCount, "patchSize": patchSize, "foldRule": "study",
+    ]
+    try writeFileAtomically(try JSONSerialization.data(withJSONObject: recipe, options: [.sortedKeys]),
+                            to: VersionFolder(url).recipeFile)
+}
