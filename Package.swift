@@ -57,7 +57,7 @@ let package = Package(
         // language mode the package is moving to.
         .target(name: "TorchArchive",
                 dependencies: ["Micrograph", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
-                swiftSettings: optimized + [.swiftLanguageMode(.v6)]),
+                swiftSettings: optimized),
         .target(name: "Experiments",
                 dependencies: ["Catalog", "Segmentation", "Preprocessing", "Micrograph", "Mirrors", "TorchArchive",
                                .product(name: "GRDB", package: "GRDB.swift")],
@@ -103,7 +103,7 @@ let package = Package(
         .testTarget(name: "HrtemCLITests",
                     dependencies: ["TestSupport", "Micrograph", "Preprocessing", "Catalog", "Segmentation", "TorchArchive"]),
     ],
-    swiftLanguageModes: [.v5]
+    swiftLanguageModes: [.v6]
 )
 
 /// Numeric kernels are unusable without optimization; `-Ounchecked` is not used so that

@@ -74,7 +74,7 @@ print("bench-catalog: \(frameCount) frames, median of \(repeats) runs (machine s
 let catalogFile = keptCatalog ?? work.appendingPathComponent("catalog.sqlite")
 let reuse = FileManager.default.fileExists(atPath: catalogFile.path)
 var random = SplitMix64(seed: 20_240_611)
-func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
+@MainActor func pick<T>(_ values: [T]) -> T { values[Int(random.next() % UInt64(values.count))] }
 var frames: [FrameRecord] = []
 frames.reserveCapacity(frameCount)
 for index in 0..<(reuse ? 0 : frameCount) {

@@ -48,7 +48,7 @@ for version in [DMVersion.dm3, .dm4] {
 }
 
 var hrtemFrameSeconds = [String: Double]()
-func timeHrtem(_ url: URL) throws {
+@MainActor func timeHrtem(_ url: URL) throws {
     _ = try readFrame(at: url)  // warm the page cache
     var checksum = 0.0
     let frameTime = median(try (0..<repeats).map { _ in try time { checksum += Double(try readFrame(at: url).raster.pixels[12345]) } })
@@ -63,7 +63,7 @@ for url in files { try timeHrtem(url) }
 
 /// Runs a peer script printing one JSON line per file ({"file", "median_s"}) and prints its
 /// figure beside hrtem's.
-func runPeer(_ name: String, _ script: URL, _ arguments: [String], target: String) {
+@MainActor func runPeer(_ name: String, _ script: URL, _ arguments: [String], target: String) {
     let process = Process()
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = [python, script.path] + arguments

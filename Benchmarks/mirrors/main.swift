@@ -96,7 +96,7 @@ print("bench-mirrors: \(fileCount) files x \(mebibytes) MiB, \(jobs) jobs, loopb
 // hrtem: stream to tmp while hashing, fsync, rename into store/<aa>/<sha256>. Once with the
 // store on the work folder's disk (what users get), once on tmpfs when /dev/shm has room (the
 // network + hashing path alone: fsync is free there).
-func runHrtem(storeRoot: URL, label: String) -> Double {
+@MainActor func runHrtem(storeRoot: URL, label: String) -> Double {
     let store = ContentStore(root: storeRoot)
     var configuration = DownloaderConfiguration()
     configuration.jobs = jobs

@@ -43,7 +43,7 @@ func processorSeconds() -> Double {
 }
 
 /// Best wall time of `repeats` runs after one warm-up, with that run's processor seconds.
-func best(_ body: () throws -> Void) rethrows -> (wall: Double, processor: Double) {
+@MainActor func best(_ body: () throws -> Void) rethrows -> (wall: Double, processor: Double) {
     try body()
     var result = (wall: Double.infinity, processor: 0.0)
     for _ in 0..<repeats {

@@ -10,6 +10,7 @@ import Micrograph
 import Segmentation
 
 var threads = 2, repeats = 3, runPeer = true, runTraining = true, profile = false
+var compute = ComputeSettings()
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
@@ -17,13 +18,13 @@ while let argument = arguments.next() {
     case "--repeats": repeats = Int(arguments.next() ?? "") ?? repeats
     case "--no-peer": runPeer = false
     case "--profile": profile = true
-    case "--isa": KernelInstructionSet.use(KernelInstructionSet.names.firstIndex(of: arguments.next() ?? ""))
+    case "--isa": compute.instructionSet = KernelInstructionSet(name: arguments.next() ?? "") ?? .best
     case "--inference-only": runTraining = false; runPeer = false
-    case "--direct-limit": Conv2d.directLimit = Int(arguments.next() ?? "") ?? Conv2d.directLimit
+    case "--direct-limit": compute.directLimit = Int(arguments.next() ?? "") ?? compute.directLimit
     default: print("unknown argument \(argument)"); exit(64)
     }
 }
-ComputeThreads.set(threads)
+compute.threads = threads
 
 func peakResidentMiB() -> Double {
     guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
@@ -41,18 +42,16 @@ func processorSeconds() -> Double {
     return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
 }
 
-/// Processor seconds of the fastest run, beside the wall time (steadier than wall time on a
-/// shared machine).
-nonisolated(unsafe) var lastProcessorSeconds = 0.0
-
-func seconds(_ body: () -> Void) -> Double {
+/// Wall seconds of the fastest of `repeats` runs after a warm-up, and the processor seconds of
+/// that run (steadier than wall time on a shared machine).
+func seconds(repeats: Int, _ body: () -> Void) -> (wall: Double, processor: Double) {
     body()
-    var best = Double.infinity
+    var best = (wall: Double.infinity, processor: 0.0)
     for _ in 0..<repeats {
         let start = DispatchTime.now().uptimeNanoseconds, processorStart = processorSeconds()
         body()
         let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        if wall < best { best = wall; lastProcessorSeconds = processorSeconds() - processorStart }
+        if wall < best.wall { best = (wall, processorSeconds() - processorStart) }
     }
     return best
 }
@@ -75,28 +74,28 @@ func forwardFlops(_ network: ResidualUNet, size: Int) -> Double {
     return total
 }
 
-let network = ResidualUNet(architecture: .study, seed: 1)
+let network = ResidualUNet(architecture: .study, seed: 1, compute: compute)
 let trainer = TrainingStep(network: network, learningRate: 1e-4)
 var results: [String: Double] = [:]
 var random = SplitMix64(seed: 7)
 print("bench-trainer: study U-Net (\(network.parameterCount) parameters), \(threads) threads, best of \(repeats), "
-      + "kernels \(KernelInstructionSet.names[KernelInstructionSet.current])")
+      + "kernels \(compute.instructionSet.name)")
 print("host load average: \((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?") (timings are noisy when the machine is shared)")
 for (size, batch) in runTraining ? [(512, 8), (256, 32)] : [] {
     let input = Tensor([batch, 1, size, size])
     for i in 0..<input.count { input[i] = Float(random.nextGaussian()) }
     let labels = (0..<(batch * size * size)).map { _ in UInt8(random.nextUnitDouble() > 0.7 ? 1 : 0) }
     TensorTraffic.reset()
-    let time = seconds { _ = trainer.step(input: input, labels: labels) }
+    let (time, processor) = seconds(repeats: repeats) { _ = trainer.step(input: input, labels: labels) }
     if profile {
-        OperationProfile.reset()
-        OperationProfile.enabled = true
+        let operations = OperationProfile()
+        network.compute.profile = operations
         let start = DispatchTime.now().uptimeNanoseconds
         _ = trainer.step(input: input, labels: labels)
         let total = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        OperationProfile.enabled = false
+        network.compute.profile = nil
         print("profile of one step at \(size) x \(size) batch \(batch): ms per image (share of the step)")
-        for entry in OperationProfile.entries.sorted(by: { $0.seconds > $1.seconds }) {
+        for entry in operations.entries.sorted(by: { $0.seconds > $1.seconds }) {
             print(String(format: "  %-40@ %8.2f ms  %5.1f%%  (%d calls)", entry.name as NSString,
                          entry.seconds * 1000 / Double(batch), 100 * entry.seconds / total, entry.calls))
         }
@@ -106,18 +105,18 @@ for (size, batch) in runTraining ? [(512, 8), (256, 32)] : [] {
     let flops = 3 * forwardFlops(network, size: size) * Double(batch)
     results["train_\(size)_b\(batch)_ms_per_image"] = perImage
     print(String(format: "hrtem   train %3d x %3d batch %2d: %8.1f ms/image  %6.1f GFLOP/s  %6.1f GB/s (tensor bytes written x2)  cpu %.1f ms/image",
-                 size, size, batch, perImage, flops / time / 1e9, 2 * bytes / time / 1e9, lastProcessorSeconds * 1000 / Double(batch)))
+                 size, size, batch, perImage, flops / time / 1e9, 2 * bytes / time / 1e9, processor * 1000 / Double(batch)))
 }
 do {
     let input = Tensor([8, 1, 512, 512])
     for i in 0..<input.count { input[i] = Float(random.nextGaussian()) }
     TensorTraffic.reset()
-    let time = seconds { _ = network.forward(input, training: false) }
+    let (time, processor) = seconds(repeats: repeats) { _ = network.forward(input, training: false) }
     let bytes = Double(TensorTraffic.bytesAllocated) / Double(repeats + 1)
     let perImage = time * 1000 / 8
     results["infer_512_ms_per_image"] = perImage
     print(String(format: "hrtem   infer 512 x 512 batch  8: %8.1f ms/image  %6.1f GFLOP/s  %6.1f GB/s (tensor bytes written x2)  cpu %.1f ms/image",
-                 perImage, forwardFlops(network, size: 512) * 8 / time / 1e9, 2 * bytes / time / 1e9, lastProcessorSeconds * 1000 / 8))
+                 perImage, forwardFlops(network, size: 512) * 8 / time / 1e9, 2 * bytes / time / 1e9, processor * 1000 / 8))
 }
 let ourPeak = peakResidentMiB()
 print(String(format: "hrtem   peak RSS (VmHWM): %.0f MiB", ourPeak))

@@ -65,72 +65,65 @@ static float *thread_scratch(long floats) {
 #undef VARIANT
 #pragma clang attribute pop
 
-/* The instruction set in use: 2 AVX-512VL, 1 AVX2+FMA, 0 generic; -1 until first asked. */
-static int level = -1;
+/* The best instruction set the CPU has: 2 AVX-512VL, 1 AVX2+FMA, 0 generic; -1 until first asked.
+ * Every thread computes the same value, so a race on the first call is harmless. */
+static int best = -1;
 
-static int best_level(void) {
+int hrtem_kernels_best_level(void) {
+    int known = __atomic_load_n(&best, __ATOMIC_RELAXED);
+    if (known >= 0) return known;
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) return 2;
-    return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512vl")) known = 2;
+    else known = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? 1 : 0;
+    __atomic_store_n(&best, known, __ATOMIC_RELAXED);
+    return known;
 }
 
-int hrtem_kernels_use(int requested) {
-    int best = best_level();
-    int chosen = requested < 0 || requested > best ? best : requested;
-    __atomic_store_n(&level, chosen, __ATOMIC_RELAXED);
-    return chosen;
-}
-
-static inline int current_level(void) {
-    int use = __atomic_load_n(&level, __ATOMIC_RELAXED);
-    return use < 0 ? hrtem_kernels_use(-1) : use;
-}
-
-int hrtem_kernels_level(void) { return current_level(); }
-
-#define DISPATCH(name, ...) do { int use = current_level(); if (use == 2) { avx512_##name(__VA_ARGS__); return; } \
+/* A level above what the CPU has falls back to the best it has rather than faulting. */
+#define DISPATCH(name, ...) do { int top = hrtem_kernels_best_level(), use = level < top ? level : top; \
+    if (use == 2) { avx512_##name(__VA_ARGS__); return; } \
     if (use == 1) { avx2_##name(__VA_ARGS__); return; } generic_##name(__VA_ARGS__); } while (0)
-#define DISPATCH_RETURN(name, ...) do { int use = current_level(); if (use == 2) return avx512_##name(__VA_ARGS__); \
+#define DISPATCH_RETURN(name, ...) do { int top = hrtem_kernels_best_level(), use = level < top ? level : top; \
+    if (use == 2) return avx512_##name(__VA_ARGS__); \
     if (use == 1) return avx2_##name(__VA_ARGS__); return generic_##name(__VA_ARGS__); } while (0)
 #else
-int hrtem_kernels_use(int requested) { (void)requested; return 0; }
-int hrtem_kernels_level(void) { return 0; }
-#define DISPATCH(name, ...) generic_##name(__VA_ARGS__)
-#define DISPATCH_RETURN(name, ...) return generic_##name(__VA_ARGS__)
+int hrtem_kernels_best_level(void) { return 0; }
+#define DISPATCH(name, ...) do { (void)level; generic_##name(__VA_ARGS__); } while (0)
+#define DISPATCH_RETURN(name, ...) do { (void)level; return generic_##name(__VA_ARGS__); } while (0)
 #endif
 
-void hrtem_conv_image(const float *in, long inCount, const float *low, long lowCount, float *out, long outCount,
+void hrtem_conv_image(int level, const float *in, long inCount, const float *low, long lowCount, float *out, long outCount,
                       long h, long w, long k, long d, const float *weights, const float *bias, int accumulate, int relu,
                       const float *pointWeights, const float *pointBias, float *pointOut, long pointCount) {
     DISPATCH(conv_image, in, inCount, low, lowCount, out, outCount, h, w, k, d, weights, bias, accumulate, relu,
              pointWeights, pointBias, pointOut, pointCount);
 }
-void hrtem_conv_backward_image(const float *in, long inCount, const float *g, long outCount, long h, long w, long k,
+void hrtem_conv_backward_image(int level, const float *in, long inCount, const float *g, long outCount, long h, long w, long k,
                                long d, double *totals, const float *backWeights, float *gradIn, int accumulate,
                                const float *pointG, long pointCount, double *pointTotals, const float *pointBackWeights) {
     DISPATCH(conv_backward_image, in, inCount, g, outCount, h, w, k, d, totals, backWeights, gradIn, accumulate,
              pointG, pointCount, pointTotals, pointBackWeights);
 }
-void hrtem_pointwise(const float *x, long inCount, float *out, long outCount, long plane,
+void hrtem_pointwise(int level, const float *x, long inCount, float *out, long outCount, long plane,
                      const float *w, const float *bias, int accumulate, int relu) {
     DISPATCH(pointwise, x, inCount, out, outCount, plane, w, bias, accumulate, relu);
 }
-void hrtem_pointwise_weight_gradient(const float *x, long inCount, const float *g, long outCount, long plane,
+void hrtem_pointwise_weight_gradient(int level, const float *x, long inCount, const float *g, long outCount, long plane,
                                      double *totals) {
     DISPATCH(pointwise_weight_gradient, x, inCount, g, outCount, plane, totals);
 }
-double hrtem_blocked_sum(const float *p, long n) { DISPATCH_RETURN(blocked_sum, p, n); }
-void hrtem_moments(const float *p, long n, double *sums) { DISPATCH(moments, p, n, sums); }
-void hrtem_bn_backward_sums(float *g, const float *activation, const float *x, float mean, long n, double *sums) {
+double hrtem_blocked_sum(int level, const float *p, long n) { DISPATCH_RETURN(blocked_sum, p, n); }
+void hrtem_moments(int level, const float *p, long n, double *sums) { DISPATCH(moments, p, n, sums); }
+void hrtem_bn_backward_sums(int level, float *g, const float *activation, const float *x, float mean, long n, double *sums) {
     DISPATCH(bn_backward_sums, g, activation, x, mean, n, sums);
 }
-void hrtem_affine(const float *x, float a, float b, const float *residual, int relu, float *out, long n) {
+void hrtem_affine(int level, const float *x, float a, float b, const float *residual, int relu, float *out, long n) {
     DISPATCH(affine, x, a, b, residual, relu, out, n);
 }
-void hrtem_bn_backward_apply(const float *g, const float *x, float a, float c, float k, float *out, long n) {
+void hrtem_bn_backward_apply(int level, const float *g, const float *x, float a, float c, float k, float *out, long n) {
     DISPATCH(bn_backward_apply, g, x, a, c, k, out, n);
 }
-double hrtem_softmax_cross_entropy(const float *logits, long k, long n, const unsigned char *labels,
+double hrtem_softmax_cross_entropy(int level, const float *logits, long k, long n, const unsigned char *labels,
                                    float *grad, float scale) {
     DISPATCH_RETURN(softmax_cross_entropy, logits, k, n, labels, grad, scale);
 }

@@ -107,7 +107,7 @@ public struct FrameRecord: Equatable, Sendable, FetchableRecord, MutablePersista
         "magnification_kx", "date", "path", "byte_size", "sha256", "format", "width", "height",
         "pixel_type", "ingested_at", "facts",
     ]
-    public static let databaseSelection: [any SQLSelectable] = columnNames.map { Column($0) }
+    public static let databaseSelection: [any SQLSelectable & Sendable] = columnNames.map { Column($0) }
 
     /// Reads by position: rows must come from a selection of `columnNames` in order (GRDB's
     /// record requests use `databaseSelection`, which is exactly that).

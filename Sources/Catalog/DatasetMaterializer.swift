@@ -159,6 +159,8 @@ public enum DatasetMaterializer {
     }
 
     private final class BatchResults: @unchecked Sendable {
+        // Sendable by hand: the worker threads write their slots only while holding `lock`; the
+        // arrays are read after `concurrentPerform` returns, when no worker is left.
         let lock = NSLock()
         var images: [[Float]]
         var labels: [[UInt8]]
@@ -183,7 +185,7 @@ public enum DatasetMaterializer {
         let keptResults = BatchResults(count: stored.count)
         var kept = [[KeptPatch]](repeating: [], count: stored.count)
         let keptLock = NSLock()
-        DispatchQueue.concurrentPerform(iterations: stored.count) { i in
+        concurrentPerform(iterations: stored.count) { i in
             do {
                 let label = try readLabelMask(at: stored[i].labelURL)
                 let found = keptPatches(label: label, patch: patch, stride: recipe.stride, minParticlePixels: recipe.minParticlePixels)
@@ -214,7 +216,7 @@ public enum DatasetMaterializer {
         while start < stored.count {
             let batch = Array(start..<min(stored.count, start + batchSize))
             let results = BatchResults(count: batch.count)
-            DispatchQueue.concurrentPerform(iterations: batch.count) { b in
+            concurrentPerform(iterations: batch.count) { b in
                 let i = batch[b]
                 do {
                     if kept[i].isEmpty { return }

@@ -360,7 +360,7 @@ public struct Ingester: Sendable {
         let lock = NSLock()
         let workers = min(jobs, items.count)
         var next = 0
-        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+        concurrentPerform(iterations: workers) { _ in
             while true {
                 lock.lock()
                 let index = next

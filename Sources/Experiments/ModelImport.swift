@@ -256,7 +256,7 @@ public enum ModelImporter {
 /// Networks that imported tensors are loaded into, one per architecture. Making a network draws
 /// its Kaiming initialization (a fifth of an import's work), so a batch of imports shares them;
 /// one is reused only for a checkpoint that holds its whole state, so every value is replaced.
-public struct ImportNetworks: Sendable {
+public struct ImportNetworks {
     private var networks: [(network: ResidualUNet, names: Set<String>)] = []
 
     public init() {}

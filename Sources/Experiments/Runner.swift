@@ -40,7 +40,7 @@ public struct RunSummary: Sendable, Equatable {
 /// unit is recorded (so the first fold models are being evaluated while later ones train).
 /// A failed unit does not stop the others; units that need it are skipped, and `run()` throws
 /// once everything that could run has.
-public final class MatrixRunner: @unchecked Sendable {
+public final class MatrixRunner: Sendable {
     public let plan: MatrixPlan
     public let executor: UnitExecutor
     public let store: ResultStore
@@ -197,6 +197,8 @@ public struct MatrixRunError: Error, CustomStringConvertible {
 
 /// Carries a value across threads where the code guards it itself (here: a lock).
 private struct UncheckedSendable<Value>: @unchecked Sendable {
+    // Sendable by hand: its one use is `run`'s worker closure, whose shared state is touched
+    // only while holding the run's condition lock.
     let value: Value
     init(_ value: Value) { self.value = value }
 }

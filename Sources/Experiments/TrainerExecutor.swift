@@ -52,7 +52,7 @@ public struct TrainerExecutor: UnitExecutor {
         guard !rows.isEmpty else {
             throw ExperimentError("no patches to score in \(unit.testDataset.folder)", subject: unit.label)
         }
-        ComputeThreads.set(unit.threads)
+        trained.network.compute = ComputeSettings(threads: unit.threads)
         let metrics = Segmentation.evaluate(network: trained.network, dataset: dataset, rows: rows, dihedral: unit.dihedral)
         var overlays: [String]?
         if unit.fold == 0 {

@@ -7,6 +7,8 @@ import Glibc
 /// pages it reads, so a 64 MiB frame's header costs a few page faults, not a 64 MiB read.
 /// The mapping lives as long as this object.
 public final class MappedFile: @unchecked Sendable {
+    // Sendable by hand: every field is fixed at init, the mapping is read-only, and it is
+    // unmapped only in deinit, when no reader is left.
     public let url: URL
     /// The file as errors name it: the path, or the name given with in-memory bytes.
     public let name: String
@@ -93,18 +95,17 @@ public final class MappedFile: @unchecked Sendable {
         let threads = min(4, ProcessInfo.processInfo.activeProcessorCount / 2, count / chunk)
         if threads > 1 {
             let share = ((count + threads - 1) / threads + (2 << 20) - 1) & ~((2 << 20) - 1)
-            var failure: FormatError?
-            let lock = NSLock()
-            DispatchQueue.concurrentPerform(iterations: threads) { part in
+            let failure = Locked<FormatError?>(nil)
+            concurrentPerform(iterations: threads) { part in
                 let start = part * share
                 guard start < count else { return }
                 do {
                     try readSerially(offset: offset + start, count: min(share, count - start), into: destination + start)
                 } catch let error as FormatError {
-                    lock.lock(); failure = failure ?? error; lock.unlock()
+                    failure.withLock { $0 = $0 ?? error }
                 } catch {}
             }
-            if let failure { throw failure }
+            if let failure = failure.value { throw failure }
             return
         }
         try readSerially(offset: offset, count: count, into: destination)

@@ -93,32 +93,34 @@ public struct DownloadResult: Sendable {
 }
 
 /// Live totals that a progress display polls (thread-safe).
-public final class DownloadProgress: @unchecked Sendable {
-    private let lock = NSLock()
-    private var _bytes: Int64 = 0
-    private var _filesDone = 0
-    private var _announced: Int64 = 0
-    private var _announcedFiles = 0
-    private var _active: [String] = []
+public final class DownloadProgress: Sendable {
+    private struct Totals: Sendable {
+        var bytes: Int64 = 0
+        var filesDone = 0
+        var announcedBytes: Int64 = 0
+        var announcedFiles = 0
+        var active: [String] = []
+    }
+    private let totals = Locked(Totals())
 
     public init() {}
 
-    public var bytesReceived: Int64 { lock.lock(); defer { lock.unlock() }; return _bytes }
-    public var filesDone: Int { lock.lock(); defer { lock.unlock() }; return _filesDone }
-    public var activeKeys: [String] { lock.lock(); defer { lock.unlock() }; return _active }
+    public var bytesReceived: Int64 { totals.withLock { $0.bytes } }
+    public var filesDone: Int { totals.withLock { $0.filesDone } }
+    public var activeKeys: [String] { totals.withLock { $0.active } }
 
-    func add(bytes: Int64) { lock.lock(); _bytes += bytes; lock.unlock() }
+    func add(bytes: Int64) { totals.withLock { $0.bytes += bytes } }
     /// A transfer's body length became known (its `Content-Length`).
-    func announce(bytes: Int64) { lock.lock(); _announced += bytes; _announcedFiles += 1; lock.unlock() }
+    func announce(bytes: Int64) { totals.withLock { $0.announcedBytes += bytes; $0.announcedFiles += 1 } }
     /// Body bytes announced so far and by how many transfers (to estimate the total when the
     /// mirror publishes no sizes).
-    public var announced: (bytes: Int64, files: Int) { lock.lock(); defer { lock.unlock() }; return (_announced, _announcedFiles) }
-    func started(_ key: String) { lock.lock(); _active.append(key); lock.unlock() }
+    public var announced: (bytes: Int64, files: Int) { totals.withLock { ($0.announcedBytes, $0.announcedFiles) } }
+    func started(_ key: String) { totals.withLock { $0.active.append(key) } }
     func finished(_ key: String) {
-        lock.lock()
-        _filesDone += 1
-        if let index = _active.firstIndex(of: key) { _active.remove(at: index) }
-        lock.unlock()
+        totals.withLock { totals in
+            totals.filesDone += 1
+            if let index = totals.active.firstIndex(of: key) { totals.active.remove(at: index) }
+        }
     }
 }
 
@@ -132,7 +134,7 @@ private let curlGlobalInit: Bool = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) 
 /// Memory stays bounded whatever the file sizes: each transfer holds one libcurl buffer
 /// (`bufferSize`) and streams the body to its partial file while hashing it.
 /// Proxies come from the environment (`http_proxy`, `https_proxy`, `no_proxy`), as libcurl does.
-public final class Downloader: @unchecked Sendable {
+public final class Downloader: Sendable {
     public let store: ContentStore
     public let configuration: DownloaderConfiguration
     public let progress = DownloadProgress()
@@ -207,28 +209,35 @@ public final class Downloader: @unchecked Sendable {
 }
 
 /// The shared cursor and result slots of one `download` call.
-private final class WorkList: @unchecked Sendable {
-    private let lock = NSLock()
-    private var next = 0
+private final class WorkList: Sendable {
+    private struct State: Sendable {
+        var next = 0
+        var results: [DownloadResult?]
+    }
+    private let state: Locked<State>
     private let count: Int
-    var results: [DownloadResult?]
 
     init(count: Int) {
         self.count = count
-        results = Array(repeating: nil, count: count)
+        state = Locked(State(results: Array(repeating: nil, count: count)))
     }
+
+    var results: [DownloadResult?] { state.withLock { $0.results } }
 
     func take() -> Int? {
-        lock.lock(); defer { lock.unlock() }
-        guard next < count else { return nil }
-        next += 1
-        return next - 1
+        state.withLock { state in
+            guard state.next < count else { return nil }
+            state.next += 1
+            return state.next - 1
+        }
     }
 
+    /// Records a result and reports it, under the lock, so `onFinish` runs one call at a time.
     func finish(_ index: Int, _ result: DownloadResult, _ onFinish: (@Sendable (DownloadResult) -> Void)?) {
-        lock.lock(); defer { lock.unlock() }
-        results[index] = result
-        onFinish?(result)
+        state.withLock { state in
+            state.results[index] = result
+            onFinish?(result)
+        }
     }
 }
 
@@ -440,7 +449,7 @@ final class TransferWorker {
         var status = 0
         hrtem_curl_getinfo_long(handle, CURLINFO_RESPONSE_CODE, &status)
         if status != 0 { exchange.status = status }
-        let detail = String(cString: errorBuffer)
+        let detail = String(decoding: errorBuffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return (code, detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail)
     }
 

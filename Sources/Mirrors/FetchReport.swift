@@ -53,6 +53,8 @@ public func formatBytes(_ bytes: Int64) -> String {
 /// Shows a fetch as it goes: on a terminal, one line redrawn in place (files done/total, bytes,
 /// rate, ETA); otherwise one plain log line per finished file. Thread-safe.
 public final class ProgressDisplay: @unchecked Sendable {
+    // Sendable by hand: output is written only under `lock`; `timer` is set by `start` and
+    // cleared by `stop`, which the owner calls before and after the transfers it displays.
     private let downloader: Downloader
     private let totalFiles: Int
     private let expectedBytes: Int64?

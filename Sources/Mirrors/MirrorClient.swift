@@ -2,7 +2,7 @@ import Foundation
 
 /// A mirror ready to use: its definition (after environment overrides), its token and its rate
 /// limiter (one per mirror, shared by every request to it), and the downloader.
-public final class MirrorClient: @unchecked Sendable {
+public final class MirrorClient: Sendable {
     public let definition: MirrorDefinition
     public let downloader: Downloader
     public let bearerToken: String?

@@ -1,15 +1,15 @@
 import Foundation
+import Micrograph
 
 /// A token bucket shared by every request to one mirror: `burst` requests may go at once, then
 /// one every `1 / ratePerSecond` seconds. Thread-safe; `acquire()` blocks the calling thread.
 ///
 /// Dryad allows anonymous clients about 30 requests a minute: `RateLimiter(requestsPerMinute: 30)`.
-public final class RateLimiter: @unchecked Sendable {
+public final class RateLimiter: Sendable {
     public let ratePerSecond: Double
     public let burst: Double
-    private var tokens: Double
-    private var last: Double
-    private let lock = NSLock()
+    /// Tokens in the bucket and the clock reading they were counted at.
+    private let bucket: Locked<(tokens: Double, last: Double)>
     private let clock: @Sendable () -> Double
     private let sleeper: @Sendable (Double) -> Void
 
@@ -22,10 +22,9 @@ public final class RateLimiter: @unchecked Sendable {
         precondition(ratePerSecond > 0 && burst >= 1)
         self.ratePerSecond = ratePerSecond
         self.burst = burst
-        self.tokens = burst
         self.clock = clock
         self.sleeper = sleep
-        self.last = clock()
+        bucket = Locked((tokens: burst, last: clock()))
     }
 
     public convenience init(requestsPerMinute: Double, burst: Double = 1) {
@@ -37,17 +36,17 @@ public final class RateLimiter: @unchecked Sendable {
     public func acquire() -> Double {
         var waited = 0.0
         while true {
-            lock.lock()
-            let now = clock()
-            tokens = min(burst, tokens + (now - last) * ratePerSecond)
-            last = now
-            if tokens >= 1 {
-                tokens -= 1
-                lock.unlock()
-                return waited
+            let wait: Double? = bucket.withLock { bucket in
+                let now = clock()
+                bucket.tokens = min(burst, bucket.tokens + (now - bucket.last) * ratePerSecond)
+                bucket.last = now
+                if bucket.tokens >= 1 {
+                    bucket.tokens -= 1
+                    return nil
+                }
+                return (1 - bucket.tokens) / ratePerSecond
             }
-            let wait = (1 - tokens) / ratePerSecond
-            lock.unlock()
+            guard let wait else { return waited }
             sleeper(wait)
             waited += wait
         }

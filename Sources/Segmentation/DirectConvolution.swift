@@ -1,4 +1,3 @@
-import CBLAS
 import CKernels
 import Foundation
 
@@ -11,14 +10,11 @@ import Foundation
 /// Same results as the im2col path up to float rounding order; the order is fixed, so results
 /// are deterministic.
 extension Conv2d {
-    /// Whether this layer takes the direct path: few multiply-adds per pixel.
-    var usesDirectKernel: Bool { kernel > 1 && kernel <= 7 && inChannels * outChannels <= Conv2d.directLimit }
-
-    /// in x out products at or below which a k x k convolution's backward runs direct. Direct
-    /// beats im2col + sgemm at every width of the study's network (3 to 4x at 24 -> 8 and
-    /// 48 -> 16 channels: the im2col columns cost more memory traffic than the products), so the
-    /// default has no limit; tests lower it to 0 to exercise the im2col path.
-    nonisolated(unsafe) public static var directLimit = Int.max
+    /// Whether this layer's backward takes the direct path: few multiply-adds per pixel (see
+    /// `ComputeSettings.directLimit`).
+    func usesDirectKernel(_ compute: ComputeSettings) -> Bool {
+        kernel > 1 && kernel <= 7 && inChannels * outChannels <= compute.directLimit
+    }
 
     /// Output channels computed per pass.
     static let channelBlock = 4
@@ -71,7 +67,7 @@ extension Conv2d {
     /// U-Net's skip and deeper level), read band by band without being built.
     func forwardDirect(_ input: Tensor, upsampled low: Tensor? = nil, scale: [Float]? = nil, shift: [Float]? = nil,
                        accumulate: Bool = false, relu: Bool = false, into output: Tensor, companion: Conv2d? = nil,
-                       companionOutput: Tensor? = nil) {
+                       companionOutput: Tensor? = nil, compute: ComputeSettings) {
         precondition(forwardIsDirect && input.c + (low?.c ?? 0) == inChannels && output.c == outChannels
                      && output.plane == input.plane && (low.map { $0.h * 2 == input.h && $0.w * 2 == input.w } ?? true),
                      "conv \(weight.name): \(input.shape) + \(low?.shape ?? []) -> \(output.shape)")
@@ -90,9 +86,9 @@ extension Conv2d {
         packed.withUnsafeBufferPointer { packed in
             biases.withUnsafeBufferPointer { biases in
                 companionPacked.withUnsafeBufferPointer { companionPacked in
-                    parallelChunks(input.n) { _, images in
+                    compute.parallelChunks(input.n) { _, images in
                         for image in images {
-                            hrtem_conv_image(input.plane(image, 0), cin, low?.plane(image, 0), low?.c ?? 0,
+                            hrtem_conv_image(compute.level, input.plane(image, 0), cin, low?.plane(image, 0), low?.c ?? 0,
                                              output.plane(image, 0), outChannels, input.h, input.w,
                                              kernel, dilation, packed.baseAddress!, biases.baseAddress!, accumulate ? 1 : 0,
                                              relu ? 1 : 0, companion == nil ? nil : companionPacked.baseAddress,
@@ -114,11 +110,11 @@ extension Conv2d {
     func directBackward(input: Tensor, gradOutput: Tensor, image: Int, packedBackward: UnsafePointer<Float>?,
                         gradInput: Tensor?, accumulate: Bool, into partial: UnsafeMutablePointer<Float>,
                         companionGradient: Tensor? = nil, companionBackward: UnsafePointer<Float>? = nil,
-                        companionInto companionPartial: UnsafeMutablePointer<Float>? = nil) {
+                        companionInto companionPartial: UnsafeMutablePointer<Float>? = nil, compute: ComputeSettings) {
         var totals = [Double](repeating: 0, count: outChannels * inChannels * kernel * kernel)
         let companionCount = companionGradient?.c ?? 0
         var companionTotals = [Double](repeating: 0, count: companionCount * inChannels)
-        hrtem_conv_backward_image(input.plane(image, 0), inChannels, gradOutput.plane(image, 0), outChannels, input.h,
+        hrtem_conv_backward_image(compute.level, input.plane(image, 0), inChannels, gradOutput.plane(image, 0), outChannels, input.h,
                                   input.w, kernel, dilation, &totals, packedBackward, gradInput?.plane(image, 0),
                                   accumulate ? 1 : 0, companionGradient?.plane(image, 0), companionCount,
                                   &companionTotals, companionBackward)
@@ -151,23 +147,22 @@ extension Conv2d {
     /// `relu`. With `accumulate` the result is added to what `output` already holds before the
     /// ReLU (the residual sum), else `output` is overwritten. `scale`/`shift` nil mean 1 and 0.
     func forwardFolded(_ input: Tensor, scale: [Float]?, shift: [Float]?, into output: Tensor,
-                       accumulate: Bool, relu: Bool) {
+                       accumulate: Bool, relu: Bool, compute: ComputeSettings) {
         precondition(input.c == inChannels && output.c == outChannels && output.plane == input.plane,
                      "conv \(weight.name): \(input.shape) -> \(output.shape)")
         let cin = inChannels, w = weight.value.data, plane = input.plane
         let scales = scale ?? [Float](repeating: 1, count: outChannels)
         let biases = (0..<outChannels).map { scales[$0] * bias.value[$0] + (shift?[$0] ?? 0) }
-        let chunks = chunkCount(input.n)
-        setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
+        let chunks = compute.chunkCount(input.n)
         if forwardIsDirect {
-            forwardDirect(input, scale: scale, shift: shift, accumulate: accumulate, relu: relu, into: output)
+            forwardDirect(input, scale: scale, shift: shift, accumulate: accumulate, relu: relu, into: output, compute: compute)
             return
         }
         let scaled = (0..<weight.value.count).map { scales[$0 / reduction] * w[$0] }
         if kernel == 1 {
-            parallelChunks(input.n) { _, images in
+            compute.parallelChunks(input.n) { _, images in
                 for image in images {
-                    hrtem_pointwise(input.plane(image, 0), cin, output.plane(image, 0), outChannels, plane, scaled, biases,
+                    hrtem_pointwise(compute.level, input.plane(image, 0), cin, output.plane(image, 0), outChannels, plane, scaled, biases,
                                     accumulate ? 1 : 0, relu ? 1 : 0)
                 }
             }
@@ -175,7 +170,7 @@ extension Conv2d {
         }
         let scratch = (0..<chunks).map { _ in Tensor(uninitialized: [reduction, plane]) }
         scaled.withUnsafeBufferPointer { scaled in
-            parallelChunks(input.n) { chunk, images in
+            compute.parallelChunks(input.n) { chunk, images in
                 for image in images {
                     let out = output.plane(image, 0)
                     for channel in 0..<outChannels {
@@ -208,20 +203,20 @@ extension ResidualBlock {
     /// and residual sum fused into the convolution's store: two passes instead of six. With
     /// `upsampled`, the block's input is [input, upsample x2 (upsampled)], never built when the
     /// 3 x 3 layer runs direct. Drops what a training pass kept.
-    func inferenceForward(_ input: Tensor, upsampled low: Tensor? = nil) -> Tensor {
+    func inferenceForward(_ input: Tensor, upsampled low: Tensor? = nil, compute: ComputeSettings) -> Tensor {
         saved = nil
         let (scale1, shift1) = bn1.evaluationAffine(), (scale2, shift2) = bn2.evaluationAffine()
         let hidden = Tensor(uninitialized: [input.n, conv1.outChannels, input.h, input.w])
         let output = Tensor(uninitialized: [input.n, convAdd.outChannels, input.h, input.w])
         if conv1.forwardIsDirect {
             conv1.forwardDirect(input, upsampled: low, scale: scale1, shift: shift1, relu: true, into: hidden,
-                                companion: convAdd, companionOutput: output)
+                                companion: convAdd, companionOutput: output, compute: compute)
         } else {
-            let joined = low.map { upsampleConcat(skip: input, low: $0) } ?? input
-            conv1.forwardFolded(joined, scale: scale1, shift: shift1, into: hidden, accumulate: false, relu: true)
-            convAdd.forwardFolded(joined, scale: nil, shift: nil, into: output, accumulate: false, relu: false)
+            let joined = low.map { upsampleConcat(skip: input, low: $0, compute: compute) } ?? input
+            conv1.forwardFolded(joined, scale: scale1, shift: shift1, into: hidden, accumulate: false, relu: true, compute: compute)
+            convAdd.forwardFolded(joined, scale: nil, shift: nil, into: output, accumulate: false, relu: false, compute: compute)
         }
-        conv2.forwardFolded(hidden, scale: scale2, shift: shift2, into: output, accumulate: true, relu: true)
+        conv2.forwardFolded(hidden, scale: scale2, shift: shift2, into: output, accumulate: true, relu: true, compute: compute)
         return output
     }
 }

@@ -1,10 +1,9 @@
-import CBLAS
 import CKernels
 import Foundation
 import Micrograph
 
 /// A trainable array: its value, the gradient accumulated by `backward`, and Adam's moments.
-public final class Parameter: @unchecked Sendable {
+public final class Parameter {
     /// The PyTorch state_dict name, e.g. `downs.0.conv1.weight`.
     public let name: String
     public let value: Tensor
@@ -27,7 +26,7 @@ public final class Parameter: @unchecked Sendable {
 /// layers C pointwise kernels, larger kernels im2col + OpenBLAS sgemm; one image at a time per
 /// thread, gradients accumulated over the batch in image order, so results do not depend on the
 /// thread count.
-public final class Conv2d: @unchecked Sendable {
+public final class Conv2d {
     public let inChannels: Int
     public let outChannels: Int
     public let kernel: Int
@@ -60,22 +59,21 @@ public final class Conv2d: @unchecked Sendable {
     /// Images are split into one contiguous chunk per thread, each chunk running its own
     /// single-threaded sgemm calls (a batch smaller than the thread count lets OpenBLAS thread
     /// instead).
-    public func forward(_ input: Tensor) -> Tensor {
+    public func forward(_ input: Tensor, compute: ComputeSettings) -> Tensor {
         precondition(input.c == inChannels, "conv \(weight.name): \(input.c) channels in, expected \(inChannels)")
         let output = Tensor(uninitialized: [input.n, outChannels, input.h, input.w])
         let plane = input.plane
-        let chunks = chunkCount(input.n)
-        setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
+        let chunks = compute.chunkCount(input.n)
         if forwardIsDirect {
-            forwardDirect(input, into: output)
+            forwardDirect(input, into: output, compute: compute)
             return output
         }
         let scratch = kernel == 1 ? [] : (0..<chunks).map { _ in Tensor(uninitialized: [reduction * plane]) }
-        parallelChunks(input.n) { chunk, images in
+        compute.parallelChunks(input.n) { chunk, images in
             for image in images {
                 let out = output.plane(image, 0)
                 if kernel == 1 {
-                    hrtem_pointwise(input.plane(image, 0), inChannels, out, outChannels, plane, weight.value.data,
+                    hrtem_pointwise(compute.level, input.plane(image, 0), inChannels, out, outChannels, plane, weight.value.data,
                                     bias.value.data, 0, 0)
                     continue
                 }
@@ -100,23 +98,23 @@ public final class Conv2d: @unchecked Sendable {
     @discardableResult
     public func backward(input: Tensor, gradOutput: Tensor, needInputGradient: Bool = true,
                          accumulateInto: Tensor? = nil, companion: Conv2d? = nil,
-                         companionGradient: Tensor? = nil) -> Tensor? {
+                         companionGradient: Tensor? = nil, compute: ComputeSettings) -> Tensor? {
         if let companion {
             precondition(companion.kernel == 1 && companion.inChannels == inChannels && companionGradient != nil,
                          "companion \(companion.weight.name) of \(weight.name)")
-            if !usesDirectKernel || accumulateInto != nil {
+            if !usesDirectKernel(compute) || accumulateInto != nil {
                 let first = companion.backward(input: input, gradOutput: companionGradient!, needInputGradient: needInputGradient,
-                                               accumulateInto: accumulateInto)
-                return backward(input: input, gradOutput: gradOutput, needInputGradient: needInputGradient, accumulateInto: first)
+                                               accumulateInto: accumulateInto, compute: compute)
+                return backward(input: input, gradOutput: gradOutput, needInputGradient: needInputGradient, accumulateInto: first,
+                                compute: compute)
             }
         }
         let plane = input.plane
         // A fresh input gradient is written, not added to, so it needs no clearing pass.
         let accumulate = accumulateInto != nil
         let gradInput = needInputGradient ? (accumulateInto ?? Tensor(uninitialized: input.shape)) : nil
-        let chunks = chunkCount(input.n)
-        setBLASThreads(chunks > 1 ? 1 : ComputeThreads.count)
-        let direct = usesDirectKernel
+        let chunks = compute.chunkCount(input.n)
+        let direct = usesDirectKernel(compute)
         let scratch = kernel == 1 || direct ? [] : (0..<chunks).map { _ in Tensor(uninitialized: [reduction, plane]) }
         let backwardWeights = direct && gradInput != nil ? packedBackwardWeights() : []
         let transposedWeights = kernel == 1 && gradInput != nil ? transposedPointwiseWeights() : []
@@ -126,16 +124,16 @@ public final class Conv2d: @unchecked Sendable {
         let companionTransposed = companion?.transposedPointwiseWeights() ?? []
         let companionPartials = (0..<chunks).map { _ in Tensor([max(1, companionCount * inChannels)]) }
         let companionBiasPartials = Tensor([max(1, chunks * companionCount)])
-        parallelChunks(input.n) { chunk, images in
+        compute.parallelChunks(input.n) { chunk, images in
             for image in images {
                 let gradOut = gradOutput.plane(image, 0)
                 for channel in 0..<outChannels {
-                    biasPartials[chunk * outChannels + channel] += blockedSum(gradOut + channel * plane, count: plane)
+                    biasPartials[chunk * outChannels + channel] += blockedSum(gradOut + channel * plane, count: plane, compute)
                 }
                 if let companionGradient {
                     for channel in 0..<companionCount {
                         companionBiasPartials[chunk * companionCount + channel] +=
-                            blockedSum(companionGradient.plane(image, channel), count: plane)
+                            blockedSum(companionGradient.plane(image, channel), count: plane, compute)
                     }
                 }
                 if direct {
@@ -145,14 +143,14 @@ public final class Conv2d: @unchecked Sendable {
                                            gradInput: gradInput, accumulate: accumulate, into: weightPartials[chunk].data,
                                            companionGradient: companionGradient,
                                            companionBackward: companionTransposed.baseAddress,
-                                           companionInto: companionPartials[chunk].data)
+                                           companionInto: companionPartials[chunk].data, compute: compute)
                         }
                     }
                     continue
                 }
                 if kernel == 1 {
                     pointwiseBackward(input, gradOutput: gradOutput, image: image, gradInput: gradInput, accumulate: accumulate,
-                                      transposedWeights: transposedWeights, into: weightPartials[chunk].data)
+                                      transposedWeights: transposedWeights, into: weightPartials[chunk].data, compute: compute)
                     continue
                 }
                 let columns = columnMatrix(input, image: image, scratch: scratch[chunk].data)
@@ -182,13 +180,13 @@ public final class Conv2d: @unchecked Sendable {
     /// into `partial`, and W^T x gradOutput added into (or, without `accumulate`, written to)
     /// `gradInput` when given.
     func pointwiseBackward(_ input: Tensor, gradOutput: Tensor, image: Int, gradInput: Tensor?, accumulate: Bool,
-                           transposedWeights: [Float], into partial: UnsafeMutablePointer<Float>) {
+                           transposedWeights: [Float], into partial: UnsafeMutablePointer<Float>, compute: ComputeSettings) {
         var totals = [Double](repeating: 0, count: outChannels * inChannels)
-        hrtem_pointwise_weight_gradient(input.plane(image, 0), inChannels, gradOutput.plane(image, 0), outChannels,
+        hrtem_pointwise_weight_gradient(compute.level, input.plane(image, 0), inChannels, gradOutput.plane(image, 0), outChannels,
                                         input.plane, &totals)
         for i in 0..<totals.count { partial[i] += Float(totals[i]) }
         guard let gradInput else { return }
-        hrtem_pointwise(gradOutput.plane(image, 0), outChannels, gradInput.plane(image, 0), inChannels, input.plane,
+        hrtem_pointwise(compute.level, gradOutput.plane(image, 0), outChannels, gradInput.plane(image, 0), inChannels, input.plane,
                         transposedWeights, nil, accumulate ? 1 : 0, 0)
     }
 
@@ -261,7 +259,7 @@ public final class Conv2d: @unchecked Sendable {
 /// Batch normalization over (N, H, W) per channel, PyTorch semantics: training normalizes with
 /// the batch mean and biased variance and updates the running mean and (unbiased) variance with
 /// `momentum`; evaluation uses the running statistics.
-public final class BatchNorm2d: @unchecked Sendable {
+public final class BatchNorm2d {
     public let channels: Int
     public let eps: Float = 1e-5
     public let momentum: Float = 0.1
@@ -298,13 +296,13 @@ public final class BatchNorm2d: @unchecked Sendable {
 
     /// Per-channel mean and biased variance of `input` (C: float partials over blocks, folded into
     /// double per plane, summed in image order); updates the running statistics.
-    func batchStatistics(_ input: Tensor) -> Statistics {
+    func batchStatistics(_ input: Tensor, compute: ComputeSettings) -> Statistics {
         let n = input.n, c = input.c, plane = input.plane
         var sums = [Double](repeating: 0, count: n * c * 2)
         sums.withUnsafeMutableBufferPointer { buffer in
             let sums = buffer.baseAddress!
-            parallelFor(n * c) { planes in
-                for index in planes { hrtem_moments(input.data + index * plane, plane, sums + index * 2) }
+            compute.parallelFor(n * c) { planes in
+                for index in planes { hrtem_moments(compute.level, input.data + index * plane, plane, sums + index * 2) }
             }
         }
         let total = Double(n * plane)
@@ -331,16 +329,17 @@ public final class BatchNorm2d: @unchecked Sendable {
 
     /// output = [relu](bn(input) [+ residual]), written into `output` (which may be `input` or
     /// `residual`).
-    func apply(_ input: Tensor, _ statistics: Statistics, residual: Tensor?, relu: Bool, output: Tensor) {
+    func apply(_ input: Tensor, _ statistics: Statistics, residual: Tensor?, relu: Bool, output: Tensor,
+               compute: ComputeSettings) {
         let c = input.c, plane = input.plane
         var scale = [Float](repeating: 0, count: c), shift = [Float](repeating: 0, count: c)
         for channel in 0..<c {
             scale[channel] = weight.value[channel] * statistics.inverseDeviation[channel]
             shift[channel] = bias.value[channel] - statistics.mean[channel] * scale[channel]
         }
-        parallelFor(input.n * c) { planes in
+        compute.parallelFor(input.n * c) { planes in
             for index in planes {
-                hrtem_affine(input.data + index * plane, scale[index % c], shift[index % c],
+                hrtem_affine(compute.level, input.data + index * plane, scale[index % c], shift[index % c],
                              residual.map { $0.data + index * plane }, relu ? 1 : 0, output.data + index * plane, plane)
             }
         }
@@ -351,14 +350,14 @@ public final class BatchNorm2d: @unchecked Sendable {
     /// With `reluOutput` (the output of a ReLU that follows, with any residual added before it),
     /// `gradOutput` is first masked by that ReLU, in place, in the same pass as the sums.
     func backward(input: Tensor, gradOutput: Tensor, statistics: Statistics, gradInput: Tensor,
-                  reluOutput: Tensor? = nil) {
+                  reluOutput: Tensor? = nil, compute: ComputeSettings) {
         let n = input.n, c = input.c, plane = input.plane
         var sums = [Double](repeating: 0, count: n * c * 2)
         sums.withUnsafeMutableBufferPointer { buffer in
             let sums = buffer.baseAddress!
-            parallelFor(n * c) { planes in
+            compute.parallelFor(n * c) { planes in
                 for index in planes {
-                    hrtem_bn_backward_sums(gradOutput.data + index * plane, reluOutput.map { $0.data + index * plane },
+                    hrtem_bn_backward_sums(compute.level, gradOutput.data + index * plane, reluOutput.map { $0.data + index * plane },
                                            input.data + index * plane, statistics.mean[index % c], plane, sums + index * 2)
                 }
             }
@@ -380,10 +379,10 @@ public final class BatchNorm2d: @unchecked Sendable {
             coefficientX[channel] = -g * inverse * sumDyXhat / total
             constant[channel] = -g * sumDy / total - coefficientX[channel] * statistics.mean[channel]
         }
-        parallelFor(n * c) { planes in
+        compute.parallelFor(n * c) { planes in
             for index in planes {
                 let channel = index % c
-                hrtem_bn_backward_apply(gradOutput.data + index * plane, input.data + index * plane, coefficientG[channel],
+                hrtem_bn_backward_apply(compute.level, gradOutput.data + index * plane, input.data + index * plane, coefficientG[channel],
                                         coefficientX[channel], constant[channel], gradInput.data + index * plane, plane)
             }
         }
@@ -393,19 +392,19 @@ public final class BatchNorm2d: @unchecked Sendable {
 /// Sum of `count` floats: eight-lane float partial sums over blocks of 1024 (C, vectorized),
 /// folded into a double, returned as float.
 @inline(__always)
-func blockedSum(_ p: UnsafePointer<Float>, count: Int) -> Float {
-    Float(hrtem_blocked_sum(p, count))
+func blockedSum(_ p: UnsafePointer<Float>, count: Int, _ compute: ComputeSettings) -> Float {
+    Float(hrtem_blocked_sum(compute.level, p, count))
 }
 
 /// 2 x 2 max-pool, stride 2. Returns the pooled tensor and, per output pixel, which of the four
 /// inputs won (0...3, first maximum in row-major order, as PyTorch picks).
-func maxPool2(_ input: Tensor) -> (Tensor, [UInt8]) {
+func maxPool2(_ input: Tensor, compute: ComputeSettings) -> (Tensor, [UInt8]) {
     let h = input.h / 2, w = input.w / 2
     let output = Tensor(uninitialized: [input.n, input.c, h, w])
     var winners = [UInt8](repeating: 0, count: output.count)
     winners.withUnsafeMutableBufferPointer { buffer in
         let winners = buffer.baseAddress!
-        parallelFor(input.n * input.c) { planes in
+        compute.parallelFor(input.n * input.c) { planes in
             for index in planes {
                 let x = input.data + index * input.plane
                 let y = output.data + index * h * w
@@ -428,11 +427,11 @@ func maxPool2(_ input: Tensor) -> (Tensor, [UInt8]) {
 }
 
 /// Adds the pooled gradient onto the winning input pixels of `gradInput`.
-func maxPool2BackwardAdd(_ gradOutput: Tensor, winners: [UInt8], into gradInput: Tensor) {
+func maxPool2BackwardAdd(_ gradOutput: Tensor, winners: [UInt8], into gradInput: Tensor, compute: ComputeSettings) {
     let h = gradOutput.h, w = gradOutput.w
     winners.withUnsafeBufferPointer { buffer in
         let winners = buffer.baseAddress!
-        parallelFor(gradOutput.n * gradOutput.c) { planes in
+        compute.parallelFor(gradOutput.n * gradOutput.c) { planes in
             for index in planes {
                 let g = gradOutput.data + index * h * w
                 let win = winners + index * h * w
@@ -449,12 +448,12 @@ func maxPool2BackwardAdd(_ gradOutput: Tensor, winners: [UInt8], into gradInput:
 }
 
 /// [skip, nearest-upsample x2 (low)] along channels.
-func upsampleConcat(skip: Tensor, low: Tensor) -> Tensor {
+func upsampleConcat(skip: Tensor, low: Tensor, compute: ComputeSettings) -> Tensor {
     precondition(low.h * 2 == skip.h && low.w * 2 == skip.w, "skip \(skip.shape) vs upsampled \(low.shape)")
     let c = skip.c + low.c
     let output = Tensor(uninitialized: [skip.n, c, skip.h, skip.w])
     let w = skip.w
-    parallelFor(skip.n * c) { planes in
+    compute.parallelFor(skip.n * c) { planes in
         for index in planes {
             let image = index / c, channel = index % c
             let target = output.plane(image, channel)
@@ -476,11 +475,12 @@ func upsampleConcat(skip: Tensor, low: Tensor) -> Tensor {
 /// Splits the gradient of `upsampleConcat`: the skip part copied into a new tensor of
 /// `skipChannels`, the upsampled part summed over each 2 x 2 block (row by row, left to right)
 /// into a new tensor shaped like `low`. Both are written in full, so neither needs clearing.
-func upsampleConcatBackward(_ gradient: Tensor, skipChannels: Int, lowShape: [Int]) -> (skip: Tensor, low: Tensor) {
+func upsampleConcatBackward(_ gradient: Tensor, skipChannels: Int, lowShape: [Int],
+                            compute: ComputeSettings) -> (skip: Tensor, low: Tensor) {
     let skip = Tensor(uninitialized: [gradient.n, skipChannels, gradient.h, gradient.w])
     let low = Tensor(uninitialized: lowShape)
     let c = gradient.c, w = gradient.w
-    parallelFor(gradient.n * c) { planes in
+    compute.parallelFor(gradient.n * c) { planes in
         for index in planes {
             let image = index / c, channel = index % c
             let source = gradient.plane(image, channel)
@@ -504,15 +504,15 @@ func upsampleConcatBackward(_ gradient: Tensor, skipChannels: Int, lowShape: [In
 /// class labels `[n * h * w]`. Returns the loss and, when asked, d loss / d logits. Per-image sums
 /// (C, vector exp and ln) are added in image order.
 public func softmaxCrossEntropy(logits: Tensor, labels: UnsafeBufferPointer<UInt8>,
-                                gradient: Tensor? = nil) -> Double {
+                                gradient: Tensor? = nil, compute: ComputeSettings) -> Double {
     let n = logits.n, k = logits.c, plane = logits.plane
     precondition(labels.count == n * plane, "labels \(labels.count) for logits \(logits.shape)")
     let scale = 1 / Float(n * plane)
     var partial = [Double](repeating: 0, count: n)
     partial.withUnsafeMutableBufferPointer { partials in
-        parallelFor(n) { images in
+        compute.parallelFor(n) { images in
             for image in images {
-                partials[image] = hrtem_softmax_cross_entropy(logits.plane(image, 0), k, plane,
+                partials[image] = hrtem_softmax_cross_entropy(compute.level, logits.plane(image, 0), k, plane,
                                                               labels.baseAddress! + image * plane,
                                                               gradient?.plane(image, 0), scale)
             }

@@ -120,7 +120,7 @@ public struct ModelCard: Codable, Hashable, Sendable {
 }
 
 /// A trained model in memory: its network, card and folder.
-public struct TrainedModel: Sendable {
+public struct TrainedModel {
     public var network: ResidualUNet
     public var card: ModelCard
     public var folder: URL

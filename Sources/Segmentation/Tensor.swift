@@ -1,12 +1,12 @@
-import CBLAS
-import CKernels
-import Dispatch
 import Foundation
+import Micrograph
 
 /// A dense float32 array with owned, zero-initialised storage (from `TensorPool`). Activations are NCHW
 /// (`shape = [n, c, h, w]`, row-major: `w` varies fastest); parameters keep PyTorch's shapes
 /// (`[out, in, kh, kw]` for a convolution, `[c]` for BatchNorm).
-public final class Tensor: @unchecked Sendable {
+/// Not Sendable: its storage is written in place (the kernels' parallel loops split it between
+/// their threads themselves).
+public final class Tensor {
     public let shape: [Int]
     public let count: Int
     public let data: UnsafeMutablePointer<Float>
@@ -17,7 +17,7 @@ public final class Tensor: @unchecked Sendable {
     public init(_ shape: [Int]) {
         self.shape = shape
         count = shape.reduce(1, *)
-        TensorTraffic.bytes &+= count * 4
+        TensorTraffic.add(count * 4)
         (data, capacity) = TensorPool.block(floats: max(1, count), zeroed: true)
     }
 
@@ -26,7 +26,7 @@ public final class Tensor: @unchecked Sendable {
     init(uninitialized shape: [Int]) {
         self.shape = shape
         count = shape.reduce(1, *)
-        TensorTraffic.bytes &+= count * 4
+        TensorTraffic.add(count * 4)
         (data, capacity) = TensorPool.block(floats: max(1, count), zeroed: false)
     }
 
@@ -67,91 +67,14 @@ public final class Tensor: @unchecked Sendable {
     }
 }
 
-/// How many threads the numeric kernels use (our own loops and OpenBLAS). Work is split into
-/// a fixed number of chunks and every reduction sums in a fixed order, so results depend only on
-/// the inputs, never on scheduling.
-public enum ComputeThreads {
-    nonisolated(unsafe) private static var current = 1
-
-    public static var count: Int { current }
-
-    /// Sets the thread count for our kernels and OpenBLAS (at least 1).
-    public static func set(_ threads: Int) {
-        current = max(1, threads)
-        setBLASThreads(current)
-    }
-}
-
-/// The instruction set of the C kernels: 0 generic x86-64, 1 AVX2+FMA, 2 AVX-512VL (32 vector
-/// registers, wider register blocks). The default is the best the CPU has; tests and benchmarks
-/// pick lower ones to compare.
-public enum KernelInstructionSet {
-    /// Uses `level` (nil or above what the CPU has: the best it has); returns the level in use.
-    @discardableResult
-    public static func use(_ level: Int?) -> Int { Int(hrtem_kernels_use(Int32(level ?? -1))) }
-
-    public static var current: Int { Int(hrtem_kernels_level()) }
-
-    public static let names = ["generic", "avx2", "avx512"]
-}
-
-/// Runs `body` over `0..<count` split into contiguous chunks, one per thread, in parallel.
-@inline(__always)
-func parallelFor(_ count: Int, minimumPerChunk: Int = 1, _ body: (Range<Int>) -> Void) {
-    let threads = min(ComputeThreads.count, max(1, count / max(1, minimumPerChunk)))
-    if threads <= 1 || count <= 1 {
-        body(0..<count)
-        return
-    }
-    DispatchQueue.concurrentPerform(iterations: threads) { chunk in
-        let start = count * chunk / threads
-        let end = count * (chunk + 1) / threads
-        if start < end { body(start..<end) }
-    }
-}
-
-/// Runs `body(chunk, range)` over `0..<count` split into at most `ComputeThreads.count`
-/// contiguous chunks (chunk ids 0, 1, ... in order), in parallel. The split depends only on
-/// `count` and the thread count, so per-chunk partial sums reduced in chunk order are
-/// deterministic.
-func parallelChunks(_ count: Int, _ body: (Int, Range<Int>) -> Void) {
-    let chunks = chunkCount(count)
-    if chunks <= 1 {
-        body(0, 0..<count)
-        return
-    }
-    DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
-        body(chunk, (count * chunk / chunks)..<(count * (chunk + 1) / chunks))
-    }
-}
-
-func chunkCount(_ count: Int) -> Int { max(1, min(ComputeThreads.count, count)) }
-
-/// Sets how many threads OpenBLAS uses for the calls that follow (1 while our own threads
-/// each run their own sgemm).
-func setBLASThreads(_ threads: Int) {
-    if threads != currentBLASThreads {
-        currentBLASThreads = threads
-        openblas_set_num_threads(Int32(threads))
-    }
-}
-nonisolated(unsafe) private var currentBLASThreads = 0
-
-/// C = alpha * op(A) * op(B) + beta * C, row-major, through OpenBLAS.
-@inline(__always)
-func sgemm(transA: Bool, transB: Bool, m: Int, n: Int, k: Int, alpha: Float = 1,
-           a: UnsafePointer<Float>, lda: Int, b: UnsafePointer<Float>, ldb: Int,
-           beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
-    cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
-                Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-}
-
 /// Bytes of tensor storage allocated since `reset` (a benchmark's measure of memory traffic:
 /// every tensor is written once and read at least once).
+/// Process-wide: with several networks running at once it counts them all.
 public enum TensorTraffic {
-    nonisolated(unsafe) static var bytes = 0
-    public static var bytesAllocated: Int { bytes }
-    public static func reset() { bytes = 0 }
+    private static let bytes = Locked(0)
+    static func add(_ count: Int) { bytes.withLock { $0 &+= count } }
+    public static var bytesAllocated: Int { bytes.value }
+    public static func reset() { bytes.withLock { $0 = 0 } }
 }
 
 /// Owns the storage of large tensors. A fresh block from malloc costs a page fault per 4 KiB
@@ -172,12 +95,22 @@ enum TensorPool {
     static let hugePageBytes = 2 << 20
     /// A block serves requests down to a quarter of its size.
     static let largestOversize = 4
-    /// Idle blocks (capacity in floats), least recently recycled first.
-    nonisolated(unsafe) private static var idle: [(floats: Int, block: UnsafeMutablePointer<Float>)] = []
-    nonisolated(unsafe) private static var idleBytes = 0
-    nonisolated(unsafe) private static var liveBytes = 0
-    nonisolated(unsafe) private static var peakLiveBytes = 0
-    private static let lock = NSLock()
+    /// A block no tensor holds.
+    private struct IdleBlock: @unchecked Sendable {
+        // Sendable by hand: an idle block belongs to the pool alone (its tensor is gone), and the
+        // pool hands it to one new tensor at a time, under its lock.
+        var floats: Int
+        var block: UnsafeMutablePointer<Float>
+    }
+    private struct State: Sendable {
+        /// Least recently recycled first.
+        var idle: [IdleBlock] = []
+        var idleBytes = 0
+        var liveBytes = 0
+        var peakLiveBytes = 0
+    }
+    /// Shared by every tensor of the process (a cache of mappings); touched only under its lock.
+    private static let state = Locked(State())
 
     /// A block of at least `floats` (zero-filled over `floats` when `zeroed`) and its capacity.
     static func block(floats: Int, zeroed: Bool) -> (UnsafeMutablePointer<Float>, Int) {
@@ -185,21 +118,23 @@ enum TensorPool {
             guard let raw = zeroed ? calloc(floats, 4) : malloc(floats * 4) else { fatalError("out of memory for a tensor of \(floats) floats") }
             return (raw.bindMemory(to: Float.self, capacity: floats), floats)
         }
-        lock.lock()
-        var reused: (floats: Int, block: UnsafeMutablePointer<Float>)?
-        var best: Int?
-        for index in idle.indices.reversed() where idle[index].floats >= floats && idle[index].floats <= largestOversize * floats {
-            if best == nil || idle[index].floats < idle[best!].floats { best = index }
-            if idle[index].floats == floats { break }
+        let (reused, capacity): (IdleBlock?, Int) = state.withLock { state in
+            var best: Int?
+            for index in state.idle.indices.reversed()
+            where state.idle[index].floats >= floats && state.idle[index].floats <= largestOversize * floats {
+                if best == nil || state.idle[index].floats < state.idle[best!].floats { best = index }
+                if state.idle[index].floats == floats { break }
+            }
+            var reused: IdleBlock?
+            if let best {
+                reused = state.idle.remove(at: best)
+                state.idleBytes -= reused!.floats * 4
+            }
+            let capacity = reused?.floats ?? mappedBytes(floats: floats) / 4
+            state.liveBytes += capacity * 4
+            state.peakLiveBytes = max(state.peakLiveBytes, state.liveBytes)
+            return (reused, capacity)
         }
-        if let best {
-            reused = idle.remove(at: best)
-            idleBytes -= reused!.floats * 4
-        }
-        let capacity = reused?.floats ?? mappedBytes(floats: floats) / 4
-        liveBytes += capacity * 4
-        peakLiveBytes = max(peakLiveBytes, liveBytes)
-        lock.unlock()
         if let reused {
             if zeroed { reused.block.update(repeating: 0, count: floats) }
             return (reused.block, capacity)
@@ -209,17 +144,18 @@ enum TensorPool {
 
     static func recycle(_ block: UnsafeMutablePointer<Float>, capacity floats: Int) {
         guard floats >= minimumFloats else { free(block); return }
-        lock.lock()
-        liveBytes -= floats * 4
-        idle.append((floats, block))
-        idleBytes += floats * 4
-        var evicted: [(floats: Int, block: UnsafeMutablePointer<Float>)] = []
-        while idleBytes > max(minimumCapacityBytes, peakLiveBytes), !idle.isEmpty {
-            let oldest = idle.removeFirst()
-            idleBytes -= oldest.floats * 4
-            evicted.append(oldest)
+        let evicted: [IdleBlock] = state.withLock { state in
+            state.liveBytes -= floats * 4
+            state.idle.append(IdleBlock(floats: floats, block: block))
+            state.idleBytes += floats * 4
+            var evicted: [IdleBlock] = []
+            while state.idleBytes > max(minimumCapacityBytes, state.peakLiveBytes), !state.idle.isEmpty {
+                let oldest = state.idle.removeFirst()
+                state.idleBytes -= oldest.floats * 4
+                evicted.append(oldest)
+            }
+            return evicted
         }
-        lock.unlock()
         for block in evicted { unmapBlock(block.block, floats: block.floats) }
     }
 

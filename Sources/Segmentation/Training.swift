@@ -3,7 +3,7 @@ import Micrograph
 
 /// One optimisation step of a network: forward (training mode), mean softmax cross-entropy,
 /// backward, Adam.
-public final class TrainingStep: @unchecked Sendable {
+public final class TrainingStep {
     public let network: ResidualUNet
     public var optimizer: Adam
 
@@ -18,11 +18,12 @@ public final class TrainingStep: @unchecked Sendable {
         network.zeroGradients()
         let logits = network.forward(input, training: true)
         let gradient = Tensor(uninitialized: logits.shape)
-        let loss = OperationProfile.measure("loss") {
-            labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0, gradient: gradient) }
+        let compute = network.compute
+        let loss = compute.measure("loss") {
+            labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0, gradient: gradient, compute: compute) }
         }
         network.backward(gradient)
-        OperationProfile.measure("adam") { optimizer.update(network.parameters) }
+        compute.measure("adam") { optimizer.update(network.parameters) }
         return (loss, logits)
     }
 }
@@ -56,7 +57,7 @@ func expandSamples(_ rows: [Int], dihedral: Bool, shuffleSeed: UInt64) -> [Sampl
 /// Builds the input tensor `[n, 1, P, P]` and labels of `samples`, each transformed and, when
 /// `augment` is given, augmented with the generator `augment(sampleIndex)` returns.
 func makeBatch(_ dataset: PatchDataset, _ samples: ArraySlice<Sample>, rotate: Bool, noise: NoiseAugmentation,
-               generator: ((Int) -> SplitMix64)?) -> (Tensor, [UInt8]) {
+               generator: ((Int) -> SplitMix64)?, compute: ComputeSettings) -> (Tensor, [UInt8]) {
     let p = dataset.patchPixels, side = dataset.height
     let input = Tensor([samples.count, 1, dataset.height, dataset.width])
     var labels = [UInt8](repeating: 0, count: samples.count * p)
@@ -65,7 +66,7 @@ func makeBatch(_ dataset: PatchDataset, _ samples: ArraySlice<Sample>, rotate: B
         let labelBase = labelBuffer.baseAddress!
         dataset.images.withUnsafeBufferPointer { images in
             dataset.labels.withUnsafeBufferPointer { sourceLabels in
-                parallelFor(list.count) { range in
+                compute.parallelFor(list.count) { range in
                     for index in range {
                         let sample = list[index]
                         let image = input.data + index * p, label = labelBase + index * p
@@ -113,7 +114,6 @@ public func train(datasetFolder: URL, fold foldIndex: Int, settings: TrainingSet
 public func train(dataset: PatchDataset, fold foldIndex: Int, settings: TrainingSettings, output: URL,
                   progress: ((TrainingProgress) -> Void)? = nil) throws -> TrainedModel {
     let started = Date()
-    ComputeThreads.set(settings.threads)
     let fold = try dataset.fold(foldIndex)
     let multiple = settings.architecture.sizeMultiple
     guard dataset.height == dataset.width, dataset.height % multiple == 0 else {
@@ -124,7 +124,8 @@ public func train(dataset: PatchDataset, fold foldIndex: Int, settings: Training
                           "fold \(foldIndex) has \(fold.train.count) training and \(fold.validation.count) validation patches; both must be non-empty")
     }
     let seed = settings.seed ?? UInt64(fold.seed)
-    let network = ResidualUNet(architecture: settings.architecture, seed: seed)
+    let compute = ComputeSettings(threads: settings.threads)
+    let network = ResidualUNet(architecture: settings.architecture, seed: seed, compute: compute)
     let stepper = TrainingStep(network: network, learningRate: settings.learningRate)
     let trainingSamples = expandSamples(fold.train, dihedral: settings.dihedral, shuffleSeed: 9201)
     let validationSamples = expandSamples(fold.validation, dihedral: settings.dihedral, shuffleSeed: 6274)
@@ -149,7 +150,7 @@ public func train(dataset: PatchDataset, fold foldIndex: Int, settings: Training
                 let start = batch * settings.batchSize, end = min(order.count, start + settings.batchSize)
                 let augmentation = epochRandom.derived(1)
                 let (input, labels) = makeBatch(dataset, order[start..<end], rotate: settings.rotate, noise: settings.noise,
-                                                generator: { augmentation.derived(UInt64(start + $0)) })
+                                                generator: { augmentation.derived(UInt64(start + $0)) }, compute: compute)
                 let (loss, logits) = stepper.step(input: input, labels: labels)
                 lossSum += loss * Double(end - start)
                 diceSum += diceScores(logits: logits, labels: labels).hard.reduce(0, +)
@@ -185,7 +186,7 @@ public func train(dataset: PatchDataset, fold foldIndex: Int, settings: Training
         }
     }
 
-    let kept = ResidualUNet(architecture: settings.architecture, seed: 0)
+    let kept = ResidualUNet(architecture: settings.architecture, seed: 0, compute: compute)
     try kept.loadState(state.best, file: files.checkpoint.path)
     let card = ModelCard(architecture: settings.architecture, parameters: kept.parameterCount,
                          datasetVersion: dataset.versionID, datasetFolder: dataset.folder.path, fold: foldIndex, seed: seed,
@@ -336,9 +337,10 @@ func evaluateSamples(network: ResidualUNet, dataset: PatchDataset, samples: [Sam
         let end = min(samples.count, start + batchSize)
         let first = start
         let (input, labels) = makeBatch(dataset, samples[start..<end], rotate: false, noise: noise,
-                                        generator: noise == .none ? nil : { base.derived(UInt64(first + $0)) })
+                                        generator: noise == .none ? nil : { base.derived(UInt64(first + $0)) },
+                                        compute: network.compute)
         let logits = network.forward(input, training: false)
-        let loss = labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0) }
+        let loss = labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0, compute: network.compute) }
         accumulator.add(logits: logits, labels: labels, loss: loss)
         start = end
     }

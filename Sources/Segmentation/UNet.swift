@@ -28,7 +28,8 @@ public struct UNetArchitecture: Codable, Hashable, Sendable {
 
 /// conv(k) -> BN -> ReLU -> conv(k) -> BN, plus a 1 x 1 projection of the block input, then ReLU
 /// (the study's `conv1`, `bn1`, `conv2`, `bn2`, `conv_add`).
-public final class ResidualBlock: @unchecked Sendable {
+/// Not Sendable: a training pass keeps state in it (see `ResidualUNet`).
+public final class ResidualBlock {
     public let conv1: Conv2d
     public let bn1: BatchNorm2d
     public let conv2: Conv2d
@@ -60,27 +61,31 @@ public final class ResidualBlock: @unchecked Sendable {
          convAdd.weight, convAdd.bias]
     }
 
-    func forward(_ input: Tensor, training: Bool) -> Tensor {
-        if !training { return inferenceForward(input) }
+    func forward(_ input: Tensor, training: Bool, compute: ComputeSettings) -> Tensor {
+        if !training { return inferenceForward(input, compute: compute) }
         let tag = " \(input.c)->\(conv1.outChannels) @\(input.h)"
         // conv1 and the 1 x 1 projection read the same input: one banded pass computes both.
         let a: Tensor, output: Tensor
         if conv1.forwardIsDirect {
             a = Tensor(uninitialized: [input.n, conv1.outChannels, input.h, input.w])
             output = Tensor(uninitialized: [input.n, convAdd.outChannels, input.h, input.w])
-            OperationProfile.measure("conv1+convAdd forward" + tag) {
-                conv1.forwardDirect(input, into: a, companion: convAdd, companionOutput: output)
+            compute.measure("conv1+convAdd forward" + tag) {
+                conv1.forwardDirect(input, into: a, companion: convAdd, companionOutput: output, compute: compute)
             }
         } else {
-            a = OperationProfile.measure("conv1 forward" + tag) { conv1.forward(input) }
-            output = OperationProfile.measure("convAdd forward" + tag) { convAdd.forward(input) }
+            a = compute.measure("conv1 forward" + tag) { conv1.forward(input, compute: compute) }
+            output = compute.measure("convAdd forward" + tag) { convAdd.forward(input, compute: compute) }
         }
-        let statistics1 = OperationProfile.measure("bn statistics" + tag) { bn1.batchStatistics(a) }
+        let statistics1 = compute.measure("bn statistics" + tag) { bn1.batchStatistics(a, compute: compute) }
         let hidden = Tensor(uninitialized: a.shape)
-        OperationProfile.measure("bn apply" + tag) { bn1.apply(a, statistics1, residual: nil, relu: true, output: hidden) }
-        let b = OperationProfile.measure("conv2 forward" + tag) { conv2.forward(hidden) }
-        let statistics2 = OperationProfile.measure("bn statistics" + tag) { bn2.batchStatistics(b) }
-        OperationProfile.measure("bn apply" + tag) { bn2.apply(b, statistics2, residual: output, relu: true, output: output) }
+        compute.measure("bn apply" + tag) {
+            bn1.apply(a, statistics1, residual: nil, relu: true, output: hidden, compute: compute)
+        }
+        let b = compute.measure("conv2 forward" + tag) { conv2.forward(hidden, compute: compute) }
+        let statistics2 = compute.measure("bn statistics" + tag) { bn2.batchStatistics(b, compute: compute) }
+        compute.measure("bn apply" + tag) {
+            bn2.apply(b, statistics2, residual: output, relu: true, output: output, compute: compute)
+        }
         saved = training ? Saved(input: input, conv1: a, hidden: hidden, conv2: b, output: output,
                                  statistics1: statistics1, statistics2: statistics2) : nil
         return output
@@ -88,24 +93,26 @@ public final class ResidualBlock: @unchecked Sendable {
 
     /// Backpropagates `gradOutput` (consumed: overwritten in place); returns the input gradient,
     /// or nil for the first block, whose input is the image.
-    func backward(_ gradOutput: Tensor, needInputGradient: Bool) -> Tensor? {
+    func backward(_ gradOutput: Tensor, needInputGradient: Bool, compute: ComputeSettings) -> Tensor? {
         guard let saved else { preconditionFailure("backward without a training forward pass") }
         let tag = " \(saved.input.c)->\(conv1.outChannels) @\(saved.input.h)"
         // bn2's backward masks gradOutput by the block's final ReLU in its first pass; the masked
         // gradient is also the 1 x 1 projection's, whose backward rides in conv1's.
         let gradB = Tensor(uninitialized: saved.conv2.shape)
-        OperationProfile.measure("bn backward" + tag) {
+        compute.measure("bn backward" + tag) {
             bn2.backward(input: saved.conv2, gradOutput: gradOutput, statistics: saved.statistics2, gradInput: gradB,
-                         reluOutput: saved.output)
+                         reluOutput: saved.output, compute: compute)
         }
-        let gradHidden = OperationProfile.measure("conv2 backward" + tag) { conv2.backward(input: saved.hidden, gradOutput: gradB)! }
-        OperationProfile.measure("bn backward" + tag) {
+        let gradHidden = compute.measure("conv2 backward" + tag) {
+            conv2.backward(input: saved.hidden, gradOutput: gradB, compute: compute)!
+        }
+        compute.measure("bn backward" + tag) {
             bn1.backward(input: saved.conv1, gradOutput: gradHidden, statistics: saved.statistics1, gradInput: gradHidden,
-                         reluOutput: saved.hidden)
+                         reluOutput: saved.hidden, compute: compute)
         }
-        let gradInput = OperationProfile.measure("conv1+convAdd backward" + tag) {
+        let gradInput = compute.measure("conv1+convAdd backward" + tag) {
             conv1.backward(input: saved.input, gradOutput: gradHidden, needInputGradient: needInputGradient,
-                           companion: convAdd, companionGradient: gradOutput)
+                           companion: convAdd, companionGradient: gradOutput, compute: compute)
         }
         self.saved = nil
         return gradInput
@@ -116,8 +123,13 @@ public final class ResidualBlock: @unchecked Sendable {
 /// Input `[n, inputChannels, h, w]` with h and w multiples of `architecture.sizeMultiple`;
 /// output logits `[n, classes, h, w]`. Module names match the study's PyTorch state_dict:
 /// `downs.i.*`, `bottleneck.*`, `ups.i.*` (deepest first), `final_conv.*`.
-public final class ResidualUNet: @unchecked Sendable {
+/// Not Sendable: its weights, running statistics and what a training pass saves for backward
+/// change as it runs, so one thread of control owns a network (parallel runs build their own).
+public final class ResidualUNet {
     public let architecture: UNetArchitecture
+    /// How this network's layers run (threads, kernels); its own, so networks in one process
+    /// do not share settings.
+    public var compute: ComputeSettings
     public let downs: [ResidualBlock]
     public let bottleneck: ResidualBlock
     public let ups: [ResidualBlock]
@@ -130,8 +142,9 @@ public final class ResidualUNet: @unchecked Sendable {
     private var savedFinalInput: Tensor?
 
     /// A network with Kaiming-normal convolution weights drawn from `seed`.
-    public init(architecture: UNetArchitecture = .study, seed: UInt64 = 0) {
+    public init(architecture: UNetArchitecture = .study, seed: UInt64 = 0, compute: ComputeSettings = ComputeSettings()) {
         self.architecture = architecture
+        self.compute = compute
         let k = architecture.kernel
         var downs: [ResidualBlock] = []
         var channels = architecture.inputChannels
@@ -172,49 +185,56 @@ public final class ResidualUNet: @unchecked Sendable {
         var winners: [[UInt8]] = []
         var x = input
         for block in downs {
-            let skip = block.forward(x, training: training)
+            let skip = block.forward(x, training: training, compute: compute)
             skips.append(skip)
-            let (pooled, won) = OperationProfile.measure("maxpool forward @\(skip.h)") { maxPool2(skip) }
+            let (pooled, won) = compute.measure("maxpool forward @\(skip.h)") { maxPool2(skip, compute: compute) }
             if training { winners.append(won); savedPooledShapes.append(pooled.shape) }
             x = pooled
         }
-        x = bottleneck.forward(x, training: training)
+        x = bottleneck.forward(x, training: training, compute: compute)
         for (index, block) in ups.enumerated() {
             let skip = skips[skips.count - 1 - index]
             guard training else {
-                x = block.inferenceForward(skip, upsampled: x)
+                x = block.inferenceForward(skip, upsampled: x, compute: compute)
                 continue
             }
             savedLowShapes.append(x.shape)
-            let joined = OperationProfile.measure("upsample+concat forward @\(skip.h)") { upsampleConcat(skip: skip, low: x) }
-            x = block.forward(joined, training: training)
+            let joined = compute.measure("upsample+concat forward @\(skip.h)") {
+                upsampleConcat(skip: skip, low: x, compute: compute)
+            }
+            x = block.forward(joined, training: training, compute: compute)
         }
         if training {
             savedSkips = skips
             savedWinners = winners
             savedFinalInput = x
         }
-        return OperationProfile.measure("final conv forward") { finalConv.forward(x) }
+        return compute.measure("final conv forward") { finalConv.forward(x, compute: compute) }
     }
 
     /// Accumulates parameter gradients for d loss / d logits from the last training forward pass.
     public func backward(_ gradLogits: Tensor) {
         guard let finalInput = savedFinalInput else { preconditionFailure("backward without a training forward pass") }
-        var grad = OperationProfile.measure("final conv backward") { finalConv.backward(input: finalInput, gradOutput: gradLogits)! }
+        var grad = compute.measure("final conv backward") {
+            finalConv.backward(input: finalInput, gradOutput: gradLogits, compute: compute)!
+        }
         var skipGradients = [Tensor?](repeating: nil, count: savedSkips.count)
         for (index, block) in ups.enumerated().reversed() {
-            let gradConcat = block.backward(grad, needInputGradient: true)!
+            let gradConcat = block.backward(grad, needInputGradient: true, compute: compute)!
             let level = savedSkips.count - 1 - index
-            (skipGradients[level], grad) = OperationProfile.measure("upsample+concat backward @\(gradConcat.h)") {
-                upsampleConcatBackward(gradConcat, skipChannels: savedSkips[level].c, lowShape: savedLowShapes[index])
+            (skipGradients[level], grad) = compute.measure("upsample+concat backward @\(gradConcat.h)") {
+                upsampleConcatBackward(gradConcat, skipChannels: savedSkips[level].c, lowShape: savedLowShapes[index],
+                                       compute: compute)
             }
         }
-        grad = bottleneck.backward(grad, needInputGradient: true)!
+        grad = bottleneck.backward(grad, needInputGradient: true, compute: compute)!
         for level in stride(from: downs.count - 1, through: 0, by: -1) {
             let gradSkip = skipGradients[level]!
             skipGradients[level] = nil
-            OperationProfile.measure("maxpool backward @\(grad.h * 2)") { maxPool2BackwardAdd(grad, winners: savedWinners[level], into: gradSkip) }
-            if let next = downs[level].backward(gradSkip, needInputGradient: level > 0) { grad = next }
+            compute.measure("maxpool backward @\(grad.h * 2)") {
+                maxPool2BackwardAdd(grad, winners: savedWinners[level], into: gradSkip, compute: compute)
+            }
+            if let next = downs[level].backward(gradSkip, needInputGradient: level > 0, compute: compute) { grad = next }
         }
         savedSkips = []
         savedWinners = []

@@ -189,7 +189,7 @@ func concurrentRows(_ rows: Int, _ body: (Int) -> Void) {
         return
     }
     withoutActuallyEscaping(body) { body in
-        DispatchQueue.concurrentPerform(iterations: chunks) { chunk in
+        concurrentPerform(iterations: chunks) { chunk in
             let start = rows * chunk / chunks, end = rows * (chunk + 1) / chunks
             for row in start..<end { body(row) }
         }

@@ -1,4 +1,5 @@
 import Foundation
+import Micrograph
 
 /// The package root, found from this file's location (Sources/TestSupport/TestSupport.swift).
 public let packageRoot: URL = URL(fileURLWithPath: #filePath)
@@ -62,14 +63,17 @@ public func runProcess(_ executable: URL, _ arguments: [String], in directory: U
     process.standardOutput = outPipe
     process.standardError = errPipe
     try process.run()
-    final class Box: @unchecked Sendable { var data = Data() }
-    let standardOutput = Box()
+    let standardOutput = Locked(Data())
     let group = DispatchGroup()
     group.enter()
-    DispatchQueue.global().async { standardOutput.data = outPipe.fileHandleForReading.readDataToEndOfFile(); group.leave() }
+    DispatchQueue.global().async {
+        let data = outPipe.fileHandleForReading.readDataToEndOfFile()
+        standardOutput.withLock { $0 = data }
+        group.leave()
+    }
     let errData = errPipe.fileHandleForReading.readDataToEndOfFile()
     group.wait()
-    let outData = standardOutput.data
+    let outData = standardOutput.value
     process.waitUntilExit()
     return CommandResult(status: process.terminationStatus,
                          standardOutput: String(decoding: outData, as: UTF8.self),

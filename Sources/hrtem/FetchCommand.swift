@@ -54,9 +54,8 @@ struct FetchCommand: ParsableCommand {
             print(line)
             return
         }
-        let recordLock = NSLock()
-        nonisolated(unsafe) var report = FetchRecordReport()
-        nonisolated(unsafe) var recordErrors: [String] = []
+        // Downloads finish on worker threads; the catalog records are written one at a time.
+        let recorded = Locked((report: FetchRecordReport(), errors: [String]()))
         let byKey = Dictionary(items.map { ($0.request.key, $0) }, uniquingKeysWith: { first, _ in first })
         let downloader = client.downloader
         // Frames the catalog already has on local disk (ingested) are not downloaded again.
@@ -72,11 +71,13 @@ struct FetchCommand: ParsableCommand {
         let results = downloader.download(transfers.map(\.request)) { result in
             display.finished(result)
             guard let file = result.file, let item = byKey[result.request.key] else { return }
-            recordLock.lock(); defer { recordLock.unlock() }
-            do { try FrameFetcher.record(item, file: file, in: catalog, report: &report) } catch {
-                recordErrors.append("\(item.remotePath): not recorded in the catalog: \(error)")
+            recorded.withLock { recorded in
+                do { try FrameFetcher.record(item, file: file, in: catalog, report: &recorded.report) } catch {
+                    recorded.errors.append("\(item.remotePath): not recorded in the catalog: \(error)")
+                }
             }
         }
+        let (report, recordErrors) = recorded.value
         display.stop()
         var summary = FetchSummary(results, seconds: monotonicSeconds() - started)
         summary.skipped += local.count

@@ -24,8 +24,8 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Threads.") var threads = 2
 
     func run() throws {
-        ComputeThreads.set(threads)
         let trained = try TrainedModel.load(from: URL(fileURLWithPath: model))
+        trained.network.compute = ComputeSettings(threads: threads)
         let raw = try readFrame(at: URL(fileURLWithPath: frame))
         var options = FramePreprocessing.study
         var patch = 512

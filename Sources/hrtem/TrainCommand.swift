@@ -38,7 +38,7 @@ struct TrainCommand: ParsableCommand {
         let version = try DatasetResolution.resolve(dataset, in: folder)
         let unit = try TrainUnit(dataset: version, fold: fold, settings: training.settings(seed: seed, defaultThreads: 2),
                                  executor: .trainer)
-        let interactive = isatty(fileno(stderr)) != 0
+        let interactive = isatty(STDERR_FILENO) != 0
         let executor = TrainerExecutor(dataFolder: folder) { _, progress in
             Self.show(progress, interactive: interactive)
         }

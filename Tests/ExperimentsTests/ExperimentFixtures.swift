@@ -29,6 +29,8 @@ func samplePlan(folds: Int = 5, executor: ExecutorKind = .simulated) throws -> M
 /// Wraps the simulated executor: counts calls per unit and can fail on demand, to stand in for
 /// a crash (every call after `failAfter` calls throws) or a broken unit.
 final class CountingExecutor: UnitExecutor, @unchecked Sendable {
+    // Sendable by hand: the counters change only under `lock`; `failAfter` and
+    // `failingTrainUnits` are set before a runner starts and only read while it runs.
     let inner = SimulatedExecutor()
     private let lock = NSLock()
     private(set) var trainCalls: [String: Int] = [:]

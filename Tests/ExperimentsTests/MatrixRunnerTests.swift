@@ -1,6 +1,7 @@
 import Catalog
 import Experiments
 import Foundation
+import Micrograph
 import Segmentation
 import XCTest
 
@@ -156,8 +157,8 @@ final class MatrixRunnerTests: XCTestCase {
     }
 }
 
-final class EventLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var events: [RunEvent] = []
-    func append(_ event: RunEvent) { lock.lock(); events.append(event); lock.unlock() }
+final class EventLog: Sendable {
+    private let storage = Locked([RunEvent]())
+    var events: [RunEvent] { storage.value }
+    func append(_ event: RunEvent) { storage.withLock { $0.append(event) } }
 }

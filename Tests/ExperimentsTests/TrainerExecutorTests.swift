@@ -101,8 +101,8 @@ final class TrainerExecutorTests: XCTestCase {
     }
 }
 
-final class LineLog: @unchecked Sendable {
-    private let lock = NSLock()
-    private(set) var lines: [String] = []
-    func append(_ line: String) { lock.lock(); lines.append(line); lock.unlock() }
+final class LineLog: Sendable {
+    private let storage = Locked([String]())
+    var lines: [String] { storage.value }
+    func append(_ line: String) { storage.withLock { $0.append(line) } }
 }

@@ -67,5 +67,21 @@ final class MatrixEndToEndTests: XCTestCase {
         let again = try hrtem(arguments)
         XCTAssertFalse(again.standardError.contains("] ran: "), again.standardError)
         XCTAssertEqual(try String(contentsOf: report.appendingPathComponent("matrix.csv"), encoding: .utf8), csv)
+
+        // A unit trained beside another (--jobs 2) gets the bytes `hrtem train` gives it alone:
+        // each network runs with its own compute settings.
+        let models = URL(fileURLWithPath: data).appendingPathComponent("models")
+        let unit = try XCTUnwrap(try FileManager.default.contentsOfDirectory(at: models, includingPropertiesForKeys: nil)
+            .filter { FileManager.default.fileExists(atPath: $0.appendingPathComponent("model.json").path) }
+            .sorted { $0.path < $1.path }.first)
+        let card = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: unit.appendingPathComponent("model.json")))
+            as? [String: Any])
+        let datasetFolder = try XCTUnwrap(card["datasetFolder"] as? String)
+        let fold = try XCTUnwrap(card["fold"] as? Int), seed = try XCTUnwrap((card["seed"] as? NSNumber)?.uint64Value)
+        let alone = folder.appendingPathComponent("alone")
+        _ = try hrtem(["train", datasetFolder, "--fold", "\(fold)", "--seed", "\(seed)", "--epochs", "1", "--batch", "8",
+                       "--threads", "1", "--out", alone.path])
+        XCTAssertEqual(try Data(contentsOf: alone.appendingPathComponent("model.safetensors")),
+                       try Data(contentsOf: unit.appendingPathComponent("model.safetensors")))
     }
 }

@@ -369,13 +369,12 @@ final class DownloaderTests: XCTestCase {
         let known = ProgressDisplay(downloader: downloader, totalFiles: 1, expectedBytes: 300_000, interactive: false, write: { _ in })
         XCTAssertTrue(known.statusLine().hasPrefix("[1/1] 300.0 kB of 300.0 kB"), known.statusLine())
         // Log lines when not on a terminal.
-        final class Lines: @unchecked Sendable { var text = "" }
-        let lines = Lines()
+        let lines = Locked("")
         let logged = ProgressDisplay(downloader: downloader, totalFiles: 1, expectedBytes: nil, interactive: false,
-                                     write: { lines.text += $0 })
+                                     write: { line in lines.withLock { $0 += line } })
         let result = downloader.download([request(server, expected: ExpectedContent(sha256: sha256Hex(content)))])[0]
         logged.finished(result)
-        XCTAssertTrue(lines.text.hasPrefix("skipped [2/1] \(path) (already stored)"), lines.text)
+        XCTAssertTrue(lines.value.hasPrefix("skipped [2/1] \(path) (already stored)"), lines.value)
         let summary = FetchSummary([result], seconds: 1)
         XCTAssertTrue(summary.text.hasPrefix("fetched 0, skipped 1, failed 0"), summary.text)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Micrograph
 @testable import Mirrors
 import TestSupport
 import XCTest
@@ -117,21 +118,21 @@ final class MirrorDefinitionTests: XCTestCase {
     }
 
     func testTokenBucketAllowsBurstThenPaces() {
-        final class FakeClock: @unchecked Sendable { var now = 0.0 }
-        let clock = FakeClock()
-        let limiter = RateLimiter(ratePerSecond: 0.5, burst: 2, clock: { clock.now }, sleep: { clock.now += $0 })
+        let now = Locked(0.0)
+        let limiter = RateLimiter(ratePerSecond: 0.5, burst: 2, clock: { now.value }, sleep: { seconds in now.withLock { $0 += seconds } })
         XCTAssertEqual(limiter.acquire(), 0)
         XCTAssertEqual(limiter.acquire(), 0)
         XCTAssertEqual(limiter.acquire(), 2, accuracy: 1e-9)
         XCTAssertEqual(limiter.acquire(), 2, accuracy: 1e-9)
-        clock.now += 10 // idle time refills up to the burst only
+        now.withLock { $0 += 10 } // idle time refills up to the burst only
         XCTAssertEqual(limiter.acquire(), 0)
         XCTAssertEqual(limiter.acquire(), 0)
         XCTAssertEqual(limiter.acquire(), 2, accuracy: 1e-9)
         // 30 a minute, one at a time: 10 requests take 18 s after the first.
-        let dryadClock = FakeClock()
-        let dryad = RateLimiter(ratePerSecond: 30.0 / 60, burst: 1, clock: { dryadClock.now }, sleep: { dryadClock.now += $0 })
+        let dryadNow = Locked(0.0)
+        let dryad = RateLimiter(ratePerSecond: 30.0 / 60, burst: 1, clock: { dryadNow.value },
+                                sleep: { seconds in dryadNow.withLock { $0 += seconds } })
         for _ in 0..<10 { dryad.acquire() }
-        XCTAssertEqual(dryadClock.now, 18, accuracy: 1e-6)
+        XCTAssertEqual(dryadNow.value, 18, accuracy: 1e-6)
     }
 }

@@ -51,9 +51,9 @@ final class GradientTests: XCTestCase {
             conv.initialize(&random)
             let input = randomTensor([2, 3, 7, 6], seed: 2)
             let weights = randomTensor([2, 2, 7, 6], seed: 3)
-            let loss = { self.dot(conv.forward(input), weights) }
+            let loss = { self.dot(conv.forward(input, compute: serial), weights) }
             conv.weight.gradient.zero(); conv.bias.gradient.zero()
-            let gradInput = conv.backward(input: input, gradOutput: weights)!
+            let gradInput = conv.backward(input: input, gradOutput: weights, compute: serial)!
             let label = "conv k\(kernel) d\(dilation)"
             check("\(label) input", variable: input, analytic: gradInput, loss: loss)
             check("\(label) weight", variable: conv.weight.value, analytic: conv.weight.gradient, loss: loss)
@@ -69,14 +69,14 @@ final class GradientTests: XCTestCase {
         let weights = randomTensor([2, 3, 5, 4], seed: 6)
         func forward() -> Tensor {
             let out = Tensor(input.shape)
-            norm.apply(input, norm.batchStatistics(input), residual: residual, relu: true, output: out)
+            norm.apply(input, norm.batchStatistics(input, compute: serial), residual: residual, relu: true, output: out, compute: serial)
             return out
         }
         let loss = { self.dot(forward(), weights) }
         let output = forward()
         let gradInput = Tensor(input.shape)
-        norm.backward(input: input, gradOutput: weights.copy(), statistics: norm.batchStatistics(input), gradInput: gradInput,
-                      reluOutput: output)
+        norm.backward(input: input, gradOutput: weights.copy(), statistics: norm.batchStatistics(input, compute: serial), gradInput: gradInput,
+                      reluOutput: output, compute: serial)
         check("bn input", variable: input, analytic: gradInput, samples: 120, step: 1e-3, loss: loss)
         check("bn weight", variable: norm.weight.value, analytic: norm.weight.gradient, step: 1e-3, loss: loss)
         check("bn bias", variable: norm.bias.value, analytic: norm.bias.gradient, step: 1e-3, loss: loss)
@@ -85,7 +85,7 @@ final class GradientTests: XCTestCase {
     func testBatchNormRunningStatisticsFollowPyTorch() {
         let norm = BatchNorm2d(name: "bn", channels: 1)
         let input = Tensor([2, 1, 1, 2], values: [1, 2, 3, 6])
-        _ = norm.batchStatistics(input)
+        _ = norm.batchStatistics(input, compute: serial)
         // mean 3, biased variance 3.5, unbiased 14/3.
         XCTAssertEqual(norm.runningMean[0], 0.3, accuracy: 1e-6)
         XCTAssertEqual(norm.runningVariance[0], 0.9 + 0.1 * 14 / 3, accuracy: 1e-6)
@@ -94,16 +94,16 @@ final class GradientTests: XCTestCase {
 
     func testPoolUpsampleConcatAndLossGradients() {
         let input = randomTensor([2, 2, 6, 8], seed: 7)
-        let (pooled, winners) = maxPool2(input)
+        let (pooled, winners) = maxPool2(input, compute: serial)
         let weights = randomTensor(pooled.shape, seed: 8)
         let gradInput = Tensor(input.shape)
-        maxPool2BackwardAdd(weights, winners: winners, into: gradInput)
-        check("max-pool", variable: input, analytic: gradInput, step: 1e-3, loss: { self.dot(maxPool2(input).0, weights) })
+        maxPool2BackwardAdd(weights, winners: winners, into: gradInput, compute: serial)
+        check("max-pool", variable: input, analytic: gradInput, step: 1e-3, loss: { self.dot(maxPool2(input, compute: serial).0, weights) })
 
         let skip = randomTensor([2, 2, 6, 8], seed: 9), low = randomTensor([2, 3, 3, 4], seed: 10)
         let concatWeights = randomTensor([2, 5, 6, 8], seed: 11)
-        let (gradSkip, gradLow) = upsampleConcatBackward(concatWeights, skipChannels: skip.c, lowShape: low.shape)
-        let concatLoss = { self.dot(upsampleConcat(skip: skip, low: low), concatWeights) }
+        let (gradSkip, gradLow) = upsampleConcatBackward(concatWeights, skipChannels: skip.c, lowShape: low.shape, compute: serial)
+        let concatLoss = { self.dot(upsampleConcat(skip: skip, low: low, compute: serial), concatWeights) }
         check("concat skip", variable: skip, analytic: gradSkip, loss: concatLoss)
         check("upsample", variable: low, analytic: gradLow, loss: concatLoss)
 
@@ -111,9 +111,9 @@ final class GradientTests: XCTestCase {
         var random = SplitMix64(seed: 13)
         let labels = (0..<40).map { _ in UInt8(random.next() % 3) }
         let gradLogits = Tensor(logits.shape)
-        labels.withUnsafeBufferPointer { _ = softmaxCrossEntropy(logits: logits, labels: $0, gradient: gradLogits) }
+        labels.withUnsafeBufferPointer { _ = softmaxCrossEntropy(logits: logits, labels: $0, gradient: gradLogits, compute: serial) }
         check("cross-entropy", variable: logits, analytic: gradLogits, step: 1e-2) {
-            labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0) }
+            labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0, compute: serial) }
         }
     }
 
@@ -197,21 +197,19 @@ final class GradientTests: XCTestCase {
 final class DirectConvolutionTests: XCTestCase {
     /// The direct kernel and the im2col + sgemm path agree on forward, input and weight gradients.
     func testDirectAndGemmPathsAgree() {
-        let saved = Conv2d.directLimit
-        defer { Conv2d.directLimit = saved }
         for (kernel, dilation) in [(3, 1), (5, 2)] {
             var results: [[Float]] = []
             for limit in [0, 1000] {
-                Conv2d.directLimit = limit
+                let compute = ComputeSettings(directLimit: limit)
                 let conv = Conv2d(name: "c", inChannels: 3, outChannels: 4, kernel: kernel, dilation: dilation)
                 var random = SplitMix64(seed: 4)
                 conv.initialize(&random)
-                XCTAssertEqual(conv.usesDirectKernel, limit > 0)
+                XCTAssertEqual(conv.usesDirectKernel(compute), limit > 0)
                 let input = Tensor([3, 3, 9, 11]), grad = Tensor([3, 4, 9, 11])
                 for i in 0..<input.count { input[i] = Float(random.nextGaussian()) }
                 for i in 0..<grad.count { grad[i] = Float(random.nextGaussian()) }
-                let output = conv.forward(input)
-                let gradInput = conv.backward(input: input, gradOutput: grad)!
+                let output = conv.forward(input, compute: compute)
+                let gradInput = conv.backward(input: input, gradOutput: grad, compute: compute)!
                 results.append(output.values + gradInput.values + conv.weight.gradient.values + conv.bias.gradient.values)
             }
             XCTAssertEqual(results[0].count, results[1].count)
@@ -229,8 +227,8 @@ final class DirectConvolutionTests: XCTestCase {
         let input = Tensor([n, cin, h, w]), grad = Tensor([n, cout, h, w])
         for i in 0..<input.count { input[i] = Float(random.nextGaussian()) }
         for i in 0..<grad.count { grad[i] = Float(random.nextGaussian()) }
-        let output = conv.forward(input)
-        let gradInput = conv.backward(input: input, gradOutput: grad)!
+        let output = conv.forward(input, compute: serial)
+        let gradInput = conv.backward(input: input, gradOutput: grad, compute: serial)!
         let plane = h * w
         for image in 0..<n {
             for p in 0..<plane {
@@ -263,30 +261,27 @@ final class InstructionSetTests: XCTestCase {
     /// blocks) gives the im2col + sgemm results, on a plane wide enough for the 64-, 32- and
     /// 16-pixel blocks plus a ragged tail, with channel counts off the 4- and 2-channel blockings.
     func testEveryInstructionSetMatchesTheGemmPath() {
-        let savedLimit = Conv2d.directLimit
-        let best = KernelInstructionSet.use(nil)
-        defer { Conv2d.directLimit = savedLimit; KernelInstructionSet.use(best) }
         for (kernel, dilation) in [(3, 1), (5, 2)] {
             let input = Tensor([2, 3, 6, 107]), grad = Tensor([2, 6, 6, 107])
             var random = SplitMix64(seed: 11)
             for i in 0..<input.count { input[i] = Float(random.nextGaussian()) }
             for i in 0..<grad.count { grad[i] = Float(random.nextGaussian()) }
-            func run(level: Int, limit: Int) -> [Float] {
-                XCTAssertEqual(KernelInstructionSet.use(level), level)
-                Conv2d.directLimit = limit
+            func run(level: KernelInstructionSet, limit: Int) -> [Float] {
+                let compute = ComputeSettings(instructionSet: level, directLimit: limit)
+                XCTAssertEqual(compute.instructionSet, level)
                 let conv = Conv2d(name: "c", inChannels: 3, outChannels: 6, kernel: kernel, dilation: dilation)
                 var weights = SplitMix64(seed: 4)
                 conv.initialize(&weights)
-                let output = conv.forward(input)
-                let gradInput = conv.backward(input: input, gradOutput: grad)!
+                let output = conv.forward(input, compute: compute)
+                let gradInput = conv.backward(input: input, gradOutput: grad, compute: compute)!
                 return output.values + gradInput.values + conv.weight.gradient.values + conv.bias.gradient.values
             }
-            let reference = run(level: 0, limit: 0)
-            for level in 0...best {
+            let reference = run(level: .generic, limit: 0)
+            for level in KernelInstructionSet.available {
                 let direct = run(level: level, limit: .max)
                 XCTAssertEqual(direct.count, reference.count)
                 let worst = zip(direct, reference).map { abs($0 - $1) / max(1, abs($1)) }.max() ?? .infinity
-                XCTAssertLessThan(worst, 1e-4, "\(KernelInstructionSet.names[level]) k\(kernel) d\(dilation)")
+                XCTAssertLessThan(worst, 1e-4, "\(level.name) k\(kernel) d\(dilation)")
             }
         }
     }

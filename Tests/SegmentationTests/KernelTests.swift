@@ -15,7 +15,7 @@ final class LossKernelTests: XCTestCase {
             for i in 0..<logits.count { logits[i] = Float(random.nextGaussian() * 30) }
             let labels = (0..<(n * h * w)).map { _ in UInt8(random.next() % UInt64(classes)) }
             let gradient = Tensor(logits.shape)
-            let loss = labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0, gradient: gradient) }
+            let loss = labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0, gradient: gradient, compute: serial) }
             var expected = 0.0
             let plane = h * w, pixels = Double(n * plane)
             for image in 0..<n {
@@ -65,18 +65,16 @@ final class FreshGradientTests: XCTestCase {
     /// second backward pass (whose storage is likely the first one's) gives the same values, for
     /// the 1 x 1, direct and im2col paths.
     func testFreshInputGradientsDoNotAccumulateOldStorage() {
-        let savedLimit = Conv2d.directLimit
-        defer { Conv2d.directLimit = savedLimit }
         for (kernel, limit) in [(1, Int.max), (3, Int.max), (3, 0)] {
-            Conv2d.directLimit = limit
+            let compute = ComputeSettings(directLimit: limit)
             let conv = Conv2d(name: "c", inChannels: 3, outChannels: 5, kernel: kernel)
             var random = SplitMix64(seed: 21)
             conv.initialize(&random)
             let input = Tensor([2, 3, 8, 40]), grad = Tensor([2, 5, 8, 40])
             for i in 0..<input.count { input[i] = Float(random.nextGaussian()) }
             for i in 0..<grad.count { grad[i] = Float(random.nextGaussian()) }
-            let first = conv.backward(input: input, gradOutput: grad)!.values
-            let second = conv.backward(input: input, gradOutput: grad)!.values
+            let first = conv.backward(input: input, gradOutput: grad, compute: compute)!.values
+            let second = conv.backward(input: input, gradOutput: grad, compute: compute)!.values
             XCTAssertEqual(first, second, "kernel \(kernel), direct limit \(limit)")
             XCTAssertTrue(first.contains { $0 != 0 })
         }
@@ -88,10 +86,8 @@ final class CompanionConvolutionTests: XCTestCase {
     /// the k x k output is unchanged by the companion, on every instruction set and a plane off
     /// the pixel blocks.
     func testCompanionOutputEqualsTheLayerOnItsOwn() {
-        let best = KernelInstructionSet.use(nil)
-        defer { KernelInstructionSet.use(best) }
-        for level in 0...best {
-            KernelInstructionSet.use(level)
+        for level in KernelInstructionSet.available {
+            let compute = ComputeSettings(instructionSet: level)
             for (kernel, dilation) in [(3, 1), (5, 2)] {
                 let conv = Conv2d(name: "c", inChannels: 5, outChannels: 6, kernel: kernel, dilation: dilation)
                 let projection = Conv2d(name: "p", inChannels: 5, outChannels: 3, kernel: 1)
@@ -101,11 +97,11 @@ final class CompanionConvolutionTests: XCTestCase {
                 let input = Tensor([2, 5, 11, 83])
                 for i in 0..<input.count { input[i] = Float(random.nextGaussian()) }
                 let output = Tensor([2, 6, 11, 83]), companion = Tensor([2, 3, 11, 83])
-                conv.forwardDirect(input, into: output, companion: projection, companionOutput: companion)
-                XCTAssertEqual(output.values, conv.forward(input).values, "level \(level) k\(kernel)")
-                let alone = projection.forward(input).values
+                conv.forwardDirect(input, into: output, companion: projection, companionOutput: companion, compute: compute)
+                XCTAssertEqual(output.values, conv.forward(input, compute: compute).values, "\(level.name) k\(kernel)")
+                let alone = projection.forward(input, compute: compute).values
                 let worst = zip(companion.values, alone).map { abs($0 - $1) }.max() ?? .infinity
-                XCTAssertLessThan(worst, 1e-5, "level \(level) k\(kernel)")
+                XCTAssertLessThan(worst, 1e-5, "\(level.name) k\(kernel)")
             }
         }
     }
@@ -121,11 +117,11 @@ final class CompanionConvolutionTests: XCTestCase {
         let skip = Tensor([2, 3, 10, 38]), low = Tensor([2, 4, 5, 19])
         for i in 0..<skip.count { skip[i] = Float(random.nextGaussian()) }
         for i in 0..<low.count { low[i] = Float(random.nextGaussian()) }
-        let joined = upsampleConcat(skip: skip, low: low)
+        let joined = upsampleConcat(skip: skip, low: low, compute: serial)
         let direct = Tensor([2, 5, 10, 38]), directCompanion = Tensor([2, 2, 10, 38])
-        conv.forwardDirect(skip, upsampled: low, into: direct, companion: projection, companionOutput: directCompanion)
+        conv.forwardDirect(skip, upsampled: low, into: direct, companion: projection, companionOutput: directCompanion, compute: serial)
         let built = Tensor([2, 5, 10, 38]), builtCompanion = Tensor([2, 2, 10, 38])
-        conv.forwardDirect(joined, into: built, companion: projection, companionOutput: builtCompanion)
+        conv.forwardDirect(joined, into: built, companion: projection, companionOutput: builtCompanion, compute: serial)
         XCTAssertEqual(direct.values, built.values)
         XCTAssertEqual(directCompanion.values, builtCompanion.values)
     }
@@ -147,10 +143,10 @@ final class CompanionConvolutionTests: XCTestCase {
             for t in [input, grad, companionGrad] { for i in 0..<t.count { t[i] = Float(random.nextGaussian()) } }
             let (fusedConv, fusedProjection) = layers()
             let fused = fusedConv.backward(input: input, gradOutput: grad, needInputGradient: needInput,
-                                           companion: fusedProjection, companionGradient: companionGrad)
+                                           companion: fusedProjection, companionGradient: companionGrad, compute: serial)
             let (conv, projection) = layers()
-            let first = projection.backward(input: input, gradOutput: companionGrad, needInputGradient: needInput)
-            let separate = conv.backward(input: input, gradOutput: grad, needInputGradient: needInput, accumulateInto: first)
+            let first = projection.backward(input: input, gradOutput: companionGrad, needInputGradient: needInput, compute: serial)
+            let separate = conv.backward(input: input, gradOutput: grad, needInputGradient: needInput, accumulateInto: first, compute: serial)
             XCTAssertEqual(fused == nil, !needInput)
             func close(_ a: [Float], _ b: [Float], _ what: String) {
                 XCTAssertEqual(a.count, b.count, what)
