@@ -53,8 +53,7 @@ let package = Package(
                 swiftSettings: optimized),
         .target(name: "Synthesis", dependencies: ["Micrograph"], swiftSettings: optimized),
         // PyTorch checkpoint files (zip + pickle) read without running Python: a restricted
-        // unpickler that only rebuilds tensors and records module state. Already in the Swift 6
-        // language mode the package is moving to.
+        // unpickler that only rebuilds tensors and records module state.
         .target(name: "TorchArchive",
                 dependencies: ["Micrograph", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
                 swiftSettings: optimized),
