@@ -28,11 +28,11 @@ public enum DatasetH5Import {
                                   store: CatalogStore, dataFolder: DataFolder,
                                   log: (String) -> Void = { _ in }) throws -> Result {
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }), !name.hasPrefix(".") else {
-            throw DatasetError("dataset name \(name): only letters, digits, '_', '-' and '.' (and not starting with '.')")
+            throw DatasetError(dataset: name, "a name holds only letters, digits, '_', '-' and '.' (and does not start with '.')")
         }
-        guard folds >= 2 else { throw DatasetError("folds must be at least 2") }
+        guard folds >= 2 else { throw DatasetError(dataset: name, "folds must be at least 2, not \(folds)") }
         if let existing = try RecipeStore.recipe(named: name, in: store), !existing.query.isEmpty {
-            throw DatasetError("dataset \(name) is defined by a recipe (query \(existing.query)); import under another name")
+            throw DatasetError(dataset: name, "is defined by a recipe (query \(existing.query)); import under another name")
         }
         let imagesSHA = try sha256Hex(fileAt: images), labelsSHA = try sha256Hex(fileAt: labels)
         let imageSource = try H5Planes(url: images, key: imagesKey)
@@ -47,7 +47,7 @@ public enum DatasetH5Import {
         guard patch == imageSource.shape[2], patch % 16 == 0 else {
             throw FormatError(file: images.path, "\(imagesKey) is \(imageSource.shape): patches must be square, a multiple of 16 on a side")
         }
-        guard count >= folds else { throw DatasetError("\(count) patches cannot make \(folds) folds") }
+        guard count >= folds else { throw DatasetError(dataset: name, "\(count) patches cannot make \(folds) folds") }
 
         var recipe = DatasetRecipe(name: name, query: "",
                                    description: "imported from \(images.lastPathComponent) and \(labels.lastPathComponent) (study HDF5 layout)")
@@ -57,11 +57,11 @@ public enum DatasetH5Import {
         recipe.minParticlePixels = 0
         let input = ResolvedFrame(session: "hdf5", file: images.lastPathComponent, sha256: imagesSHA, labelSha256: labelsSHA)
         let resolved = ResolvedRecipe(formatVersion: datasetFormatVersion, recipe: recipe, frames: [input])
-        let versionId = resolved.versionId
+        let versionId = try resolved.versionId()
         let fm = FileManager.default
         let finalFolder = dataFolder.datasetsFolder.appendingPathComponent(name).appendingPathComponent(versionId)
         let registered = try DatasetRegistry.versions(named: name, in: store).first { $0.versionId == versionId }
-        if registered != nil, fm.fileExists(atPath: finalFolder.appendingPathComponent("MANIFEST").path) {
+        if registered != nil, fm.fileExists(atPath: finalFolder.appendingPathComponent(VersionFolder.manifestName).path) {
             log("\(name)@\(versionId.prefix(12)) is already imported")
             return Result(version: try DatasetVersion.open(at: finalFolder), reused: true)
         }
@@ -87,30 +87,29 @@ public enum DatasetH5Import {
                     csv += "\(index),hdf5,\(csvField(images.lastPathComponent)),0,0,\(particles[index])\n"
                 }
             }
-            try writeFileAtomically(Data(csv.utf8), to: temporary.appendingPathComponent("patches.csv"))
-            try writeFileAtomically(studyFolds(count: count, k: folds).jsonBytes(), to: temporary.appendingPathComponent("folds.json"))
+            try writeFileAtomically(Data(csv.utf8), to: temporary.appendingPathComponent(VersionFolder.patchesName))
+            try writeFileAtomically(studyFolds(count: count, k: folds).jsonBytes(), to: temporary.appendingPathComponent(VersionFolder.foldsName))
             let info = DatasetVersionInfo(versionId: versionId, name: name, query: "", formatVersion: datasetFormatVersion,
                                           recipe: recipe, frames: [input], frameOrder: [0], frameCount: 1,
                                           patchCount: count, patchSize: patch, foldRule: .study)
-            try writeFileAtomically(canonicalEncoder().encodeOrDie(info), to: temporary.appendingPathComponent("recipe.json"))
+            try writeFileAtomically(try CanonicalJSON.pretty(info), to: temporary.appendingPathComponent(VersionFolder.recipeName))
             var manifest = ""
-            for file in DatasetVersion.dataFiles {
+            for file in VersionFolder.dataFiles {
                 manifest += "\(try sha256Hex(fileAt: temporary.appendingPathComponent(file)))  \(file)\n"
             }
-            try writeFileAtomically(Data(manifest.utf8), to: temporary.appendingPathComponent("MANIFEST"))
+            try writeFileAtomically(Data(manifest.utf8), to: temporary.appendingPathComponent(VersionFolder.manifestName))
             try fm.createDirectory(at: finalFolder.deletingLastPathComponent(), withIntermediateDirectories: true)
             try fm.moveItem(at: temporary, to: finalFolder)
-            let manifestHash = try sha256Hex(fileAt: finalFolder.appendingPathComponent("MANIFEST"))
+            let manifestHash = try sha256Hex(fileAt: finalFolder.appendingPathComponent(VersionFolder.manifestName))
             try store.dbQueue.write { db in
-                let recipeId = try RecipeStore.save(definition: String(decoding: recipe.canonicalJSON(), as: UTF8.self),
-                                                    name: name, in: db)
+                let recipeId = try RecipeStore.save(definition: try recipe.canonicalText(), name: name, in: db)
                 try db.execute(sql: """
                     INSERT INTO dataset_versions (recipe_id, version_id, folder, frame_count, patch_count, manifest_sha256)
                     VALUES (?, ?, ?, ?, ?, ?)
                     """, arguments: [recipeId, versionId, "datasets/\(name)/\(versionId)", 1, count, manifestHash])
             }
             log("imported \(name)@\(versionId.prefix(12)): \(count) patches of \(patch) x \(patch), \(folds) folds -> \(finalFolder.path)")
-            return Result(version: DatasetVersion(folder: finalFolder, info: info), reused: false)
+            return Result(version: DatasetVersion(files: VersionFolder(finalFolder), info: info), reused: false)
         } catch {
             try? fm.removeItem(at: temporary)
             throw error
@@ -120,10 +119,10 @@ public enum DatasetH5Import {
     /// Streams images (-> float32) and labels (0/1 -> uint8) into `images.npy` / `labels.npy`;
     /// returns each patch's particle pixel count.
     static func writeArrays(_ images: H5Planes, _ labels: H5Planes, count: Int, patch: Int, into folder: URL) throws -> [Int] {
-        let imagesURL = folder.appendingPathComponent("images.npy"), labelsURL = folder.appendingPathComponent("labels.npy")
+        let imagesURL = folder.appendingPathComponent(VersionFolder.imagesName), labelsURL = folder.appendingPathComponent(VersionFolder.labelsName)
         for (url, pixelType) in [(imagesURL, PixelType.float32), (labelsURL, .uint8)] {
             guard FileManager.default.createFile(atPath: url.path, contents: Data(npyHeader(shape: [count, patch, patch], pixelType: pixelType))) else {
-                throw DatasetError("\(url.path): cannot create the file")
+                throw FormatError(file: url.path, "cannot create the file")
             }
         }
         let imagesHandle = try FileHandle(forWritingTo: imagesURL), labelsHandle = try FileHandle(forWritingTo: labelsURL)
@@ -159,7 +158,7 @@ public enum DatasetH5Import {
     /// The rows of a `patches.csv` beside the images file (an hrtem export puts one there), when
     /// it parses and has exactly `count` rows numbered 0..<count; nil otherwise.
     static func patchRowsBeside(_ images: URL, count: Int) throws -> [PatchRow]? {
-        let url = images.deletingLastPathComponent().appendingPathComponent("patches.csv")
+        let url = images.deletingLastPathComponent().appendingPathComponent(VersionFolder.patchesName)
         guard let text = try? String(contentsOf: url, encoding: .utf8) else { return nil }
         var rows: [PatchRow] = []
         for (n, line) in text.split(separator: "\n", omittingEmptySubsequences: true).enumerated() where n > 0 {

@@ -157,30 +157,30 @@ public enum ModelImporter {
         let id = modelID(name)
         let modelFolder = folder.modelsFolder.appendingPathComponent(id)
         try FileManager.default.createDirectory(at: modelFolder, withIntermediateDirectories: true)
-        let (card, record) = importedModelRecords(id: id, folder: modelFolder, architecture: architecture,
-                                                  parameterCount: network.parameterCount, provenance: provenance)
-        try network.save(to: modelFolder.appendingPathComponent("model.safetensors"),
+        let (card, record) = try importedModelRecords(id: id, folder: modelFolder, architecture: architecture,
+                                                      parameterCount: network.parameterCount, provenance: provenance)
+        try network.save(to: modelFolder.appendingPathComponent(ModelCard.weightsFileName),
                          metadata: ["source_file": provenance.sourceFile, "source_sha256": provenance.sourceSHA256,
                                     "source_class": provenance.sourceClass])
-        try writeFileAtomically(try prettyJSON(card), to: modelFolder.appendingPathComponent("model.json"))
+        try card.write(to: modelFolder)
         try catalog.registerModel(record, datasetFolder: nil)
         return ImportedModel(id: id, folder: modelFolder, architecture: architecture,
                              parameterCount: network.parameterCount, provenance: provenance)
     }
 
-    /// The card and catalog row of an imported model, in the project's existing model types.
-    /// The card's training fields say "not trained here" (0 epochs, no metrics); its dataset
-    /// version is `study:<dataset>` (no local version exists); the catalog row keeps the full
-    /// provenance as its settings and a `ModelRef` as its card, like a trained unit's row.
+    /// The card and catalog row of an imported model, in the project's model types. The card's
+    /// training fields say "not trained here" (0 epochs, no metrics); its dataset version is
+    /// `study:<dataset>` (no local version exists); the catalog row keeps the card like a
+    /// trained unit's row and the full provenance as its settings.
     public static func importedModelRecords(id: String, folder: URL, architecture: UNetArchitecture, parameterCount: Int,
-                                            provenance: ModelProvenance) -> (card: ModelCard, record: ModelRecord) {
+                                            provenance: ModelProvenance) throws -> (card: ModelCard, record: ModelRecord) {
         let card = ModelCard.imported(architecture: architecture, parameters: parameterCount,
                                       trainedOn: "study:" + (provenance.dataset ?? provenance.sourceFile),
                                       fold: provenance.fold ?? 0, seed: provenance.seed ?? 0)
         let record = ModelRecord(id: id, datasetVersion: nil, fold: provenance.fold,
                                  seed: provenance.seed.map { Int64(bitPattern: $0) },
-                                 settings: canonicalJSON(provenance), checkpointPath: folder.path,
-                                 card: canonicalJSON(ModelRef(id: id, folder: folder.path)))
+                                 settings: try CanonicalJSON.compactString(provenance), checkpointPath: folder.path,
+                                 card: try CanonicalJSON.compactString(card))
         return (card, record)
     }
 

@@ -17,7 +17,7 @@ final class DatasetImportH5Tests: XCTestCase {
         XCTAssertEqual(create.status, 0, create.standardError)
         let build = try runHrtem(["dataset", "build", "au5"] + data)
         XCTAssertEqual(build.status, 0, build.standardError)
-        let original = try DatasetRegistry.resolve("au5", in: fixture.store, dataFolder: fixture.dataFolder)
+        let original = try DatasetRegistry.locate("au5", in: fixture.dataFolder, store: fixture.store)
         XCTAssertGreaterThanOrEqual(original.patchCount, 4)
         let h5 = fixture.root.appendingPathComponent("h5")
         let exported = try runHrtem(["dataset", "export", "au5", "--to", h5.path, "--format", "hdf5"] + data)
@@ -28,7 +28,7 @@ final class DatasetImportH5Tests: XCTestCase {
                                      "--folds", "4"] + data)
         XCTAssertEqual(imported.status, 0, imported.standardError)
         XCTAssertTrue(imported.standardOutput.contains("imported au5-h5@"), imported.standardOutput)
-        let copy = try DatasetRegistry.resolve("au5-h5", in: fixture.store, dataFolder: fixture.dataFolder)
+        let copy = try DatasetRegistry.locate("au5-h5", in: fixture.dataFolder, store: fixture.store)
         XCTAssertEqual(copy.patchCount, original.patchCount)
         XCTAssertEqual(copy.patchSize, 64)
         for file in ["images.npy", "labels.npy", "folds.json", "patches.csv"] {
