@@ -108,5 +108,5 @@ guard status == 0, let line = output.split(separator: "\n").last,
     print("  torch.load failed (status \(status)): \(output)")
     exit(1)
 }
-print(String(format: "  torch.load    %7.3f s  (PyTorch %@, %@ tensors, one thread, %@)", seconds,
-             "\(json["torch"] ?? "?")", "\(json["tensors"] ?? "?")", python))
+print(String(format: "  torch.load    %7.3f s  (%.3f s processor; PyTorch %@, %@ tensors, one thread, %@)", seconds,
+             json["processor"] as? Double ?? 0, "\(json["torch"] ?? "?")", "\(json["tensors"] ?? "?")", python))

@@ -23,11 +23,11 @@ public enum DatasetH5Import {
                                   log: (String) -> Void = { _ in }) throws -> DatasetBuildResult {
         try HDF5Library.shared.run {
             guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }), !name.hasPrefix(".") else {
-                throw DatasetError("dataset name \(name): only letters, digits, '_', '-' and '.' (and not starting with '.')")
+                throw DatasetError(dataset: name, "a name holds only letters, digits, '_', '-' and '.' (and does not start with '.')")
             }
-            guard folds >= 2 else { throw DatasetError("folds must be at least 2") }
+            guard folds >= 2 else { throw DatasetError(dataset: name, "folds must be at least 2, not \(folds)") }
             if let existing = try RecipeStore.recipe(named: name, in: store), !existing.query.isEmpty {
-                throw DatasetError("dataset \(name) is defined by a recipe (query \(existing.query)); import under another name")
+                throw DatasetError(dataset: name, "is defined by a recipe (query \(existing.query)); import under another name")
             }
             let imagesSHA = try sha256Hex(fileAt: images), labelsSHA = try sha256Hex(fileAt: labels)
             let imageSource = try H5Planes(url: images, key: imagesKey)
@@ -42,7 +42,7 @@ public enum DatasetH5Import {
             guard patch == imageSource.shape[2], patch % 16 == 0 else {
                 throw FormatError(file: images.path, "\(imagesKey) is \(imageSource.shape): patches must be square, a multiple of 16 on a side")
             }
-            guard count >= folds else { throw DatasetError("\(count) patches cannot make \(folds) folds") }
+            guard count >= folds else { throw DatasetError(dataset: name, "\(count) patches cannot make \(folds) folds") }
 
             var recipe = DatasetRecipe(name: name, query: "",
                                        description: "imported from \(images.lastPathComponent) and \(labels.lastPathComponent) (study HDF5 layout)")

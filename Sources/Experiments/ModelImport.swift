@@ -158,8 +158,8 @@ public enum ModelImporter {
         let modelFolder = folder.modelsFolder.appendingPathComponent(id)
         try FileManager.default.createDirectory(at: modelFolder, withIntermediateDirectories: true)
         let (card, record) = try importedModelRecords(id: id, folder: modelFolder, architecture: architecture,
-                                                  parameterCount: network.parameterCount, provenance: provenance)
-        try network.save(to: modelFolder.appendingPathComponent("model.safetensors"),
+                                                      parameterCount: network.parameterCount, provenance: provenance)
+        try network.save(to: modelFolder.appendingPathComponent(ModelCard.weightsFileName),
                          metadata: ["source_file": provenance.sourceFile, "source_sha256": provenance.sourceSHA256,
                                     "source_class": provenance.sourceClass])
         try card.write(to: modelFolder)
@@ -168,10 +168,10 @@ public enum ModelImporter {
                              parameterCount: network.parameterCount, provenance: provenance)
     }
 
-    /// The card and catalog row of an imported model, in the project's existing model types.
-    /// The card's training fields say "not trained here" (0 epochs, no metrics); its dataset
-    /// version is `study:<dataset>` (no local version exists); the catalog row keeps the full
-    /// provenance as its settings and the card, like a trained unit's row.
+    /// The card and catalog row of an imported model, in the project's model types. The card's
+    /// training fields say "not trained here" (0 epochs, no metrics); its dataset version is
+    /// `study:<dataset>` (no local version exists); the catalog row keeps the card like a
+    /// trained unit's row and the full provenance as its settings.
     public static func importedModelRecords(id: String, folder: URL, architecture: UNetArchitecture, parameterCount: Int,
                                             provenance: ModelProvenance) throws -> (card: ModelCard, record: ModelRecord) {
         let card = ModelCard.imported(architecture: architecture, parameters: parameterCount,

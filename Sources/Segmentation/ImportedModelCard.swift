@@ -7,9 +7,9 @@ extension ModelCard {
     /// `datasetVersion` names where it was trained (`study:<dataset>`), `datasetFolder` is empty.
     public static func imported(architecture: UNetArchitecture, parameters: Int, trainedOn dataset: String,
                                 fold: Int, seed: UInt64) -> ModelCard {
-        let configuration = TrainingSettings(architecture: architecture, epochs: 0, seed: seed)
+        let settings = TrainingSettings(architecture: architecture, epochs: 0, seed: seed)
         return ModelCard(architecture: architecture, parameters: parameters, datasetVersion: dataset, datasetFolder: "",
-                         fold: fold, seed: seed, configuration: configuration, epochs: 0, bestEpoch: 0,
+                         fold: fold, seed: seed, configuration: settings, epochs: 0, bestEpoch: 0,
                          bestValidationLoss: 0, validation: nil, trainingSeconds: 0)
     }
 }
