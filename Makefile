@@ -8,7 +8,7 @@ APT_PACKAGES := libsqlite3-dev libtiff-dev libcurl4-openssl-dev libopenblas-dev 
 BUILD_FLAGS := -c release -Xswiftc -enable-testing
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test demo bench peers clean fuzz fixtures docs
+.PHONY: deps build test demo bench peers clean fuzz fixtures docs tsan downstream
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -31,6 +31,27 @@ peers:
 test: deps peers
 	$(SWIFT) build $(BUILD_FLAGS) --build-tests
 	$(SWIFT) test $(BUILD_FLAGS) --skip-build --disable-swift-testing
+	@$(MAKE) --no-print-directory downstream
+	@$(MAKE) --no-print-directory tsan
+
+# A package that depends on hrtem's libraries by version builds (SwiftPM refuses a versioned
+# dependency with unsafeFlags, which hrtem's own builds never notice).
+downstream: deps
+	SWIFT=$(SWIFT) ./scripts/check-downstream.sh
+
+# The concurrent code under ThreadSanitizer, in its own scratch folder: parallel matrix units,
+# the downloader with several jobs, parallel ingest hashing, dataset builds with --jobs, and
+# training with several compute threads. Any report fails the run (halt_on_error).
+TSAN_FLAGS := $(BUILD_FLAGS) --sanitize=thread --scratch-path .build-tsan
+TSAN_TESTS := ExperimentsTests.MatrixRunnerTests \
+  MirrorsTests.DownloaderTests/testManyFilesInParallel MirrorsTests.DownloaderTests/testTheSameURLTwice \
+  HrtemCLITests.FetchCommandTests/testImportFromStudyThenFetch \
+  HrtemCLITests.IngestCommandTests/testIngestJoins CatalogTests.DatasetBuildTests/testBuildWritesAConsistent \
+  SegmentationTests.TrainingTests/testShortTraining HrtemCLITests.MatrixEndToEndTests
+tsan: deps
+	$(SWIFT) build $(TSAN_FLAGS) --build-tests
+	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test $(TSAN_FLAGS) --skip-build --disable-swift-testing \
+	  $(foreach t,$(TSAN_TESTS),--filter $(t))
 
 demo: build
 	./scripts/demo.sh
@@ -72,4 +93,4 @@ docs: deps
 	done
 
 clean:
-	rm -rf .build demo-output
+	rm -rf .build .build-tsan .build-downstream demo-output

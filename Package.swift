@@ -38,52 +38,46 @@ let package = Package(
                        providers: [.apt(["libssl-dev"])]),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5", providers: [.apt(["libhdf5-dev"])]),
 
-        .target(name: "Micrograph", dependencies: ["CTIFF", "CPNG", "CCrypto", "CHDF5"],
-                swiftSettings: optimized),
-        .target(name: "Preprocessing", dependencies: ["Micrograph"], swiftSettings: optimized),
-        .target(name: "Mirrors", dependencies: ["Micrograph", "CCurl"], swiftSettings: optimized),
+        .target(name: "Micrograph", dependencies: ["CTIFF", "CPNG", "CCrypto", "CHDF5"]),
+        .target(name: "Preprocessing", dependencies: ["Micrograph"]),
+        .target(name: "Mirrors", dependencies: ["Micrograph", "CCurl"]),
         .target(name: "Catalog",
                 dependencies: ["Micrograph", "Preprocessing", "Mirrors", "CHDF5",
                                .product(name: "GRDB", package: "GRDB.swift"),
                                // SQLite's C API, for decoding query results column by column.
-                               .product(name: "GRDBSQLite", package: "GRDB.swift")],
-                swiftSettings: optimized),
-        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
-        .target(name: "Segmentation", dependencies: ["Micrograph", "Preprocessing", "CBLAS", "CKernels"],
-                swiftSettings: optimized),
-        .target(name: "Synthesis", dependencies: ["Micrograph"], swiftSettings: optimized),
+                               .product(name: "GRDBSQLite", package: "GRDB.swift")]),
+        .target(name: "CKernels"),
+        .target(name: "Segmentation", dependencies: ["Micrograph", "Preprocessing", "CBLAS", "CKernels"]),
+        .target(name: "Synthesis", dependencies: ["Micrograph"]),
         // PyTorch checkpoint files (zip + pickle) read without running Python: a restricted
         // unpickler that only rebuilds tensors and records module state.
         .target(name: "TorchArchive",
-                dependencies: ["Micrograph", .product(name: "ZIPFoundation", package: "ZIPFoundation")],
-                swiftSettings: optimized),
+                dependencies: ["Micrograph", .product(name: "ZIPFoundation", package: "ZIPFoundation")]),
         .target(name: "Experiments",
                 dependencies: ["Catalog", "Segmentation", "Preprocessing", "Micrograph", "Mirrors", "TorchArchive",
-                               .product(name: "GRDB", package: "GRDB.swift")],
-                swiftSettings: optimized),
+                               .product(name: "GRDB", package: "GRDB.swift")]),
         .executableTarget(
             name: "hrtem",
             dependencies: ["Micrograph", "Preprocessing", "Catalog", "Mirrors", "Segmentation",
                            "Synthesis", "Experiments",
-                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: optimized),
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Benchmark programs: each prints hrtem's figure and the peer's side by side
         // (`make bench`, or `make bench-NAME`). Peer scripts live in Benchmarks/peers/.
         .executableTarget(name: "bench-catalog", dependencies: ["Catalog", "Micrograph"],
-                          path: "Benchmarks/catalog", swiftSettings: optimized),
+                          path: "Benchmarks/catalog"),
         .executableTarget(name: "bench-formats", dependencies: ["Micrograph", "Catalog"],
-                          path: "Benchmarks/formats", swiftSettings: optimized),
+                          path: "Benchmarks/formats"),
         .executableTarget(name: "bench-mirrors", dependencies: ["Mirrors", "Micrograph"],
-                          path: "Benchmarks/mirrors", swiftSettings: optimized),
+                          path: "Benchmarks/mirrors"),
         .executableTarget(name: "bench-preprocessing", dependencies: ["Preprocessing", "Catalog", "Micrograph"],
-                          path: "Benchmarks/preprocessing", swiftSettings: optimized),
+                          path: "Benchmarks/preprocessing"),
         .executableTarget(name: "bench-synthesis", dependencies: ["Synthesis", "Micrograph"],
-                          path: "Benchmarks/synthesis", swiftSettings: optimized),
+                          path: "Benchmarks/synthesis"),
         .executableTarget(name: "bench-torch-import", dependencies: ["TorchArchive", "Experiments", "Catalog", "Micrograph"],
-                          path: "Benchmarks/torch-import", swiftSettings: optimized),
+                          path: "Benchmarks/torch-import"),
         .executableTarget(name: "bench-trainer", dependencies: ["Segmentation", "Micrograph"],
-                          path: "Benchmarks/trainer", swiftSettings: optimized),
+                          path: "Benchmarks/trainer"),
 
         // Shared by the test targets only: locating ../shared/reference, temporary folders,
         // running the built `hrtem` binary.
@@ -104,7 +98,3 @@ let package = Package(
     ],
     swiftLanguageModes: [.v6]
 )
-
-/// Numeric kernels are unusable without optimization; `-Ounchecked` is not used so that
-/// bounds checks still turn memory bugs into traps rather than silent corruption.
-var optimized: [SwiftSetting] { [.unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))] }

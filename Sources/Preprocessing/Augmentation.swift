@@ -6,8 +6,9 @@ import Micrograph
 public enum DihedralTransform: Int, Sendable, CaseIterable, Codable {
     case identity, rotate90, rotate180, rotate270, flipLR, flipLRRotate90, flipLRRotate180, flipLRRotate270
 
-    /// Where output (row, column) reads from, for a size x size patch.
-    @inline(__always) public func source(_ row: Int, _ column: Int, _ size: Int) -> (Int, Int) {
+    /// Where output (row, column) reads from, for a size x size patch. Inlinable: other
+    /// modules (the trainer's patch copies) call it once per pixel.
+    @inlinable @inline(__always) public func source(_ row: Int, _ column: Int, _ size: Int) -> (Int, Int) {
         let last = size - 1
         // np.rot90(m, k): out[i, j] = m[j, last - i] for k = 1
         var (r, c) = (row, column)
@@ -19,7 +20,9 @@ public enum DihedralTransform: Int, Sendable, CaseIterable, Codable {
 }
 
 /// A square patch under one of the eight symmetries (the study's x8 expansion of train,
-/// validation and test; the trainer calls this, nothing is stored x8 on disk).
+/// validation and test; the trainer calls this, nothing is stored x8 on disk). Inlinable so
+/// callers in other modules get it specialized for their pixel type.
+@inlinable
 public func dihedral<T>(_ patch: Raster<T>, _ transform: DihedralTransform) -> Raster<T> {
     precondition(patch.width == patch.height, "dihedral transforms need a square patch")
     let n = patch.width

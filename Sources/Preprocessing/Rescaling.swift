@@ -18,7 +18,8 @@ public struct RescalingMap: Sendable, Equatable, Codable {
     public var divisor: Double
     public var clipsToUnitInterval: Bool
 
-    @inline(__always) public func apply(_ x: Double) -> Double {
+    /// Inlinable: callers in other modules apply it once per pixel.
+    @inlinable @inline(__always) public func apply(_ x: Double) -> Double {
         let y = (x - offset) / divisor
         return clipsToUnitInterval ? min(max(y, 0), 1) : y
     }

@@ -52,6 +52,8 @@ public func keptPatches(label: Raster<UInt8>, patch: Int = 512, stride: Int = 51
 
 /// The `patch` x `patch` pixels at `origin`, row-major, appended to `destination` (no
 /// intermediate raster: the materializer streams patches straight into its output).
+/// Inlinable so callers in other modules get it specialized for their pixel type.
+@inlinable
 public func appendPatch<T>(_ raster: Raster<T>, at origin: PatchOrigin, patch: Int, to destination: inout [T]) {
     precondition(origin.row + patch <= raster.height && origin.column + patch <= raster.width, "patch outside the frame")
     for r in origin.row..<(origin.row + patch) {
