@@ -4,7 +4,10 @@
 Serves the files under --root on 127.0.0.1 at a free port and prints "PORT <n>" on its first
 line. GET and HEAD, byte ranges ("bytes=N-" and "bytes=N-M"), one JSON line per request in
 --log: {"path", "range", "status", "sent", "proxied", "agent", "authorization"} (sent = body bytes written; proxied: the
-request came in absolute form, i.e. the client used this server as its HTTP proxy).
+request came in absolute form, i.e. the client used this server as its HTTP proxy). That line is
+written once the reply has gone out, so a client may see its reply before the line exists; each
+request therefore first logs {"begun": true}, before any byte of its reply, and a reader of the
+log waits until every begun request has its line.
 
 --faults FILE is a JSON object: relative path (decoded, no leading "/") -> list of faults, each
 used for "times" requests (default: every request) in order:
@@ -57,6 +60,11 @@ class State:
                     queue.pop(0)
             return dict(fault)
 
+    def begin(self):
+        if self.log:
+            with self.lock:
+                self.log.write(json.dumps({"begun": True}) + "\n")
+
     def record(self, entry):
         if self.log:
             with self.lock:
@@ -89,6 +97,7 @@ class Handler(BaseHTTPRequestHandler):
                       "authorization": self.headers.get("Authorization")})
 
     def serve(self, head):
+        state.begin()
         raw = self.path.split("?", 1)[0]
         if raw.startswith("http://"):
             # Absolute form: the client took this server for its proxy (http_proxy).

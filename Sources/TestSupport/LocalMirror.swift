@@ -68,9 +68,20 @@ public final class LocalMirror {
     }
 
     /// The requests the server has answered so far, in order.
-    public func requests() -> [LoggedRequest] {
-        guard let text = try? String(contentsOf: logFile, encoding: .utf8) else { return [] }
-        return text.split(separator: "\n").compactMap { try? JSONDecoder().decode(LoggedRequest.self, from: Data($0.utf8)) }
+    ///
+    /// The server logs a request once its reply has gone out, so a client that has just read a
+    /// reply can get here before that line is written. Every request logs a "begun" line before
+    /// any byte of its reply, so this waits (up to `timeout` seconds, for a request still being
+    /// answered) until each begun request has its line.
+    public func requests(timeout: Double = 5) -> [LoggedRequest] {
+        let deadline = Date().addingTimeInterval(timeout)
+        while true {
+            let lines = ((try? String(contentsOf: logFile, encoding: .utf8)) ?? "").split(separator: "\n")
+            let answered = lines.compactMap { try? JSONDecoder().decode(LoggedRequest.self, from: Data($0.utf8)) }
+            let begun = lines.filter { $0.hasPrefix(#"{"begun""#) }.count
+            if answered.count >= begun || Date() >= deadline { return answered }
+            Thread.sleep(forTimeInterval: 0.01)
+        }
     }
 }
 
