@@ -4,7 +4,11 @@
 Serves the files under --root on 127.0.0.1 at a free port and prints "PORT <n>" on its first
 line. GET and HEAD, byte ranges ("bytes=N-" and "bytes=N-M"), one JSON line per request in
 --log: {"path", "range", "status", "sent", "proxied", "agent", "authorization"} (sent = body bytes written; proxied: the
-request came in absolute form, i.e. the client used this server as its HTTP proxy).
+request came in absolute form, i.e. the client used this server as its HTTP proxy). That line is
+written once the reply has gone out, so a client may see its reply before the line exists; each
+request therefore first logs {"begun": SEQ}, before any byte of its reply, its line carries the
+same "seq", and a reader of the log waits until every begun request has its line and orders the
+lines by "seq" (the order requests arrived, not the order they were answered).
 
 --faults FILE is a JSON object: relative path (decoded, no leading "/") -> list of faults, each
 used for "times" requests (default: every request) in order:
@@ -42,6 +46,7 @@ class State:
         self.root = os.path.realpath(root)
         self.faults = faults
         self.bearer = bearer
+        self.begun = 0
         self.lock = threading.Lock()
         self.log = open(log_path, "a", buffering=1) if log_path else None
 
@@ -57,6 +62,13 @@ class State:
                     queue.pop(0)
             return dict(fault)
 
+    def begin(self):
+        with self.lock:
+            self.begun += 1
+            if self.log:
+                self.log.write(json.dumps({"begun": self.begun}) + "\n")
+            return self.begun
+
     def record(self, entry):
         if self.log:
             with self.lock:
@@ -71,14 +83,9 @@ class Handler(BaseHTTPRequestHandler):
         pass
 
     def do_HEAD(self):
-        state.record({"begun": True})
         self.serve(head=True)
 
     def do_GET(self):
-        # A "begun" line before any reply: a reader of the log knows a request is still being
-        # answered (its record is written after the reply, which the client may have finished
-        # reading first) and waits for it.
-        state.record({"begun": True})
         self.serve(head=False)
 
     def reply_status(self, code, path, rng, retry_after=None):
@@ -90,10 +97,15 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Content-Length", str(len(body)))
         self.end_headers()
         self.wfile.write(body)
-        state.record({"path": path, "range": rng, "status": code, "sent": 0,
+        self.record({"path": path, "range": rng, "status": code, "sent": 0,
                       "authorization": self.headers.get("Authorization")})
 
+    def record(self, entry):
+        entry["seq"] = self.seq
+        state.record(entry)
+
     def serve(self, head):
+        self.seq = state.begin()
         raw = self.path.split("?", 1)[0]
         if raw.startswith("http://"):
             # Absolute form: the client took this server for its proxy (http_proxy).
@@ -128,7 +140,7 @@ class Handler(BaseHTTPRequestHandler):
                         self.send_header("Content-Range", f"bytes */{size}")
                         self.send_header("Content-Length", "0")
                         self.end_headers()
-                        state.record({"path": path, "range": rng, "status": 416, "sent": 0})
+                        self.record({"path": path, "range": rng, "status": 416, "sent": 0})
                         return
                     status = 206
         length = end - start + 1
@@ -146,7 +158,7 @@ class Handler(BaseHTTPRequestHandler):
                 sent = self.send_body(local, start, length, fault)
             except (BrokenPipeError, ConnectionResetError):
                 sent = -1
-        state.record({"path": path, "range": rng, "status": status, "sent": sent,
+        self.record({"path": path, "range": rng, "status": status, "sent": sent,
                       "fault": kind, "proxied": self.path.startswith("http://"),
                       "agent": self.headers.get("User-Agent"),
                       "authorization": self.headers.get("Authorization")})

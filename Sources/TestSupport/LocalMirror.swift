@@ -65,19 +65,26 @@ public final class LocalMirror {
         public var proxied: Bool?
         public var agent: String?
         public var authorization: String?
+        /// Arrival order (1-based).
+        public var seq: Int?
     }
 
-    /// The requests the server has answered so far, in order. The server records a request
-    /// after its reply, which a client can finish reading first; so this waits (up to 5 s) until
-    /// every request the server has begun is recorded.
-    public func requests() -> [LoggedRequest] {
-        struct Begun: Decodable { var begun: Bool }
-        let deadline = Date().addingTimeInterval(5)
+    /// The requests the server has answered so far, in the order they arrived.
+    ///
+    /// The server logs a request once its reply has gone out, so a client that has just read a
+    /// reply can get here before that line is written, and a slow reply is logged after a later
+    /// quick one. Every request logs a "begun" line with its arrival number before any byte of
+    /// its reply, so this waits (up to `timeout` seconds, for a request still being answered)
+    /// until each begun request has its line, and orders them by arrival.
+    public func requests(timeout: Double = 5) -> [LoggedRequest] {
+        let deadline = Date().addingTimeInterval(timeout)
         while true {
-            let lines = ((try? String(contentsOf: logFile, encoding: .utf8)) ?? "").split(separator: "\n").map { Data($0.utf8) }
-            let answered = lines.compactMap { try? JSONDecoder().decode(LoggedRequest.self, from: $0) }
-            let begun = lines.filter { (try? JSONDecoder().decode(Begun.self, from: $0)) != nil }.count
-            if answered.count >= begun || Date() > deadline { return answered }
+            let lines = ((try? String(contentsOf: logFile, encoding: .utf8)) ?? "").split(separator: "\n")
+            let answered = lines.compactMap { try? JSONDecoder().decode(LoggedRequest.self, from: Data($0.utf8)) }
+            let begun = lines.filter { $0.hasPrefix(#"{"begun""#) }.count
+            if answered.count >= begun || Date() >= deadline {
+                return answered.enumerated().sorted { ($0.element.seq ?? 0, $0.offset) < ($1.element.seq ?? 0, $1.offset) }.map(\.element)
+            }
             Thread.sleep(forTimeInterval: 0.01)
         }
     }
