@@ -28,11 +28,15 @@ peers:
 	@[ -x .venv/bin/python3 ] || python3 -m venv --system-site-packages .venv || true
 	@.venv/bin/python3 -m pip install -q -r Benchmarks/peers/requirements.txt 2>&1 | tail -2 || echo "peers: install failed; peer checks will skip"
 
+# The whole suite runs last, so its summary is the run's closing line.
 test: deps peers
-	$(SWIFT) build $(BUILD_FLAGS) --build-tests
-	$(SWIFT) test $(BUILD_FLAGS) --skip-build --disable-swift-testing
 	@$(MAKE) --no-print-directory downstream
 	@$(MAKE) --no-print-directory tsan
+	@mkdir -p .build
+	bash -o pipefail -c '$(SWIFT) build $(BUILD_FLAGS) --build-tests 2>&1 | tee .build/test-build.log'
+	@! grep -E "^$(CURDIR)/(Sources|Tests|Benchmarks)/[^:]*:[0-9]+:[0-9]+: warning:" .build/test-build.log \
+	  || { echo "the build above warns (concurrency diagnostics included); fix the warnings"; exit 1; }
+	$(SWIFT) test $(BUILD_FLAGS) --skip-build --disable-swift-testing
 
 # A package that depends on hrtem's libraries by version builds (SwiftPM refuses a versioned
 # dependency with unsafeFlags, which hrtem's own builds never notice).
