@@ -79,13 +79,14 @@ struct MirrorAdd: ParsableCommand {
     @OptionGroup var data: DataOptions
     @Argument(help: "Name (a-z, 0-9, '-', '_').") var name: String
     @Argument(help: "Base URL (http or https).") var url: String
-    @Option(help: "nersc or http.") var layout: String = "nersc"
+    @Option(help: "nersc or http.") var layout: MirrorLayout = .nersc
     @Option(help: "A line describing the mirror.") var describe: String?
 
+    func validate() throws {
+        if layout == .dryad { throw ValidationError("--layout must be nersc or http: only the built-in mirror uses dryad") }
+    }
+
     func run() throws {
-        guard let layout = MirrorLayout(rawValue: layout), layout != .dryad else {
-            throw ValidationError("--layout must be nersc or http")
-        }
         try data.folder.mirrorRegistry.add(MirrorDefinition(name: name, layout: layout, baseURL: url, description: describe))
         print("added mirror \(name) (\(layout.rawValue)) at \(url)")
     }
@@ -167,3 +168,5 @@ struct MirrorGet: ParsableCommand {
         if !summary.succeeded { throw ExitCode.failure }
     }
 }
+
+extension MirrorLayout: ExpressibleByArgument {}

@@ -53,8 +53,8 @@ struct SynthCommand: ParsableCommand {
     @Option(help: "Particle shape: auto (CdSe oblong, others spheres), sphere or oblong.")
     var shape: String = "auto"
 
-    @Option(help: "Frame file format: dm3, dm4 or tiff.")
-    var format: String = "dm3"
+    @Option(help: "Frame file format: dm3, dm4 or tiff (tif).")
+    var format: SyntheticFrameFormat = .dm3
 
     @Option(help: "Seed of every random choice.")
     var seed: UInt64 = 1
@@ -78,9 +78,6 @@ struct SynthCommand: ParsableCommand {
     var quiet = false
 
     func makePlan() throws -> SyntheticStudyPlan {
-        guard let frameFormat = SyntheticFrameFormat(rawValue: format.lowercased() == "tif" ? "tiff" : format.lowercased()) else {
-            throw ValidationError("--format must be dm3, dm4 or tiff, got '\(format)'")
-        }
         guard let supportFilm = Support(name: support) else {
             throw ValidationError("--support must be 'UT Carbon' (or UTC) or SiN, got '\(support)'")
         }
@@ -100,7 +97,7 @@ struct SynthCommand: ParsableCommand {
                 doses: try SyntheticStudyPlan.numbers(from: dose, option: "--dose"),
                 particleSizes: try SyntheticStudyPlan.numbers(from: particleSize, option: "--particle-size"),
                 materials: try SyntheticStudyPlan.materials(from: material),
-                support: supportFilm, shape: particleShape, format: frameFormat, seed: seed,
+                support: supportFilm, shape: particleShape, format: format, seed: seed,
                 firstDate: try CalendarDate(iso: firstDate),
                 options: SynthesisOptions(coverage: coverage, xrayHitsPerMegapixel: xrayRate))
             try plan.validate()
@@ -125,5 +122,12 @@ struct SynthCommand: ParsableCommand {
         print("ground truth:   \(summary.groundTruth.path)")
         if let previewURL = summary.preview { print("preview:        \(previewURL.path)") }
         print("next: hrtem import-metadata \(summary.metadataTable.path) && hrtem ingest \(root.path)")
+    }
+}
+
+extension SyntheticFrameFormat: ExpressibleByArgument {
+    public init?(argument: String) {
+        let name = argument.lowercased()
+        self.init(rawValue: name == "tif" ? "tiff" : name)
     }
 }
