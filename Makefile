@@ -80,20 +80,24 @@ fuzz: deps
 	HRTEM_FUZZ_CASES=$(FUZZ_CASES) HRTEM_FUZZ_SEED=$(FUZZ_SEED) $(SWIFT) test $(BUILD_FLAGS) --skip-build \
 	  --disable-swift-testing --filter FuzzTests
 
-# DocC documentation of every library (Sources/<Module>/<Module>.docc) into .build/docs/, with
-# warnings (a broken symbol link, say) as errors. Uses the toolchain's docc; no plugin needed.
+# DocC documentation of every library (Sources/<Module>/<Module>.docc) into .build/docs/; a
+# symbol link that resolves to nothing fails it. Uses the toolchain's docc; no plugin needed.
 LIBRARIES := Micrograph Preprocessing Catalog Mirrors Segmentation Synthesis Experiments
 DOCS_SCRATCH := .build-docs
 docs: deps
-	$(SWIFT) build --scratch-path $(DOCS_SCRATCH) $(foreach m,$(LIBRARIES),--target $(m)) \
+	$(SWIFT) build --scratch-path $(DOCS_SCRATCH) \
 	  -Xswiftc -emit-symbol-graph -Xswiftc -emit-symbol-graph-dir -Xswiftc $(CURDIR)/$(DOCS_SCRATCH)/symbol-graphs
+	@mkdir -p .build/docs
 	@set -e; for m in $(LIBRARIES); do \
 	  rm -rf $(DOCS_SCRATCH)/graphs-$$m && mkdir -p $(DOCS_SCRATCH)/graphs-$$m; \
 	  cp $(DOCS_SCRATCH)/symbol-graphs/$$m.symbols.json $(DOCS_SCRATCH)/symbol-graphs/$$m@*.symbols.json $(DOCS_SCRATCH)/graphs-$$m/ 2>/dev/null || \
 	    cp $(DOCS_SCRATCH)/symbol-graphs/$$m.symbols.json $(DOCS_SCRATCH)/graphs-$$m/; \
 	  docc convert Sources/$$m/$$m.docc --additional-symbol-graph-dir $(DOCS_SCRATCH)/graphs-$$m \
-	    --fallback-display-name $$m --fallback-bundle-identifier org.hrtem.$$m --warnings-as-errors \
-	    --output-path .build/docs/$$m.doccarchive; \
+	    --fallback-display-name $$m --fallback-bundle-identifier org.hrtem.$$m \
+	    --output-path .build/docs/$$m.doccarchive > $(DOCS_SCRATCH)/docc-$$m.log 2>&1; \
+	  if grep -E "doesn't exist at|Can't resolve|No symbol matched" $(DOCS_SCRATCH)/docc-$$m.log; then \
+	    echo "docs: $$m has broken symbol links (above; the whole log: $(DOCS_SCRATCH)/docc-$$m.log)"; exit 1; fi; \
+	  echo "docs: $$m -> .build/docs/$$m.doccarchive"; \
 	done
 
 clean:
