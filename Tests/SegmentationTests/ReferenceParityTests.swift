@@ -24,7 +24,8 @@ final class ReferenceParityTests: XCTestCase {
         XCTAssertEqual(file["downs.0.conv1.weight"]?.float32Values, network.downs[0].conv1.weight.value.values)
 
         let size = (oracle["input"] as! [String: Any])["size"] as! Int
-        let (input, disc) = parityInput(size: size)
+        let (values, disc) = studyParityInput(size: size)
+        let input = Tensor([1, 1, size, size], values: values)
         var sumOfSquares: Double = 0
         for value in input.values { sumOfSquares += Double(value) * Double(value) }
         XCTAssertEqual(sumOfSquares, oracle["input_sum_of_squares"] as! Double, accuracy: 0.05)
@@ -64,26 +65,5 @@ final class ReferenceParityTests: XCTestCase {
         try loaded.save(to: second)
         XCTAssertEqual(try Data(contentsOf: first), try Data(contentsOf: second))
         XCTAssertEqual(loaded.architecture, network.architecture)
-    }
-
-    /// The oracle's formula input (float64, standardized with the n-1 deviation, then float32)
-    /// and the disc it hides, as 0/1 labels.
-    private func parityInput(size: Int) -> (Tensor, [UInt8]) {
-        let s = Double(size)
-        var values = [Double](repeating: 0, count: size * size)
-        var disc = [UInt8](repeating: 0, count: size * size)
-        for i in 0..<size {
-            for j in 0..<size {
-                let di = Double(i), dj = Double(j)
-                let r2 = (di - 0.4 * s) * (di - 0.4 * s) + (dj - 0.55 * s) * (dj - 0.55 * s)
-                let particle: Double = r2 < (0.18 * s) * (0.18 * s) ? 1 : 0
-                values[i * size + j] = 0.3 * sin(0.11 * di + 0.05 * dj) * cos(0.07 * dj)
-                    + particle * 1.2 * sin(2 * .pi * (di + 0.5 * dj) / 12) + 0.2 * cos(0.013 * di * dj / s)
-                disc[i * size + j] = UInt8(particle)
-            }
-        }
-        let mean = values.reduce(0, +) / Double(values.count)
-        let deviation = (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)).squareRoot()
-        return (Tensor([1, 1, size, size], values: values.map { Float(($0 - mean) / deviation) }), disc)
     }
 }
