@@ -1,5 +1,6 @@
 import Foundation
 import Micrograph
+import XCTest
 
 /// The package root, found from this file's location (Sources/TestSupport/TestSupport.swift).
 public let packageRoot: URL = URL(fileURLWithPath: #filePath)
@@ -117,4 +118,24 @@ public func studyParityInput(size: Int) -> (values: [Float], disc: [UInt8]) {
     let mean = values.reduce(0, +) / Double(values.count)
     let deviation = (values.reduce(0) { $0 + ($1 - mean) * ($1 - mean) } / Double(values.count - 1)).squareRoot()
     return (values.map { Float(($0 - mean) / deviation) }, disc)
+}
+
+/// Checks a network's logits on `studyParityInput(size:)` against the oracle
+/// (`study_unet_parity.json`): the logits at the listed pixels within 1e-3 and each class's
+/// mean within 1e-4. `planes[k]` is class k's row-major plane.
+public func assertMatchesStudyParityOracle(_ planes: [[Float]], oracle: [String: Any], size: Int,
+                                           file: StaticString = #filePath, line: UInt = #line) {
+    for entry in oracle["logits_at"] as! [[String: Any]] {
+        let row = entry["row"] as! Int, column = entry["col"] as! Int
+        let expected = entry["logits"] as! [Double]
+        for k in 0..<2 {
+            XCTAssertEqual(Double(planes[k][row * size + column]), expected[k], accuracy: 1e-3,
+                           "logit \(k) at (\(row), \(column))", file: file, line: line)
+        }
+    }
+    let means = oracle["logits_mean"] as! [Double]
+    for k in 0..<2 {
+        let sum = planes[k].reduce(0) { $0 + Double($1) }
+        XCTAssertEqual(sum / Double(size * size), means[k], accuracy: 1e-4, "mean logit \(k)", file: file, line: line)
+    }
 }

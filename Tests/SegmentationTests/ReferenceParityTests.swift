@@ -32,20 +32,8 @@ final class ReferenceParityTests: XCTestCase {
 
         let logits = network.forward(input, training: false)
         XCTAssertEqual(logits.shape, [1, 2, size, size])
-        for entry in oracle["logits_at"] as! [[String: Any]] {
-            let row = entry["row"] as! Int, column = entry["col"] as! Int
-            let expected = entry["logits"] as! [Double]
-            for k in 0..<2 {
-                XCTAssertEqual(Double(logits.plane(0, k)[row * size + column]), expected[k], accuracy: 1e-3,
-                               "logit \(k) at (\(row), \(column))")
-            }
-        }
-        let expectedMeans = oracle["logits_mean"] as! [Double]
-        for k in 0..<2 {
-            var sum: Double = 0
-            for i in 0..<(size * size) { sum += Double(logits.plane(0, k)[i]) }
-            XCTAssertEqual(sum / Double(size * size), expectedMeans[k], accuracy: 1e-4)
-        }
+        let planes = (0..<2).map { Array(UnsafeBufferPointer(start: logits.plane(0, $0), count: size * size)) }
+        assertMatchesStudyParityOracle(planes, oracle: oracle, size: size)
         let predicted = hardPrediction(logits)
         let particles = predicted.reduce(0) { $0 + Int($1) }
         let expectedParticles = oracle["predicted_particle_pixels"] as! Int
