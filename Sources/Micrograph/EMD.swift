@@ -573,80 +573,74 @@ public func writeVeloxEMD<P: StoredPixel>(_ signals: [VeloxImageSignal<P>], to u
             throw FormatError(file: url.path, "signal '\(signal.title)' needs frames of one size")
         }
     }
-    try writeFileAtomically(to: url, usingTemporaryPath: { (temporary: URL) in
-        try HDF5Library.shared.run {
-            let file = hrtem_h5_create_file(temporary.path)
-            guard file >= 0 else { throw FormatError(file: url.path, "libhdf5 cannot create the file") }
-            defer { _ = hrtem_h5_close_file(file) }
-            func check(_ status: Int32, _ what: String) throws { if status < 0 { throw FormatError(file: url.path, "libhdf5 cannot write \(what)") } }
-            func group(_ path: String) throws {
-                let id = hrtem_h5_create_group(file, path)
-                guard id >= 0 else { throw FormatError(file: url.path, "libhdf5 cannot create group \(path)") }
-                _ = hrtem_h5_close_group(id)
-            }
-            try check(hrtem_h5_write_string_dataset(file, "/Version", "{\n    \"version\": \"8\",\n    \"format\": \"Velox\"\n}\n"), "/Version")
-            for path in ["/Data", "/Data/Image", "/Presentation", "/Presentation/Displays", "/Presentation/Displays/ImageDisplay"] { try group(path) }
-            for (index, signal) in signals.enumerated() {
-                let id = String(format: "%032x", index + 1)
-                let base = "/Data/Image/" + id
-                try group(base)
-                let first = signal.frames[0]
-                let n = signal.frames.count
-                let size = P.pixelType.byteCount
-                var interleaved = [UInt8](repeating: 0, count: first.count * n * size)
-                for (k, frame) in signal.frames.enumerated() {
-                    let bytes = frame.littleEndianBytes
-                    if n == 1 { interleaved = bytes; break }
-                    for i in 0..<first.count {
-                        for b in 0..<size { interleaved[(i * n + k) * size + b] = bytes[i * size + b] }
-                    }
-                }
-                let dims: [CUnsignedLongLong] = [CUnsignedLongLong(first.height), CUnsignedLongLong(first.width), CUnsignedLongLong(n)]
-                try check(interleaved.withUnsafeBytes { hrtem_h5_write_dataset(file, base + "/Data", code, 3, dims, $0.baseAddress) }, base + "/Data")
-                var metadata: [String: Any] = [:]
-                func set(_ path: String, _ value: String) {
-                    func insert(_ keys: ArraySlice<Substring>, into node: inout [String: Any]) {
-                        let key = String(keys.first!)
-                        if keys.count == 1 { node[key] = value; return }
-                        var child = node[key] as? [String: Any] ?? [:]
-                        insert(keys.dropFirst(), into: &child)
-                        node[key] = child
-                    }
-                    insert(path.split(separator: ".")[...], into: &metadata)
-                }
-                set("Core.MetadataDefinitionVersion", "7.9")
-                set("Acquisition.AcquisitionStartDatetime.DateTime", "0")
-                set("BinaryResult.AcquisitionUnit", "CameraImage")
-                set("BinaryResult.DetectorIndex", "0")
-                set("BinaryResult.Detector", signal.title)
-                set("BinaryResult.ImageSize.width", String(first.width))
-                set("BinaryResult.ImageSize.height", String(first.height))
-                set("Detectors.Detector-0.DetectorName", signal.title)
-                set("Detectors.Detector-0.DetectorType", "ImagingDetector")
-                set("Detectors.Detector-0.ExposureTime", "1")
-                set("Scan.ScanSize.width", "0")
-                set("Scan.ScanSize.height", "0")
-                if let size = signal.pixelSizeNM {
-                    set("BinaryResult.PixelSize.width", String(size * 1e-9))
-                    set("BinaryResult.PixelSize.height", String(size * 1e-9))
-                    set("BinaryResult.PixelUnitX", "m")
-                    set("BinaryResult.PixelUnitY", "m")
-                    set("BinaryResult.Offset.x", "0")
-                    set("BinaryResult.Offset.y", "0")
-                }
-                for key in signal.metadata.keys.sorted() { set(key, signal.metadata[key]!) }
-                let json = try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys, .prettyPrinted])
-                let rows = json.count + 1
-                var columns = [UInt8](repeating: 0, count: rows * n)
-                for (i, byte) in json.enumerated() { for k in 0..<n { columns[i * n + k] = byte } }
-                let metadataDims: [CUnsignedLongLong] = [CUnsignedLongLong(rows), CUnsignedLongLong(n)]
-                try check(columns.withUnsafeBytes { hrtem_h5_write_dataset(file, base + "/Metadata", 5, 2, metadataDims, $0.baseAddress) }, base + "/Metadata")
-                let display: [String: Any] = ["display": ["id": String(index), "label": signal.title], "dataPath": base]
-                let displayJSON = String(decoding: try JSONSerialization.data(withJSONObject: display, options: [.sortedKeys]), as: UTF8.self)
-                try check(hrtem_h5_write_string_dataset(file, "/Presentation/Displays/ImageDisplay/" + String(format: "%032x", 1000 + index), displayJSON), "an image display")
-            }
+    try writeNewHDF5File(at: url) { file, check in
+        func group(_ path: String) throws {
+            let id = hrtem_h5_create_group(file, path)
+            guard id >= 0 else { throw FormatError(file: url.path, "libhdf5 cannot create group \(path)") }
+            _ = hrtem_h5_close_group(id)
         }
-    })
+        try check(hrtem_h5_write_string_dataset(file, "/Version", "{\n    \"version\": \"8\",\n    \"format\": \"Velox\"\n}\n"), "/Version")
+        for path in ["/Data", "/Data/Image", "/Presentation", "/Presentation/Displays", "/Presentation/Displays/ImageDisplay"] { try group(path) }
+        for (index, signal) in signals.enumerated() {
+            let id = String(format: "%032x", index + 1)
+            let base = "/Data/Image/" + id
+            try group(base)
+            let first = signal.frames[0]
+            let n = signal.frames.count
+            let size = P.pixelType.byteCount
+            var interleaved = [UInt8](repeating: 0, count: first.count * n * size)
+            for (k, frame) in signal.frames.enumerated() {
+                let bytes = frame.littleEndianBytes
+                if n == 1 { interleaved = bytes; break }
+                for i in 0..<first.count {
+                    for b in 0..<size { interleaved[(i * n + k) * size + b] = bytes[i * size + b] }
+                }
+            }
+            let dims: [CUnsignedLongLong] = [CUnsignedLongLong(first.height), CUnsignedLongLong(first.width), CUnsignedLongLong(n)]
+            try check(interleaved.withUnsafeBytes { hrtem_h5_write_dataset(file, base + "/Data", code, 3, dims, $0.baseAddress) }, base + "/Data")
+            var metadata: [String: Any] = [:]
+            func set(_ path: String, _ value: String) {
+                func insert(_ keys: ArraySlice<Substring>, into node: inout [String: Any]) {
+                    let key = String(keys.first!)
+                    if keys.count == 1 { node[key] = value; return }
+                    var child = node[key] as? [String: Any] ?? [:]
+                    insert(keys.dropFirst(), into: &child)
+                    node[key] = child
+                }
+                insert(path.split(separator: ".")[...], into: &metadata)
+            }
+            set("Core.MetadataDefinitionVersion", "7.9")
+            set("Acquisition.AcquisitionStartDatetime.DateTime", "0")
+            set("BinaryResult.AcquisitionUnit", "CameraImage")
+            set("BinaryResult.DetectorIndex", "0")
+            set("BinaryResult.Detector", signal.title)
+            set("BinaryResult.ImageSize.width", String(first.width))
+            set("BinaryResult.ImageSize.height", String(first.height))
+            set("Detectors.Detector-0.DetectorName", signal.title)
+            set("Detectors.Detector-0.DetectorType", "ImagingDetector")
+            set("Detectors.Detector-0.ExposureTime", "1")
+            set("Scan.ScanSize.width", "0")
+            set("Scan.ScanSize.height", "0")
+            if let size = signal.pixelSizeNM {
+                set("BinaryResult.PixelSize.width", String(size * 1e-9))
+                set("BinaryResult.PixelSize.height", String(size * 1e-9))
+                set("BinaryResult.PixelUnitX", "m")
+                set("BinaryResult.PixelUnitY", "m")
+                set("BinaryResult.Offset.x", "0")
+                set("BinaryResult.Offset.y", "0")
+            }
+            for key in signal.metadata.keys.sorted() { set(key, signal.metadata[key]!) }
+            let json = try JSONSerialization.data(withJSONObject: metadata, options: [.sortedKeys, .prettyPrinted])
+            let rows = json.count + 1
+            var columns = [UInt8](repeating: 0, count: rows * n)
+            for (i, byte) in json.enumerated() { for k in 0..<n { columns[i * n + k] = byte } }
+            let metadataDims: [CUnsignedLongLong] = [CUnsignedLongLong(rows), CUnsignedLongLong(n)]
+            try check(columns.withUnsafeBytes { hrtem_h5_write_dataset(file, base + "/Metadata", 5, 2, metadataDims, $0.baseAddress) }, base + "/Metadata")
+            let display: [String: Any] = ["display": ["id": String(index), "label": signal.title], "dataPath": base]
+            let displayJSON = String(decoding: try JSONSerialization.data(withJSONObject: display, options: [.sortedKeys]), as: UTF8.self)
+            try check(hrtem_h5_write_string_dataset(file, "/Presentation/Displays/ImageDisplay/" + String(format: "%032x", 1000 + index), displayJSON), "an image display")
+        }
+    }
 }
 
 /// One signal for `writeBerkeleyEMD`: a 2-D image or a 3-D stack (C order, slowest first),
@@ -677,48 +671,58 @@ public func writeBerkeleyEMD<P: StoredPixel>(_ signals: [BerkeleyEMDSignal<P>], 
             throw FormatError(file: url.path, "signal '\(signal.title)': planes of one size, one calibration per axis and a title without '/' are needed")
         }
     }
+    try writeNewHDF5File(at: url) { file, check in
+        try check(hrtem_h5_write_string_attribute(file, "/", "version_major", "0"), "the version")
+        try check(hrtem_h5_write_string_attribute(file, "/", "version_minor", "2"), "the version")
+        let signalsGroup = hrtem_h5_create_group(file, "/signals")
+        guard signalsGroup >= 0 else { throw FormatError(file: url.path, "libhdf5 cannot create /signals") }
+        _ = hrtem_h5_close_group(signalsGroup)
+        for signal in signals {
+            let base = "/signals/" + signal.title
+            let group = hrtem_h5_create_group(file, base)
+            guard group >= 0 else { throw FormatError(file: url.path, "libhdf5 cannot create \(base)") }
+            _ = hrtem_h5_close_group(group)
+            let first = signal.planes[0]
+            let n = signal.planes.count, size = P.pixelType.byteCount
+            let cShape = n > 1 ? [n, first.height, first.width] : [first.height, first.width]
+            // Transposed: element (z, y, x) goes to stored (x, y, z).
+            var stored = [UInt8](repeating: 0, count: n * first.count * size)
+            for (z, plane) in signal.planes.enumerated() {
+                let bytes = plane.littleEndianBytes
+                for y in 0..<first.height {
+                    for x in 0..<first.width {
+                        let to = ((x * first.height + y) * n + z) * size
+                        let from = (y * first.width + x) * size
+                        for b in 0..<size { stored[to + b] = bytes[from + b] }
+                    }
+                }
+            }
+            let dims = cShape.reversed().map { CUnsignedLongLong($0) }
+            try check(stored.withUnsafeBytes { hrtem_h5_write_dataset(file, base + "/data", code, Int32(dims.count), dims, $0.baseAddress) }, base + "/data")
+            for (axis, calibration) in signal.calibrations.enumerated() {
+                let dimPath = base + "/dim\(cShape.count - axis)"
+                let offset = -calibration.origin * calibration.scale
+                let vector = [offset, offset + calibration.scale]
+                try check(vector.withUnsafeBytes { hrtem_h5_write_dataset(file, dimPath, 10, 1, [2], $0.baseAddress) }, dimPath)
+                try check(hrtem_h5_write_string_attribute(file, dimPath, "name", ["z", "y", "x"].suffix(cShape.count)[axis + 3 - cShape.count]), dimPath)
+                try check(hrtem_h5_write_string_attribute(file, dimPath, "units", calibration.unit), dimPath)
+            }
+            try check(hrtem_h5_write_int_attribute(file, base, "emd_group_type", 1), base)
+        }
+    }
+}
+
+/// Writes a new HDF5 file at `url` atomically, every libhdf5 call under the library's lock.
+/// `body` gets the file and `check`, which turns a failed call's status into an error naming
+/// the file and what was being written.
+private func writeNewHDF5File(at url: URL, _ body: (hid_t, (Int32, String) throws -> Void) throws -> Void) throws {
     try writeFileAtomically(to: url, usingTemporaryPath: { (temporary: URL) in
         try HDF5Library.shared.run {
             let file = hrtem_h5_create_file(temporary.path)
             guard file >= 0 else { throw FormatError(file: url.path, "libhdf5 cannot create the file") }
             defer { _ = hrtem_h5_close_file(file) }
-            func check(_ status: Int32, _ what: String) throws { if status < 0 { throw FormatError(file: url.path, "libhdf5 cannot write \(what)") } }
-            try check(hrtem_h5_write_string_attribute(file, "/", "version_major", "0"), "the version")
-            try check(hrtem_h5_write_string_attribute(file, "/", "version_minor", "2"), "the version")
-            let signalsGroup = hrtem_h5_create_group(file, "/signals")
-            guard signalsGroup >= 0 else { throw FormatError(file: url.path, "libhdf5 cannot create /signals") }
-            _ = hrtem_h5_close_group(signalsGroup)
-            for signal in signals {
-                let base = "/signals/" + signal.title
-                let group = hrtem_h5_create_group(file, base)
-                guard group >= 0 else { throw FormatError(file: url.path, "libhdf5 cannot create \(base)") }
-                _ = hrtem_h5_close_group(group)
-                let first = signal.planes[0]
-                let n = signal.planes.count, size = P.pixelType.byteCount
-                let cShape = n > 1 ? [n, first.height, first.width] : [first.height, first.width]
-                // Transposed: element (z, y, x) goes to stored (x, y, z).
-                var stored = [UInt8](repeating: 0, count: n * first.count * size)
-                for (z, plane) in signal.planes.enumerated() {
-                    let bytes = plane.littleEndianBytes
-                    for y in 0..<first.height {
-                        for x in 0..<first.width {
-                            let to = ((x * first.height + y) * n + z) * size
-                            let from = (y * first.width + x) * size
-                            for b in 0..<size { stored[to + b] = bytes[from + b] }
-                        }
-                    }
-                }
-                let dims = cShape.reversed().map { CUnsignedLongLong($0) }
-                try check(stored.withUnsafeBytes { hrtem_h5_write_dataset(file, base + "/data", code, Int32(dims.count), dims, $0.baseAddress) }, base + "/data")
-                for (axis, calibration) in signal.calibrations.enumerated() {
-                    let dimPath = base + "/dim\(cShape.count - axis)"
-                    let offset = -calibration.origin * calibration.scale
-                    let vector = [offset, offset + calibration.scale]
-                    try check(vector.withUnsafeBytes { hrtem_h5_write_dataset(file, dimPath, 10, 1, [2], $0.baseAddress) }, dimPath)
-                    try check(hrtem_h5_write_string_attribute(file, dimPath, "name", ["z", "y", "x"].suffix(cShape.count)[axis + 3 - cShape.count]), dimPath)
-                    try check(hrtem_h5_write_string_attribute(file, dimPath, "units", calibration.unit), dimPath)
-                }
-                try check(hrtem_h5_write_int_attribute(file, base, "emd_group_type", 1), base)
+            try body(file) { status, what in
+                if status < 0 { throw FormatError(file: url.path, "libhdf5 cannot write \(what)") }
             }
         }
     })
