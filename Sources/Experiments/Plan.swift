@@ -178,6 +178,9 @@ public enum ExecutorKind: String, Codable, Sendable, CaseIterable {
 public enum ExperimentKind: String, Codable, Sendable {
     case matrix
     case noiseSweep = "noise-sweep"
+    /// Existing fold models (imported or trained earlier) scored with the matrix's cell rule;
+    /// nothing is trained.
+    case evaluation
 }
 
 /// A whole experiment as a list of units: the same object the local runner executes and the
@@ -209,6 +212,8 @@ public struct MatrixPlan: Codable, Hashable, Sendable {
     public var variants: [TrainingVariant]
     public var trainUnits: [TrainUnit]
     public var evaluationUnits: [EvaluateUnit]
+    /// The fold models an evaluation-only plan scores (it has no training units); nil otherwise.
+    public var models: [ModelRef]?
     /// The command line that made the plan, for the report's "how to reproduce".
     public var commandLine: [String]
     public var hrtemVersion: String
@@ -276,6 +281,7 @@ public struct MatrixPlan: Codable, Hashable, Sendable {
         self.variants = variants
         self.trainUnits = trainUnits
         self.evaluationUnits = evaluationUnits
+        self.models = nil
         self.commandLine = commandLine
         self.hrtemVersion = hrtemBuildVersion
         self.id = String(stableHash(([kind.rawValue] + trainUnits.map(\.id) + evaluationUnits.map(\.id)).joined(separator: "\n")).prefix(16))

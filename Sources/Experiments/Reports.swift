@@ -114,7 +114,7 @@ public enum MatrixReport {
             statistics: "mean and population standard deviation (ddof 0) over the fold models of a cell",
             folds: plan.folds, complete: results.isComplete, datasets: plan.datasets, rows: plan.rows,
             columns: plan.columns, variants: plan.variants, cells: cells,
-            models: plan.trainUnits.compactMap { results.models[$0.id] }, commandLine: plan.commandLine)
+            models: plan.trainUnits.compactMap { results.models[$0.id] } + (plan.models ?? []), commandLine: plan.commandLine)
     }
 
     // MARK: CSV
@@ -305,7 +305,7 @@ public enum MatrixReport {
         <head>
         <meta charset="utf-8">
         <meta name="viewport" content="width=device-width, initial-scale=1">
-        <title>\(escapeMarkup("hrtem \(plan.kind == .matrix ? "generalization matrix" : "noise sweep"): \(plan.name)"))</title>
+        <title>\(escapeMarkup("hrtem \(title(plan.kind).lowercased()): \(plan.name)"))</title>
         <style>
         body { font-family: Helvetica, Arial, sans-serif; margin: 2em; color: #222; max-width: 1400px; }
         table { border-collapse: collapse; margin: 1em 0; font-size: 13px; }
@@ -321,7 +321,7 @@ public enum MatrixReport {
         <body>
 
         """
-        page += "<h1>\(escapeMarkup(plan.kind == .matrix ? "Generalization matrix" : "Noise-augmentation sweep")): \(escapeMarkup(plan.name))</h1>\n"
+        page += "<h1>\(escapeMarkup(title(plan.kind))): \(escapeMarkup(plan.name))</h1>\n"
         page += "<p class=\"note\">plan \(escapeMarkup(plan.id)) · \(plan.folds) fold models per row · executor \(escapeMarkup(plan.executor.rawValue)) · hrtem \(escapeMarkup(plan.hrtemVersion))</p>\n"
         if plan.executor == .simulated {
             page += "<p class=\"warning\">These numbers come from the simulated executor: no network was trained. They test the machinery only.</p>\n"
@@ -376,6 +376,15 @@ public enum MatrixReport {
         return "<h2>Sample predictions</h2>\n<p class=\"note\">One patch per cell, scored by the cell's first fold model: green = particle found, red = background marked particle (false positive), blue = particle missed (false negative).</p>\n" + figures
     }
 
+    /// What the report calls an experiment of this kind.
+    static func title(_ kind: ExperimentKind) -> String {
+        switch kind {
+        case .matrix: "Generalization matrix"
+        case .noiseSweep: "Noise-augmentation sweep"
+        case .evaluation: "Generalization matrix of existing models"
+        }
+    }
+
     static func datasetsSection(_ plan: MatrixPlan) -> String {
         var out = "<h2>Datasets</h2>\n<table>\n<tr><th>name</th><th>version id</th><th>folds</th><th>metadata</th><th>folder</th></tr>\n"
         for dataset in plan.datasets {
@@ -385,11 +394,14 @@ public enum MatrixReport {
             out += "<td><code>\(escapeMarkup(dataset.folder))</code></td></tr>\n"
         }
         out += "</table>\n"
-        for dataset in plan.datasets {
+        for dataset in plan.datasets where !dataset.folder.isEmpty {
             let recipe = URL(fileURLWithPath: dataset.folder).appendingPathComponent("recipe.json")
             if let data = FileManager.default.contents(atPath: recipe.path), data.count <= 1 << 20 {
                 out += "<details><summary>recipe of \(escapeMarkup(dataset.label))</summary>\n<pre>\(escapeMarkup(String(decoding: data, as: UTF8.self)))</pre></details>\n"
             }
+        }
+        if plan.kind == .evaluation {
+            return out + "<p class=\"note\">The fold models were evaluated as they are (trained earlier or imported); nothing was trained for this report.</p>\n"
         }
         out += "<h3>Training settings</h3>\n<table>\n<tr><th>variant</th><th>epochs</th><th>batch</th><th>learning rate</th><th>seed</th><th>noise</th><th>rotation</th><th>threads</th></tr>\n"
         for variant in plan.variants {
@@ -405,6 +417,15 @@ public enum MatrixReport {
     }
 
     static func modelsSection(_ results: MatrixResults) -> String {
+        if let models = results.plan.models {
+            var out = "<h2>Fold models</h2>\n<table>\n<tr><th>model id</th><th>row</th><th>trained on</th><th>fold</th><th>seed</th><th>folder</th></tr>\n"
+            for model in models {
+                let row = results.plan.evaluationUnits.first { $0.trainUnitID == model.id }.map { name(results.plan, $0.trainDatasetID) } ?? ""
+                out += "<tr><td><code>\(escapeMarkup(model.id))</code></td><td>\(escapeMarkup(row))</td><td>\(escapeMarkup(model.card.datasetVersion))</td>"
+                out += "<td class=\"num\">\(model.card.fold)</td><td class=\"num\">\(model.card.seed)</td><td><code>\(escapeMarkup(model.folder))</code></td></tr>\n"
+            }
+            return out + "</table>\n"
+        }
         var out = "<h2>Fold models</h2>\n<table>\n<tr><th>model id</th><th>trained on</th><th>variant</th><th>fold</th><th>best epoch</th><th>best validation loss</th><th>folder</th></tr>\n"
         for unit in results.plan.trainUnits {
             let model = results.models[unit.id]
@@ -434,7 +455,8 @@ public enum MatrixReport {
         }
         if let planFile {
             let quoted = shellQuote(planFile.path)
-            out += "<p>Run one unit of the plan (index 0 to \(plan.unitCount - 1); training units are 0 to \(plan.trainUnits.count - 1)), then gather the results and rewrite this report:</p>\n"
+            let training = plan.trainUnits.isEmpty ? "all are evaluations" : "training units are 0 to \(plan.trainUnits.count - 1)"
+            out += "<p>Run one unit of the plan (index 0 to \(plan.unitCount - 1); \(training)), then gather the results and rewrite this report:</p>\n"
             out += "<pre>\(escapeMarkup("hrtem matrix run-unit --plan \(quoted) --unit 0\nhrtem matrix collect --plan \(quoted)"))</pre>\n"
         }
         return out

@@ -71,6 +71,7 @@ public struct MatrixResults: Codable, Hashable, Sendable {
         for unit in plan.trainUnits {
             if let model = try store.model(for: unit) { models[unit.id] = model }
         }
+        for model in plan.models ?? [] { models[model.id] = model }
         self.models = models
         var cells: [CellResult] = []
         for row in plan.rows {

@@ -71,7 +71,8 @@ public final class MatrixRunner: Sendable {
         let units = plan.units
         let condition = NSCondition()
         var next = 0                       // units are started in plan order
-        var trainState: [String: UnitOutcome] = [:]
+        // The models an evaluation-only plan scores exist already.
+        var trainState = Dictionary(uniqueKeysWithValues: (plan.models ?? []).map { ($0.id, UnitOutcome.alreadyDone) })
         var waiting: [Int] = []            // evaluation units whose model is not ready yet
         var finished = 0
         var running = 0
@@ -172,6 +173,10 @@ public final class MatrixRunner: Sendable {
             return .ran
         case .evaluate(let evaluation):
             if try store.evaluation(for: evaluation) != nil { return .alreadyDone }
+            if let model = plan.existingModel(id: evaluation.trainUnitID) {
+                try store.record(try executor.evaluate(evaluation, model: model), for: evaluation)
+                return .ran
+            }
             guard let training = plan.trainUnit(id: evaluation.trainUnitID) else {
                 throw ExperimentError("the plan has no training unit \(evaluation.trainUnitID)", subject: evaluation.label)
             }

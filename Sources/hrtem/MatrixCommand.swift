@@ -16,6 +16,7 @@ struct MatrixCommand: ParsableCommand {
         Examples:
           hrtem matrix --datasets au-884e,au-423e,au-80e --folds 5 --jobs 2
           hrtem matrix --datasets A,B --epochs 20 --emit-slurm slurm-run && bash slurm-run/submit.sh
+          hrtem matrix --models imported --datasets Au2p2,Au5 (score existing fold models; nothing is trained)
           hrtem matrix run-unit --plan slurm-run/plan.json --unit 0
           hrtem matrix collect --plan slurm-run/plan.json --out report
         """,
@@ -30,6 +31,14 @@ struct MatrixCommand: ParsableCommand {
         @OptionGroup var data: DataOptions
         @Option(help: "Datasets, comma-separated: recipe names, NAME@VERSION, or version folders.")
         var datasets: String
+        @Option(help: ArgumentHelp(
+            "Score existing fold models instead of training: model ids or patterns (UNet_2p2nm*), all, imported, trained, trained-on:DATASET; comma-separated.",
+            discussion: "Rows are the models' training datasets, columns --datasets. A row whose data is one of --datasets (the same version, a version imported by `dataset import-h5` from the models' <Name>_Images.h5, or one --match names) gets the diagonal rule. Only --dihedral and --threads of the training options apply."))
+        var models: String?
+        @Option(name: .customLong("match"), help: ArgumentHelp(
+            "TRAINED_ON=DATASET: the selected models trained on TRAINED_ON (as `hrtem model list` shows it) were trained on DATASET of --datasets.",
+            valueName: "trained-on=dataset"))
+        var matches: [String] = []
         @OptionGroup var training: TrainingOptions
         @OptionGroup var foldModels: FoldModelOptions
         @OptionGroup var execution: ExperimentRunOptions
@@ -37,15 +46,47 @@ struct MatrixCommand: ParsableCommand {
         func validate() throws {
             try training.check()
             try execution.check()
+            if models == nil && !matches.isEmpty { throw ValidationError("--match applies to --models only") }
+            if models != nil && execution.emitSlurm != nil {
+                throw ValidationError("--models runs here only: an evaluation-only plan has no training array for --emit-slurm")
+            }
+            for match in matches where match.split(separator: "=", omittingEmptySubsequences: false).count != 2 || match.hasPrefix("=") || match.hasSuffix("=") {
+                throw ValidationError("--match \(match): expected TRAINED_ON=DATASET")
+            }
         }
 
         func run() throws {
             let folder = data.folder
             let datasets = try MatrixCLI.splitList(datasets, what: "--datasets").map { try DatasetResolution.resolve($0, in: folder) }
+            if let models {
+                try evaluateExisting(models, on: datasets, in: folder)
+                return
+            }
             let plan = try MatrixPlan(name: execution.name ?? "matrix", trainOn: datasets, testOn: datasets, folds: foldModels.folds,
                                       variants: [foldModels.variant("default", training)],
                                       executor: execution.executor, dihedral: training.dihedral,
                                       commandLine: MatrixCLI.reproducibleCommandLine())
+            try MatrixCLI.runOrEmit(plan, options: execution, data: folder)
+        }
+
+        /// The evaluation-only matrix: the selected models scored on `datasets` with the cell rule.
+        func evaluateExisting(_ selection: String, on datasets: [DatasetVersionRef], in folder: DataFolder) throws {
+            guard FileManager.default.fileExists(atPath: folder.catalogFile.path) else {
+                throw ExperimentError("has no catalog, so no models to select (hrtem model import, hrtem train)", subject: "data folder \(folder.url.path)")
+            }
+            let candidates = try ModelSelection.candidates(in: try CatalogStore(folder: folder))
+            let selected = try ModelSelection(parsing: selection).select(from: candidates)
+            let pairs = matches.map { $0.split(separator: "=", maxSplits: 1).map(String.init) }
+            let rows = try DatasetResolution.rows(for: selected, columns: datasets,
+                                                  matches: Dictionary(pairs.map { ($0[0], $0[1]) }, uniquingKeysWith: { $1 }), in: folder)
+            let settings = training.settings(defaultThreads: 1)
+            let plan = try MatrixPlan(name: execution.name ?? "evaluation", evaluating: rows, testOn: datasets,
+                                      dihedral: settings.dihedral, threads: settings.threads,
+                                      commandLine: MatrixCLI.reproducibleCommandLine())
+            for row in rows {
+                let diagonal = datasets.contains { $0.id == row.dataset.id } ? "its own test folds" : "no diagonal"
+                MatrixCLI.printError("row \(row.dataset.name): \(row.models.count) model(s), \(diagonal)")
+            }
             try MatrixCLI.runOrEmit(plan, options: execution, data: folder)
         }
     }
