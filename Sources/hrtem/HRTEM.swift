@@ -27,6 +27,7 @@ struct HRTEM: ParsableCommand {
             TrainCommand.self,
             EvaluateCommand.self,
             SegmentCommand.self,
+            ParticlesCommand.self,
             ModelCommand.self,
             MatrixCommand.self,
             SweepCommand.self,
