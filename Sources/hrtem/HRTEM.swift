@@ -28,6 +28,7 @@ struct HRTEM: ParsableCommand {
             EvaluateCommand.self,
             SegmentCommand.self,
             ParticlesCommand.self,
+            RecommendCommand.self,
             ModelCommand.self,
             MatrixCommand.self,
             SweepCommand.self,
