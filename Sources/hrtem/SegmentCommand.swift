@@ -44,6 +44,7 @@ struct SegmentCommand: ParsableCommand {
     var trainedOn: String?
     @Option(help: "Output folder (for MODEL FRAME: the mask PNG to write).") var out: String
     @Option(help: "MODEL FRAME form: also write the frame with the mask tinted red (PNG).") var overlay: String?
+    @Option(help: "Also write a self-contained HTML report (report.html) into this folder.") var report: String?
     @Option(help: "Tile size (default: the recipe's patch size, else 512).") var tile: Int?
     @Option(help: "Threads.") var threads = 2
 
@@ -55,6 +56,9 @@ struct SegmentCommand: ParsableCommand {
         if inputs.isEmpty { throw ValidationError("give at least one frame") }
         if threads < 1 { throw ValidationError("--threads must be at least 1, got \(threads)") }
         if let tile, tile < 1 { throw ValidationError("--tile must be positive, got \(tile)") }
+        if report != nil && models == nil && trainedOn == nil {
+            throw ValidationError("--report needs the ensemble form (--models or --trained-on)")
+        }
     }
 
     func run() throws {
@@ -94,11 +98,19 @@ struct SegmentCommand: ParsableCommand {
         }
         try writeFileAtomically(try CanonicalJSON.file(summaries), to: outFolder.appendingPathComponent("summary.json"))
         print("\(outFolder.path)/summary.json")
+        if let report {
+            let page = try SegmentReport.html(frames: summaries, ensemble: ensemble, outputs: outFolder,
+                                              catalog: catalog, dataFolder: folder)
+            let reportFolder = MatrixCLI.absoluteURL(report)
+            try FileManager.default.createDirectory(at: reportFolder, withIntermediateDirectories: true)
+            try writeFileAtomically(Data(page.utf8), to: reportFolder.appendingPathComponent("report.html"))
+            print("\(reportFolder.path)/report.html")
+        }
     }
 
     /// The one-model form: the mask PNG at --out, the overlay at --overlay.
     private func segmentOne(frame: String, ensemble: EnsembleModels, tile: Int, catalog: CatalogStore?) throws {
-        let (image, _) = try SegmentOutputs.preprocessedFrame(frame, ensemble: ensemble, catalog: catalog)
+        let (image, _, _) = try SegmentOutputs.preprocessedFrame(frame, ensemble: ensemble, catalog: catalog)
         let mask = segmentFrame(network: ensemble.trained[0].network, image: image, tile: tile)
         try writePNG(gray8: mask.map { $0 != 0 ? 255 : 0 }, to: URL(fileURLWithPath: out))
         let particles = mask.pixels.reduce(0) { $0 + Int($1) }
@@ -178,6 +190,8 @@ struct EnsembleModels {
 /// What `hrtem segment` found on one frame (one entry of summary.json).
 struct FrameSegmentation: Codable {
     var frame: String
+    /// The frame's dose and pixel scale as known (catalog row, else the file's tags).
+    var conditions: AcquisitionConditions
     var stem: String
     var width: Int
     var height: Int
@@ -204,11 +218,12 @@ enum SegmentOutputs {
     /// A frame (a file, or a catalogued frame's file) through the models' preprocessing, and its
     /// pixel size in nm when the catalog or the file's calibration gives one.
     static func preprocessedFrame(_ reference: String, ensemble: EnsembleModels, catalog: CatalogStore?)
-        throws -> (image: Raster<Float>, nanometresPerPixel: Double?) {
+        throws -> (image: Raster<Float>, nanometresPerPixel: Double?, conditions: AcquisitionConditions) {
         var url = URL(fileURLWithPath: reference)
-        var scale: Double?
+        var scale: Double?, dose: Double?
         if let catalog, let record = try? FrameDetails.resolve(reference, in: catalog) {
             scale = record.pixelScaleNm
+            dose = record.dose
             if let path = record.path { url = URL(fileURLWithPath: path) }
         }
         guard FileManager.default.fileExists(atPath: url.path) else {
@@ -216,11 +231,12 @@ enum SegmentOutputs {
         }
         let raw = try readFrame(at: url)
         if scale == nil { scale = raw.header.nanometresPerPixel }
-        return (preprocessFrame(raw.raster, ensemble.preprocessing).image, scale)
+        if dose == nil { dose = raw.header.microscope.doseElectronsPerA2 }
+        return (preprocessFrame(raw.raster, ensemble.preprocessing).image, scale, AcquisitionConditions(dose: dose, pixelScale: scale))
     }
 
     static func segment(frame: String, ensemble: EnsembleModels, tile: Int, catalog: CatalogStore?, to folder: URL) throws -> FrameSegmentation {
-        let (image, scale) = try preprocessedFrame(frame, ensemble: ensemble, catalog: catalog)
+        let (image, scale, conditions) = try preprocessedFrame(frame, ensemble: ensemble, catalog: catalog)
         let prediction = try ensemblePrediction(networks: ensemble.trained.map(\.network),
                                                 names: ensemble.trained.map(\.folder.path), image: image, tile: tile)
         let stem = ParticleInput.stem(of: URL(fileURLWithPath: frame).lastPathComponent)
@@ -240,7 +256,7 @@ enum SegmentOutputs {
                                                                 title: "\(stem): \(particles.count) particles").utf8),
                                 to: file("histogram.svg"))
         let particlePixels = prediction.mask.pixels.reduce(0) { $0 + Int($1) }
-        return FrameSegmentation(frame: frame, stem: stem, width: image.width, height: image.height, models: prediction.modelCount,
+        return FrameSegmentation(frame: frame, conditions: conditions, stem: stem, width: image.width, height: image.height, models: prediction.modelCount,
                                  uncertainty: prediction.meanDeviation, meanEntropyBits: prediction.meanEntropy,
                                  disagreement: prediction.disagreement,
                                  particlePixelFraction: Double(particlePixels) / Double(max(1, image.count)),

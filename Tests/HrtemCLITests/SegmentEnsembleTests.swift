@@ -52,8 +52,9 @@ final class SegmentEnsembleTests: XCTestCase {
         let frame = fixtures.appendingPathComponent("2024_01_08 2p2nm Au nanoparticles on UTC synthetic/20240108_Au_UTC_330kx_2770e_0p3192s_01.dm3")
 
         let out = folder.appendingPathComponent("out")
+        let reportFolder = folder.appendingPathComponent("report")
         let run = try runHrtem(["segment", frame.path, "--trained-on", version.path, "--tile", "64", "--out", out.path,
-                                "--data", data.path])
+                                "--report", reportFolder.path, "--data", data.path])
         XCTAssertEqual(run.status, 0, run.standardError)
         XCTAssertTrue(run.standardOutput.contains("2 models"), run.standardOutput)
         let stem = "20240108_Au_UTC_330kx_2770e_0p3192s_01"
@@ -81,6 +82,15 @@ final class SegmentEnsembleTests: XCTestCase {
         let csvRows = try String(contentsOf: out.appendingPathComponent("\(stem)_particles.csv"), encoding: .utf8)
             .split(separator: "\n").count - 1
         XCTAssertEqual(csvRows, summary[0]["particles"] as? Int)
+
+        // The deployment report: one page, pictures inline, nothing fetched.
+        let html = try String(contentsOf: reportFolder.appendingPathComponent("report.html"), encoding: .utf8)
+        XCTAssertEqual(html.components(separatedBy: "data:image/png;base64,").count - 1, 2, "overlay and uncertainty map")
+        XCTAssertTrue(html.contains("equivalent diameter (nm)"), "the histogram, inline")
+        XCTAssertTrue(html.contains("<th>equivalent diameter nm</th>"), "the particle table")
+        XCTAssertTrue(html.contains("no matrix results"), "no catalog: the recommendation says what it lacks")
+        XCTAssertTrue(html.contains(String(format: "uncertainty %.4f", meanDeviation)))
+        XCTAssertFalse(html.contains("src=\"http") || html.contains("href=\"http"), "self-contained")
 
         // One model as an ensemble: no disagreement, and the mask of the one-model form.
         let single = folder.appendingPathComponent("single")
