@@ -57,9 +57,9 @@ public struct EnsemblePrediction: Sendable {
 }
 
 /// Runs every network on the frame (tiled, as `segmentFrame`) and combines their particle
-/// probabilities. Memory: the frame plus four frame-sized Float planes and a byte plane of
-/// votes, whatever the number of models; the models run one after another, each on its own
-/// compute threads.
+/// probabilities. Memory: the frame plus three frame-sized Float planes and a byte plane,
+/// whatever the number of models, and one batch of tiles' activations; the models run one after
+/// another, each on its own compute threads.
 /// - Throws: `EnsembleError` when there is no network or the architectures differ (fold models
 ///   of one dataset share theirs; the names say which model differs).
 public func ensemblePrediction(networks: [ResidualUNet], names: [String]? = nil, image: Raster<Float>,
@@ -90,27 +90,29 @@ public func ensemblePrediction(networks: [ResidualUNet], names: [String]? = nil,
             }
         }
     }
+    // The sums become the mean and the deviation in place, and the votes the mask: a 4096 x 4096
+    // frame needs no more planes than it must return.
     let n = Float(networks.count)
-    var probability = [Float](repeating: 0, count: count), deviation = [Float](repeating: 0, count: count)
-    var entropy = [Float](repeating: 0, count: count), mask = [UInt8](repeating: 0, count: count)
+    var entropy = [Float](repeating: 0, count: count)
     var totalDeviation = 0.0, totalEntropy = 0.0, disagreeing = 0
     for i in 0..<count {
         let mean = sum[i] / n
-        probability[i] = mean
-        deviation[i] = max(0, sumSquares[i] / n - mean * mean).squareRoot()
+        sum[i] = mean
+        let deviation = max(0, sumSquares[i] / n - mean * mean).squareRoot()
+        sumSquares[i] = deviation
         let q = min(max(mean, 1e-7), 1 - 1e-7)
         let h = -(q * log2(q) + (1 - q) * log2(1 - q))
         entropy[i] = h
-        mask[i] = mean > 0.5 ? 1 : 0
-        totalDeviation += Double(deviation[i])
+        totalDeviation += Double(deviation)
         totalEntropy += Double(h)
         if votes[i] != 0 && Int(votes[i]) != networks.count { disagreeing += 1 }
+        votes[i] = mean > 0.5 ? 1 : 0
     }
     let height = image.height
     return EnsemblePrediction(modelCount: networks.count,
-                              probability: Raster(width: width, height: height, pixels: probability),
-                              mask: Raster(width: width, height: height, pixels: mask),
-                              deviation: Raster(width: width, height: height, pixels: deviation),
+                              probability: Raster(width: width, height: height, pixels: sum),
+                              mask: Raster(width: width, height: height, pixels: votes),
+                              deviation: Raster(width: width, height: height, pixels: sumSquares),
                               entropy: Raster(width: width, height: height, pixels: entropy),
                               meanDeviation: totalDeviation / Double(max(1, count)),
                               meanEntropy: totalEntropy / Double(max(1, count)),

@@ -7,26 +7,12 @@ import XCTest
 /// `hrtem segment FRAMES --models/--trained-on`: tiny fold models trained here, applied to a
 /// fixture frame as an ensemble.
 final class SegmentEnsembleTests: XCTestCase {
-    private func makeVersion(in folder: URL, count: Int = 16, side: Int = 16) throws {
-        var images = [Float](), labels = [UInt8]()
-        var random = SplitMix64(seed: 5)
-        for _ in 0..<count {
-            let ci = random.nextUnitDouble() * Double(side), cj = random.nextUnitDouble() * Double(side)
-            for i in 0..<side {
-                for j in 0..<side {
-                    let inside = (Double(i) - ci) * (Double(i) - ci) + (Double(j) - cj) * (Double(j) - cj) < 16
-                    images.append(Float((inside ? 1.5 : 0) + 0.3 * random.nextGaussian()))
-                    labels.append(inside ? 1 : 0)
-                }
-            }
-        }
-        try writeVersionFolder(at: folder, name: "tiny", versionId: "tinyversion",
-                               images: NPYArray(shape: [count, side, side], float32: images),
-                               labels: NPYArray(shape: [count, side, side], uint8: labels),
-                               folds: FoldPlan(k: 2, rule: .study, folds: [
-                                   Fold(fold: 0, seed: 962, train: Array(6..<16), validation: [4, 5], test: [0, 1, 2, 3]),
-                                   Fold(fold: 1, seed: 963, train: Array(0..<10), validation: [10, 11], test: [12, 13, 14, 15]),
-                               ]))
+    private func makeVersion(in folder: URL) throws {
+        try writeDiscVersionFolder(at: folder, name: "tiny", versionId: "tinyversion", count: 16, seed: 5,
+                                   folds: FoldPlan(k: 2, rule: .study, folds: [
+                                       Fold(fold: 0, seed: 962, train: Array(6..<16), validation: [4, 5], test: [0, 1, 2, 3]),
+                                       Fold(fold: 1, seed: 963, train: Array(0..<10), validation: [10, 11], test: [12, 13, 14, 15]),
+                                   ]))
     }
 
     private func train(_ version: URL, fold: Int, widths: String, to out: URL, data: URL) throws {
