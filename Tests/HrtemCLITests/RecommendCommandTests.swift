@@ -22,7 +22,8 @@ final class RecommendCommandTests: XCTestCase {
         let recipes = ["low": "dose ~ 80 +- 20 and pixel_scale = 0.02", "high": "dose ~ 884 +- 20 and pixel_scale = 0.02",
                        "coarse": "dose ~ 884 +- 20 and pixel_scale = 0.042"]
         for (name, query) in recipes.sorted(by: { $0.key < $1.key }) {
-            let created = try hrtem(["dataset", "create", name, "--where", query, "--patch", "64", "--stride", "64", "--folds", "2"])
+            let created = try hrtem(["dataset", "create", name, "--where", query, "--patch", "32", "--stride", "32",
+                                     "--min-particle-pixels", "100", "--folds", "3"])
             XCTAssertEqual(created.status, 0, created.standardError)
             let built = try hrtem(["dataset", "build", name])
             XCTAssertEqual(built.status, 0, built.standardError)
@@ -63,6 +64,19 @@ final class RecommendCommandTests: XCTestCase {
         let byQuery = try hrtem(["recommend", "--where", "dose < 100"])
         XCTAssertEqual(byQuery.status, 0, byQuery.standardError)
         XCTAssertTrue(byQuery.standardOutput.contains("1. low:"), byQuery.standardOutput)
+
+        XCTAssertTrue(lowDose.standardOutput.contains("check skipped"), "no model folder here yet: \(lowDose.standardOutput)")
+
+        // A real fold model trained on the low-dose version (hrtem train records it and its own
+        // fold's score): the first choice's models are then run on the frame itself.
+        let trained = try hrtem(["train", "low", "--fold", "0", "--epochs", "1", "--batch", "8", "--widths", "4",
+                                 "--bottleneck", "8", "--threads", "1"])
+        XCTAssertEqual(trained.status, 0, trained.standardError)
+        let checked = try hrtem(["recommend", "20240108_Au_UTC_330kx_1000e_0p0798s_01.dm3"])
+        XCTAssertEqual(checked.status, 0, checked.standardError)
+        XCTAssertTrue(checked.standardOutput.contains("1. low:") && checked.standardOutput.contains("(2 models)"), checked.standardOutput)
+        XCTAssertTrue(checked.standardOutput.contains("check on the frame with low's 1 models: uncertainty 0.0000"),
+                      "one model cannot disagree with itself: \(checked.standardOutput)")
 
         // A frame at a pixel scale nothing was tested at: ranked, but with a warning.
         let far = folder.appendingPathComponent("far.dm4")
