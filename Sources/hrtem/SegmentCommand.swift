@@ -45,6 +45,7 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Output folder (for MODEL FRAME: the mask PNG to write).") var out: String
     @Option(help: "MODEL FRAME form: also write the frame with the mask tinted red (PNG).") var overlay: String?
     @Option(help: "Also write a self-contained HTML report (report.html) into this folder.") var report: String?
+    @Flag(help: "Refuse a frame whose pixel size is unknown instead of giving its particle sizes in px.") var nm = false
     @Option(help: "Tile size (default: the recipe's patch size, else 512).") var tile: Int?
     @Option(help: "Threads.") var threads = 2
 
@@ -92,7 +93,8 @@ struct SegmentCommand: ParsableCommand {
               + ensemble.trained.map { "\($0.folder.lastPathComponent) (\($0.card.datasetVersion) fold \($0.card.fold))" }.joined(separator: ", "))
         var summaries = [FrameSegmentation]()
         for frame in frames {
-            let summary = try SegmentOutputs.segment(frame: frame, ensemble: ensemble, tile: size, catalog: catalog, to: outFolder)
+            let summary = try SegmentOutputs.segment(frame: frame, ensemble: ensemble, tile: size, catalog: catalog, to: outFolder,
+                                                     requireNanometres: nm)
             summaries.append(summary)
             print(summary.line)
         }
@@ -235,8 +237,13 @@ enum SegmentOutputs {
         return (preprocessFrame(raw.raster, ensemble.preprocessing).image, scale, AcquisitionConditions(dose: dose, pixelScale: scale))
     }
 
-    static func segment(frame: String, ensemble: EnsembleModels, tile: Int, catalog: CatalogStore?, to folder: URL) throws -> FrameSegmentation {
+    static func segment(frame: String, ensemble: EnsembleModels, tile: Int, catalog: CatalogStore?, to folder: URL,
+                        requireNanometres: Bool = false) throws -> FrameSegmentation {
         let (image, scale, conditions) = try preprocessedFrame(frame, ensemble: ensemble, catalog: catalog)
+        if requireNanometres && scale == nil {
+            throw ValidationError("\(frame): no pixel size known (no length calibration in the file, no pixel scale in the catalog): "
+                                  + "particle sizes would be in px; drop --nm or catalogue the frame with its pixel scale")
+        }
         let prediction = try ensemblePrediction(networks: ensemble.trained.map(\.network),
                                                 names: ensemble.trained.map(\.folder.path), image: image, tile: tile)
         let stem = ParticleInput.stem(of: URL(fileURLWithPath: frame).lastPathComponent)

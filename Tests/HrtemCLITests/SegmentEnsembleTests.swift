@@ -99,6 +99,21 @@ final class SegmentEnsembleTests: XCTestCase {
         XCTAssertTrue(mixed.standardError.contains("different architectures") && mixed.standardError.contains("deeper"),
                       mixed.standardError)
 
+        // A frame with no calibration (and no catalog): sizes in px, said so; refused under --nm.
+        let bare = folder.appendingPathComponent("bare.dm4")
+        var random = SplitMix64(seed: 3)
+        try writeDM(Raster(width: 64, height: 64, pixels: (0..<4096).map { _ in Float(1000 + 30 * random.nextGaussian()) }), to: bare)
+        let inPixels = try runHrtem(["segment", bare.path, "--models", models.appendingPathComponent("f0").path, "--tile", "64",
+                                     "--out", folder.appendingPathComponent("bare-out").path, "--data", data.path])
+        XCTAssertEqual(inPixels.status, 0, inPixels.standardError)
+        let bareSummary = try JSONSerialization.jsonObject(with: Data(contentsOf: folder.appendingPathComponent("bare-out/summary.json"))) as! [[String: Any]]
+        XCTAssertEqual(bareSummary[0]["unit"] as? String, "px")
+        XCTAssertFalse(try String(contentsOf: folder.appendingPathComponent("bare-out/bare_particles.csv"), encoding: .utf8).contains("nm"))
+        let refused = try runHrtem(["segment", bare.path, "--models", models.appendingPathComponent("f0").path, "--tile", "64", "--nm",
+                                    "--out", folder.appendingPathComponent("bare-nm").path, "--data", data.path])
+        XCTAssertNotEqual(refused.status, 0)
+        XCTAssertTrue(refused.standardError.contains("no pixel size known"), refused.standardError)
+
         let nothing = try runHrtem(["segment", frame.path, "--trained-on", folder.appendingPathComponent("nowhere").path,
                                     "--out", out.path, "--data", data.path])
         XCTAssertNotEqual(nothing.status, 0)
