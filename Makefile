@@ -64,7 +64,7 @@ demo: build
 fixtures: build
 	./scripts/make-fixtures.sh
 
-BENCHMARKS := catalog formats mirrors preprocessing synthesis trainer torch-import
+BENCHMARKS := catalog formats mirrors preprocessing synthesis trainer torch-import ensemble
 bench: deps peers
 	@for b in $(BENCHMARKS); do $(MAKE) --no-print-directory bench-$$b || exit 1; done
 

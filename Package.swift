@@ -76,8 +76,12 @@ let package = Package(
                           path: "Benchmarks/synthesis"),
         .executableTarget(name: "bench-torch-import", dependencies: ["TorchArchive", "Experiments", "Catalog", "Micrograph"],
                           path: "Benchmarks/torch-import"),
-        .executableTarget(name: "bench-trainer", dependencies: ["Segmentation", "Micrograph"],
+        .executableTarget(name: "bench-trainer", dependencies: ["Segmentation", "Micrograph", "BenchmarkSupport"],
                           path: "Benchmarks/trainer"),
+        .executableTarget(name: "bench-ensemble", dependencies: ["Segmentation", "Micrograph", "BenchmarkSupport"],
+                          path: "Benchmarks/ensemble"),
+        // What the benchmark programs share: peak memory, processor time, finding a Python with torch.
+        .target(name: "BenchmarkSupport", path: "Benchmarks/support"),
 
         // Shared by the test targets only: locating ../shared/reference, temporary folders,
         // running the built `hrtem` binary.

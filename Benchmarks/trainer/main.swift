@@ -5,6 +5,7 @@
 // Usage: bench-trainer [--threads N] [--repeats R] [--no-peer] [--profile] [--isa generic|avx2|avx512] [--inference-only] [--direct-limit IN_x_OUT]
 // The peer is Benchmarks/peers/torch_unet_bench.py run by $HRTEM_TORCH_PYTHON, $HRTEM_PYTHON,
 // ./.venv/bin/python3 or python3, whichever first imports torch.
+import BenchmarkSupport
 import Foundation
 import Micrograph
 import Segmentation
@@ -25,22 +26,6 @@ while let argument = arguments.next() {
     }
 }
 compute.threads = threads
-
-func peakResidentMiB() -> Double {
-    guard let status = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-    for line in status.split(separator: "\n") where line.hasPrefix("VmHWM:") {
-        let kib = Double(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
-        return kib / 1024
-    }
-    return 0
-}
-
-/// Processor seconds (user + system, every thread) this process has used.
-func processorSeconds() -> Double {
-    var usage = rusage()
-    getrusage(RUSAGE_SELF.rawValue, &usage)
-    return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec) + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6
-}
 
 /// Wall seconds of the fastest of `repeats` runs after a warm-up, and the processor seconds of
 /// that run (steadier than wall time on a shared machine).
@@ -80,7 +65,7 @@ var results: [String: Double] = [:]
 var random = SplitMix64(seed: 7)
 print("bench-trainer: study U-Net (\(network.parameterCount) parameters), \(threads) threads, best of \(repeats), "
       + "kernels \(compute.instructionSet.name)")
-print("host load average: \((try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8))?.split(separator: " ").prefix(3).joined(separator: " ") ?? "?") (timings are noisy when the machine is shared)")
+print("host load average: \(hostLoadAverage) (timings are noisy when the machine is shared)")
 for (size, batch) in runTraining ? [(512, 8), (256, 32)] : [] {
     let input = Tensor([batch, 1, size, size])
     for i in 0..<input.count { input[i] = Float(random.nextGaussian()) }
@@ -124,25 +109,11 @@ print(String(format: "hrtem   peak RSS (VmHWM): %.0f MiB", ourPeak))
 guard runPeer else { exit(0) }
 let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("peers/torch_unet_bench.py")
-let environment = ProcessInfo.processInfo.environment
-var candidates = [environment["HRTEM_TORCH_PYTHON"], environment["HRTEM_PYTHON"], ".venv/bin/python3", "python3"].compactMap { $0 }
-func run(_ python: String, _ args: [String]) -> (Int32, String) {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-    process.arguments = [python] + args
-    let pipe = Pipe()
-    process.standardOutput = pipe
-    process.standardError = FileHandle.nullDevice
-    do { try process.run() } catch { return (-1, "") }
-    let data = pipe.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return (process.terminationStatus, String(decoding: data, as: UTF8.self))
-}
-guard let python = candidates.first(where: { run($0, ["-c", "import torch"]).0 == 0 }) else {
+guard let python = torchPython() else {
     print("PyTorch: not importable (set HRTEM_TORCH_PYTHON); the issue's figures for this kind of machine are 190 ms/image (train 512) and 40 ms/image (inference), stated, not measured here")
     exit(0)
 }
-let (status, output) = run(python, [script.path, String(threads), String(repeats)])
+let (status, output) = runPython(python, [script.path, String(threads), String(repeats)])
 guard status == 0, let json = try? JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any] else {
     print("PyTorch peer failed (status \(status)): \(output)")
     exit(1)

@@ -24,11 +24,15 @@ public struct Evaluation: Codable, Hashable, Sendable {
     /// PNG files with sample predictions drawn over their images, if the evaluator wrote any.
     public var sampleOverlays: [String]?
     public var seconds: Double?
+    /// Particle-level scores (count F1, size bias), when the evaluator measured them; absent in
+    /// records made before they were.
+    public var particles: ParticleScores?
 
-    public init(metrics: Metrics, sampleOverlays: [String]? = nil, seconds: Double? = nil) {
+    public init(metrics: Metrics, sampleOverlays: [String]? = nil, seconds: Double? = nil, particles: ParticleScores? = nil) {
         self.metrics = metrics
         self.sampleOverlays = sampleOverlays
         self.seconds = seconds
+        self.particles = particles
     }
 }
 

@@ -337,6 +337,7 @@ public enum MatrixReport {
         page += "<h2>Over- and under-segmentation</h2>\n<p class=\"note\">A high false-negative rate means the network misses particle pixels (under-segments); a high false-positive rate means it marks background as particle (over-segments).</p>\n"
         page += biasSVG(results)
         page += cellTable(results)
+        page += ParticleReport.section(results)
         page += samplesSection(results)
         page += datasetsSection(plan)
         page += modelsSection(results)

@@ -32,6 +32,8 @@ public struct FoldResult: Codable, Hashable, Sendable {
     public var metrics: Metrics
     /// Sample prediction overlays the evaluation wrote (PNG paths), if any.
     public var sampleOverlays: [String]?
+    /// Particle-level scores, when the evaluation measured them.
+    public var particles: ParticleScores? = nil
 }
 
 /// One cell of the matrix: the fold models of a row dataset (one training variant) scored on a
@@ -84,7 +86,8 @@ public struct MatrixResults: Codable, Hashable, Sendable {
                     for unit in units.sorted(by: { $0.fold < $1.fold }) {
                         if let evaluation = try store.evaluation(for: unit) {
                             folds.append(FoldResult(fold: unit.fold, modelID: unit.trainUnitID, evaluationID: unit.id,
-                                                    metrics: evaluation.metrics, sampleOverlays: evaluation.sampleOverlays))
+                                                    metrics: evaluation.metrics, sampleOverlays: evaluation.sampleOverlays,
+                                                    particles: evaluation.particles))
                         }
                     }
                     let metrics = folds.map(\.metrics)

@@ -54,13 +54,16 @@ public struct TrainerExecutor: UnitExecutor {
         }
         trained.network.compute = ComputeSettings(threads: unit.threads)
         let metrics = Segmentation.evaluate(network: trained.network, dataset: dataset, rows: rows, dihedral: unit.dihedral)
+        let particles = particleScores(network: trained.network, dataset: dataset, rows: rows,
+                                       scale: LengthScale(nanometresPerPixel: ParticleReport.pixelScale(of: unit.testDataset)))
         var overlays: [String]?
         if unit.fold == 0 {
             let url = URL(fileURLWithPath: model.folder).appendingPathComponent("overlays/\(unit.id).png")
             try writeOverlay(network: trained.network, dataset: dataset, row: rows[0], to: url)
             overlays = [url.path]
         }
-        return Evaluation(metrics: metrics, sampleOverlays: overlays, seconds: Date().timeIntervalSince(started))
+        return Evaluation(metrics: metrics, sampleOverlays: overlays, seconds: Date().timeIntervalSince(started),
+                          particles: particles)
     }
 
     /// A picture of one patch: the image in gray, pixels both predicted and labelled particle

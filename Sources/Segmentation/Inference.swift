@@ -8,23 +8,9 @@ import Micrograph
 /// stitched back. Returns a 0/1 mask the size of `image`.
 /// - Precondition: `tile` is a multiple of the network's `sizeMultiple`.
 public func segmentFrame(network: ResidualUNet, image: Raster<Float>, tile: Int = 512, batch: Int = 4) -> Raster<UInt8> {
-    precondition(tile % network.architecture.sizeMultiple == 0, "tile \(tile) is not a multiple of \(network.architecture.sizeMultiple)")
-    let rows = (image.height + tile - 1) / tile, columns = (image.width + tile - 1) / tile
     var mask = Raster<UInt8>(width: image.width, height: image.height, repeating: 0)
-    let tiles = (0..<(rows * columns)).map { ($0 / columns, $0 % columns) }
-    var start = 0
-    while start < tiles.count {
-        let group = tiles[start..<min(tiles.count, start + batch)]
-        let input = Tensor([group.count, 1, tile, tile])
-        for (index, (r, c)) in group.enumerated() {
-            let target = input.plane(index, 0)
-            for y in 0..<tile where r * tile + y < image.height {
-                for x in 0..<tile where c * tile + x < image.width {
-                    target[y * tile + x] = image.pixels[(r * tile + y) * image.width + c * tile + x]
-                }
-            }
-        }
-        let predicted = hardPrediction(network.forward(input, training: false))
+    forEachTiledPrediction(network: network, image: image, tile: tile, batch: batch) { logits, group in
+        let predicted = hardPrediction(logits)
         for (index, (r, c)) in group.enumerated() {
             for y in 0..<tile where r * tile + y < image.height {
                 for x in 0..<tile where c * tile + x < image.width {
@@ -32,7 +18,6 @@ public func segmentFrame(network: ResidualUNet, image: Raster<Float>, tile: Int 
                 }
             }
         }
-        start += group.count
     }
     return mask
 }

@@ -28,3 +28,25 @@ public func writeVersionRecipe(at url: URL, name: String, versionId: String, que
     try writeFileAtomically(try JSONSerialization.data(withJSONObject: recipe, options: [.sortedKeys]),
                             to: VersionFolder(url).recipeFile)
 }
+
+/// A version folder of `count` `side` x `side` patches, each a disc of radius 4 at a random
+/// centre, 1.5 above Gaussian noise of deviation 0.3, with its exact label: enough for a
+/// network to learn something in an epoch or two.
+public func writeDiscVersionFolder(at url: URL, name: String, versionId: String, count: Int, side: Int = 16,
+                                   seed: UInt64, folds: FoldPlan) throws {
+    var images = [Float](), labels = [UInt8]()
+    var random = SplitMix64(seed: seed)
+    for _ in 0..<count {
+        let ci = random.nextUnitDouble() * Double(side), cj = random.nextUnitDouble() * Double(side)
+        for i in 0..<side {
+            for j in 0..<side {
+                let inside = (Double(i) - ci) * (Double(i) - ci) + (Double(j) - cj) * (Double(j) - cj) < 16
+                images.append(Float((inside ? 1.5 : 0) + 0.3 * random.nextGaussian()))
+                labels.append(inside ? 1 : 0)
+            }
+        }
+    }
+    try writeVersionFolder(at: url, name: name, versionId: versionId,
+                           images: NPYArray(shape: [count, side, side], float32: images),
+                           labels: NPYArray(shape: [count, side, side], uint8: labels), folds: folds)
+}

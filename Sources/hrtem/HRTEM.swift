@@ -27,6 +27,8 @@ struct HRTEM: ParsableCommand {
             TrainCommand.self,
             EvaluateCommand.self,
             SegmentCommand.self,
+            ParticlesCommand.self,
+            RecommendCommand.self,
             ModelCommand.self,
             MatrixCommand.self,
             SweepCommand.self,
