@@ -18,8 +18,10 @@ struct MatrixCommand: ParsableCommand {
           hrtem matrix --datasets A,B --epochs 20 --emit-slurm slurm-run && bash slurm-run/submit.sh
           hrtem matrix run-unit --plan slurm-run/plan.json --unit 0
           hrtem matrix collect --plan slurm-run/plan.json --out report
+          hrtem matrix status --plan slurm-run/plan.json
+          hrtem matrix resubmit --plan slurm-run/plan.json --failed
         """,
-        subcommands: [Run.self, RunUnit.self, Collect.self],
+        subcommands: [Run.self, RunUnit.self, Collect.self, Status.self, Resubmit.self],
         defaultSubcommand: Run.self
     )
 
@@ -62,8 +64,8 @@ struct MatrixCommand: ParsableCommand {
 
         func run() throws {
             let workspace = MatrixCLI.workspace(data.folder)
-            let (planUnit, outcome) = try workspace.runUnit(planFile: MatrixCLI.absoluteURL(plan), index: unit,
-                                                            resultsFolder: results.map(MatrixCLI.absoluteURL))
+            let (planUnit, outcome) = try workspace.runUnitRecordingItsRun(planFile: MatrixCLI.absoluteURL(plan), index: unit,
+                                                                           resultsFolder: results.map(MatrixCLI.absoluteURL))
             print("unit \(unit) (\(planUnit.label)): \(outcome.rawValue)")
         }
     }
