@@ -62,11 +62,21 @@ done
 if [ -n "$missing" ]; then
   command -v apt-get >/dev/null || cannot "Slurm is not installed ($missing) and there is no apt-get to install it"
   echo "slurm-cluster: installing slurm-wlm and munge (missing:$missing)" >&2
+  # The packages' scripts would start system-wide daemons (unconfigured; ours run from DIR), and
+  # fail where no init system runs: Debian's policy-rc.d says no, for the install only.
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' | $SUDO tee /usr/sbin/policy-rc.d > /dev/null
+    $SUDO chmod 755 /usr/sbin/policy-rc.d
+    trap '$SUDO rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  installed=yes
   if ! { $SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends slurm-wlm munge; } \
        > "$dir/apt.log" 2>&1; then
     tail -5 "$dir/apt.log" >&2
-    cannot "apt-get could not install slurm-wlm and munge (log: $dir/apt.log)"
+    installed=no
   fi
+  if [ "$(trap -p EXIT)" ]; then $SUDO rm -f /usr/sbin/policy-rc.d; trap - EXIT; fi
+  [ "$installed" = yes ] || cannot "apt-get could not install slurm-wlm and munge (log: $dir/apt.log)"
 fi
 export PATH="$PATH:/usr/sbin:/sbin"
 

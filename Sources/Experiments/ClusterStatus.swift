@@ -38,7 +38,7 @@ public struct UnitRun: Codable, Hashable, Sendable {
         } else {
             job = environment["SLURM_JOB_ID"]
         }
-        return UnitRun(unit: index, unitID: unitID, state: .running, host: ProcessInfo.processInfo.hostName,
+        return UnitRun(unit: index, unitID: unitID, state: .running, host: hostName(),
                        processID: getpid(), slurmJob: job, log: standardOutputFile(),
                        started: timestamp(), ended: nil, message: nil)
     }
@@ -51,6 +51,13 @@ public struct UnitRun: Codable, Hashable, Sendable {
               (try? FileManager.default.attributesOfItem(atPath: target)[.type] as? FileAttributeType) == .typeRegular
         else { return nil }
         return target
+    }
+
+    /// This machine's name as `gethostname` gives it (no name lookup, which can stall on a node).
+    static func hostName() -> String {
+        var buffer = [CChar](repeating: 0, count: 256)
+        guard gethostname(&buffer, buffer.count - 1) == 0 else { return "unknown" }
+        return buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     static func timestamp() -> String {
@@ -153,25 +160,18 @@ public enum SlurmQueue {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["squeue", "--noheader", "--array", "--name=" + names.joined(separator: ","), "--format=%F|%K|%j|%T|%r"]
-        let output = Pipe(), errors = Pipe()
+        // One pipe for both streams: nothing to drain concurrently, and `parse` keeps only
+        // queue lines, so a warning on stderr cannot be taken for a task.
+        let output = Pipe()
         process.standardOutput = output
-        process.standardError = errors
+        process.standardError = output
         do { try process.run() } catch { return .unavailable("cannot run squeue: \(error.localizedDescription)") }
-        let errorText = Locked(Data())
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async {
-            let data = errors.fileHandleForReading.readDataToEndOfFile()
-            errorText.withLock { $0 = data }
-            group.leave()
-        }
         let text = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        group.wait()
         process.waitUntilExit()
         if process.terminationStatus == 127 { return .unavailable("squeue is not installed here") }
         guard process.terminationStatus == 0 else {
             // squeue's last line is its conclusion ("fatal: ..."), the lines before are how it got there.
-            let reason = String(decoding: errorText.value, as: UTF8.self).split(separator: "\n").last.map(String.init) ?? ""
+            let reason = text.split(separator: "\n").last.map(String.init) ?? ""
             return .unavailable("squeue failed (exit \(process.terminationStatus)): \(reason)")
         }
         return .entries(parse(text))
@@ -190,7 +190,7 @@ public enum SlurmQueue {
 
 /// Where one unit of a plan stands.
 public struct UnitStatus: Hashable, Sendable {
-    public enum State: String, Sendable {
+    public enum State: String, Sendable, CaseIterable {
         case pending, running, done, failed
     }
 
@@ -227,7 +227,7 @@ public enum PlanStatus {
         }
         var modelIndex: [String: Int] = [:]
         for (index, unit) in plan.trainUnits.enumerated() { modelIndex[unit.id] = index }
-        let host = ProcessInfo.processInfo.hostName
+        let host = UnitRun.hostName()
 
         var statuses: [UnitStatus] = []
         for (index, unit) in plan.units.enumerated() {
