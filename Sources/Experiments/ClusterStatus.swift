@@ -97,6 +97,8 @@ public struct SlurmSubmissions: Sendable {
     public var latestTask: [Int: String] = [:]
     /// For each unit index, the log file Slurm opens for that task (relative to the script folder).
     public var latestLog: [Int: String] = [:]
+    /// For each unit index, every array task ever submitted to run it.
+    public var allTasks: [Int: Set<String>] = [:]
 
     /// Reads `<folder>/submitted.tsv`; an absent file is no submission.
     /// - Throws: `FormatError` naming the line of a malformed entry.
@@ -116,6 +118,7 @@ public struct SlurmSubmissions: Sendable {
             let offset = fields[0] == "train" ? 0 : plan.trainUnits.count
             for task in tasks {
                 latestTask[offset + task] = "\(fields[1])_\(task)"
+                allTasks[offset + task, default: []].insert("\(fields[1])_\(task)")
                 latestLog[offset + task] = "logs/\(fields[0])-\(fields[1])_\(task).out"
             }
         }
@@ -249,7 +252,9 @@ public enum PlanStatus {
                 status.state = .failed
                 status.detail = run.message
             } else if let run, run.state == .running {
-                if let job = run.slurmJob {
+                // A job the plan's scripts submitted is judged by the queue; any other (run-unit
+                // by hand inside an allocation) by its process, like a run outside Slurm.
+                if let job = run.slurmJob, submissions.allTasks[index]?.contains(job) ?? false {
                     status.state = queueKnown ? .failed : .running
                     status.detail = queueKnown
                         ? "job \(job) ended without recording a result (cancelled, or killed for time or memory?)"

@@ -110,7 +110,7 @@ public enum SlurmEmitter {
             if let account = options.account { lines.append("#SBATCH --account=\(account)") }
             if let time = options.timeLimit { lines.append("#SBATCH --time=\(time)") }
             if let memory = options.memory { lines.append("#SBATCH --mem=\(memory)") }
-            lines.append("# Made by hrtem \(hrtemBuildVersion) for plan \(plan.id) (\(plan.name)).")
+            lines.append(comment("Made by hrtem \(hrtemBuildVersion) for plan \(plan.id) (\(plan.name))."))
             lines.append("set -euo pipefail")
             lines.append("HRTEM=${HRTEM:-\(shellQuote(options.hrtemExecutable))}")
             return lines.joined(separator: "\n") + "\n"
@@ -175,7 +175,7 @@ extension SlurmEmitter {
         }
         var lines = [
             "#!/usr/bin/env bash",
-            "# " + purpose,
+            comment(purpose),
             "set -euo pipefail",
             "shopt -s inherit_errexit",
             "cd \"$(dirname \"$0\")\"",
@@ -216,6 +216,11 @@ extension SlurmEmitter {
             "",
         ]
         return lines.joined(separator: "\n")
+    }
+
+    /// A one-line shell comment: line breaks in `text` (a plan name may hold anything) become spaces.
+    static func comment(_ text: String) -> String {
+        "# " + String(text.map { $0.isNewline ? " " : $0 })
     }
 
     /// Sorted task indices as Slurm's `--array` list: runs of consecutive numbers as `a-b`.

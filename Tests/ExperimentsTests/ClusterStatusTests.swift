@@ -107,12 +107,16 @@ final class ClusterStatusTests: XCTestCase {
         run.state = .failed
         run.message = "train X fold 1: disk full"
         try runs.record(run)
-        try runs.record(UnitRun.startingNow(unit: 2, unitID: plan.trainUnits[2].id, environment: ["SLURM_JOB_ID": "99"]))
+        try runs.record(UnitRun.startingNow(unit: 2, unitID: plan.trainUnits[2].id,
+                                            environment: ["SLURM_ARRAY_JOB_ID": "101", "SLURM_ARRAY_TASK_ID": "2"]))
         var dead = UnitRun.startingNow(unit: 3, unitID: plan.trainUnits[3].id, environment: [:])
         dead.processID = Int32.max - 1
         try runs.record(dead)
-        // Evaluations: model 0's first is done, the rest of model 0's were submitted and are gone.
+        // Evaluations: model 0's first is done, the rest of model 0's were submitted and are gone;
+        // one of model 4's runs by hand inside some other Slurm job (this live process).
         let ofModel = { (model: Int) in plan.evaluationUnits.indices.filter { plan.evaluationUnits[$0].trainUnitID == plan.trainUnits[model].id } }
+        let byHand = 6 + ofModel(4)[1]
+        try runs.record(UnitRun.startingNow(unit: byHand, unitID: plan.units[byHand].id, environment: ["SLURM_JOB_ID": "555"]))
         let firstOfZero = ofModel(0)[0]
         try store.record(try executor.evaluate(plan.evaluationUnits[firstOfZero], model: try executor.train(plan.trainUnits[0])),
                          for: plan.evaluationUnits[firstOfZero])
@@ -133,7 +137,7 @@ final class ClusterStatusTests: XCTestCase {
         XCTAssertEqual(state(1).0, .failed)
         XCTAssertEqual(state(1).1, "train X fold 1: disk full")
         XCTAssertEqual(state(2).0, .failed)
-        XCTAssertEqual(state(2).1, "job 99 ended without recording a result (cancelled, or killed for time or memory?)")
+        XCTAssertEqual(state(2).1, "job 101_2 ended without recording a result (cancelled, or killed for time or memory?)")
         XCTAssertEqual(state(3).0, .failed)
         XCTAssertEqual(state(3).1, "process \(Int32.max - 1) ended without recording a result")
         XCTAssertEqual(state(4).0, .running)
@@ -152,13 +156,15 @@ final class ClusterStatusTests: XCTestCase {
             }
         }
         XCTAssertEqual(state(6 + ofModel(5)[0]).1, "job 103_\(ofModel(5)[0]), waiting: Dependency")
-        for task in ofModel(4) { XCTAssertEqual(state(6 + task).0, .pending) }
+        XCTAssertEqual(state(6 + ofModel(4)[0]).0, .pending)
         XCTAssertEqual(state(6 + ofModel(4)[0]).1, "not submitted")
+        XCTAssertEqual(state(byHand).0, .running)
+        XCTAssertEqual(state(byHand).1, "process \(getpid())")
 
         // Without the queue: a Slurm run can only be taken at its word; queued units are pending.
         let offline = try PlanStatus.read(plan, scriptFolder: folder, resultsFolder: results, queue: .unavailable("no squeue"))
         XCTAssertEqual(offline[2].state, .running)
-        XCTAssertEqual(offline[2].detail, "job 99 (the queue could not be read to confirm)")
+        XCTAssertEqual(offline[2].detail, "job 101_2 (the queue could not be read to confirm)")
         XCTAssertEqual(offline[4].state, .pending)
         XCTAssertEqual(offline[4].detail, "job 101_4")
         XCTAssertEqual(offline[6 + ofModel(0)[1]].state, .pending)
@@ -166,6 +172,6 @@ final class ClusterStatusTests: XCTestCase {
         let text = PlanStatus.text(statuses)
         XCTAssertTrue(text.hasPrefix("unit  state    what"), text)
         XCTAssertTrue(text.contains("\n      train X fold 1: disk full\n"), text)
-        XCTAssertTrue(text.hasSuffix("24 units: 2 done, 1 running, 7 pending, 14 failed\n"), text)
+        XCTAssertTrue(text.hasSuffix("24 units: 2 done, 2 running, 6 pending, 14 failed\n"), text)
     }
 }

@@ -41,5 +41,15 @@ final class SlurmEmitterTests: XCTestCase {
         XCTAssertEqual(echo.standardOutput, "matrix run-unit --plan \(files.planFile.path) --results \(files.resultsFolder.path) --data /shared/hrtem-data --unit \(plan.trainUnits.count + 2)\n")
 
         XCTAssertThrowsError(try SlurmEmitter.emit(plan, to: folder, options: SlurmOptions(hrtemExecutable: "hrtem", partition: "a b")))
+
+        // A plan name is only ever a comment in the scripts, whatever it holds.
+        var named = plan
+        named.name = "dose\ntouch injected\r\u{2028}x"
+        let other = try SlurmEmitter.emit(named, to: folder.appendingPathComponent("named"), options: SlurmOptions(hrtemExecutable: "hrtem"))
+        for script in [other.trainScript, other.evaluateScript, other.collectScript, other.submitScript] {
+            let lines = try String(contentsOf: script, encoding: .utf8).split(separator: "\n")
+            XCTAssertFalse(lines.contains { $0.hasPrefix("touch") }, script.lastPathComponent)
+            XCTAssertTrue(lines.contains { $0.hasPrefix("#") && $0.contains("dose touch injected") }, script.lastPathComponent)
+        }
     }
 }
