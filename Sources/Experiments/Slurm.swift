@@ -51,11 +51,18 @@ public struct SlurmJobFiles: Sendable {
 ///
 /// `train.sbatch` is an array over the training units (task i runs unit i of the plan),
 /// `evaluate.sbatch` an array over the evaluation units (task i runs unit T + i, T = number of
-/// training units), started only when every training task succeeded (`afterok`), and
-/// `collect.sbatch` gathers the results into the report after that. `submit.sh` submits the three
-/// with their dependencies. Each task runs `hrtem matrix run-unit --plan plan.json --unit N`: the
-/// same plan object and the same code path as the local runner, so a finished unit is skipped.
+/// training units), and `collect.sbatch` gathers the results into the report. `submit.sh`
+/// submits the training array, then one evaluation array per fold model, over that model's
+/// evaluations, each started only when that model's training task succeeded (`afterok` on the
+/// task, `--kill-on-invalid-dep`), so one failed model holds back its own evaluations and no
+/// others; the report comes after every evaluation array ended (`afterany`) and shows what is
+/// missing. Each task runs `hrtem matrix run-unit --plan plan.json --unit N`: the same plan object
+/// and the same code path as the local runner, so a finished unit is skipped.
 public enum SlurmEmitter {
+    /// The job name of a plan's `train`, `evaluate` or `collect` job: what `squeue` shows and
+    /// `hrtem matrix status` looks for.
+    public static func jobName(_ job: String, plan: MatrixPlan) -> String { "hrtem-\(job)-\(plan.id.prefix(8))" }
+
     /// Writes plan.json, the three batch scripts, submit.sh and logs/ into `folder`.
     /// - Throws: `FormatError` when a file cannot be written; `ExperimentError` for bad options.
     @discardableResult
@@ -90,7 +97,7 @@ public enum SlurmEmitter {
 
         func header(_ job: String, array: Int?) -> String {
             var lines = ["#!/usr/bin/env bash"]
-            lines.append("#SBATCH --job-name=hrtem-\(job)-\(plan.id.prefix(8))")
+            lines.append("#SBATCH --job-name=\(jobName(job, plan: plan))")
             if let array {
                 lines.append("#SBATCH --array=0-\(array - 1)" + (options.maxConcurrentTasks.map { "%\($0)" } ?? ""))
                 lines.append("#SBATCH --output=logs/\(job)-%A_%a.out")
@@ -103,7 +110,7 @@ public enum SlurmEmitter {
             if let account = options.account { lines.append("#SBATCH --account=\(account)") }
             if let time = options.timeLimit { lines.append("#SBATCH --time=\(time)") }
             if let memory = options.memory { lines.append("#SBATCH --mem=\(memory)") }
-            lines.append("# Made by hrtem \(hrtemBuildVersion) for plan \(plan.id) (\(plan.name)).")
+            lines.append(comment("Made by hrtem \(hrtemBuildVersion) for plan \(plan.id) (\(plan.name))."))
             lines.append("set -euo pipefail")
             lines.append("HRTEM=${HRTEM:-\(shellQuote(options.hrtemExecutable))}")
             return lines.joined(separator: "\n") + "\n"
@@ -123,28 +130,122 @@ public enum SlurmEmitter {
         exec "$HRTEM" matrix collect \(commonArguments) --out \(shellQuote(report.path))
 
         """
-        let submit = """
-        #!/usr/bin/env bash
-        # Submits the plan \(plan.id) (\(plan.name)): \(plan.trainUnits.count) training tasks, then
-        # \(plan.evaluationUnits.count) evaluation tasks once every training task succeeded, then the report.
-        set -euo pipefail
-        cd "$(dirname "$0")"
-        mkdir -p logs
-        train_job=$(sbatch --parsable train.sbatch)
-        train_job=${train_job%%;*}
-        evaluate_job=$(sbatch --parsable --dependency=afterok:"$train_job" evaluate.sbatch)
-        evaluate_job=${evaluate_job%%;*}
-        collect_job=$(sbatch --parsable --dependency=afterok:"$evaluate_job" collect.sbatch)
-        collect_job=${collect_job%%;*}
-        echo "training array: $train_job; evaluation array: $evaluate_job (after $train_job); report: $collect_job (after $evaluate_job)"
-        echo "report will be written to:" \(shellQuote(report.path))
-
-        """
+        let submit = submissionScript(
+            plan, trainUnits: Array(plan.trainUnits.indices),
+            evaluationUnits: Array(plan.trainUnits.count..<plan.unitCount), maxConcurrentTasks: options.maxConcurrentTasks,
+            purpose: "Submits the plan \(plan.id) (\(plan.name)): \(plan.trainUnits.count) training tasks, each fold model's "
+                + "evaluations once it is trained, then the report.",
+            reportFolder: report.path)
         for (text, url) in [(train, files.trainScript), (evaluate, files.evaluateScript),
                             (collect, files.collectScript), (submit, files.submitScript)] {
             try writeFileAtomically(Data(text.utf8), to: url)
             try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: url.path)
         }
         return files
+    }
+}
+
+extension SlurmEmitter {
+    /// A bash script, run in the folder of the emitted scripts, that submits the given units of
+    /// `plan` (indices into `plan.units`) with the plan's dependency rule:
+    ///
+    /// - the training units as one `train.sbatch` array over their indices;
+    /// - for each of those fold models, its evaluations among `evaluationUnits` as an
+    ///   `evaluate.sbatch` array with `--dependency=afterok:<training job>_<task>` and
+    ///   `--kill-on-invalid-dep=yes` (a model that fails takes only its own evaluations out of
+    ///   the queue);
+    /// - evaluations whose model is not trained by this submission (it is done already) as one
+    ///   array without a dependency;
+    /// - `collect.sbatch` after every array ended (`afterany`), so the report says what is missing.
+    ///
+    /// Each `sbatch` appends `kind<TAB>job id<TAB>array` to `submitted.tsv` (see `SlurmSubmissions`).
+    /// `maxConcurrentTasks` is each array's `%` limit; `reportFolder`, when given, is printed.
+    public static func submissionScript(_ plan: MatrixPlan, trainUnits: [Int], evaluationUnits: [Int], maxConcurrentTasks: Int?,
+                                        purpose: String, reportFolder: String?) -> String {
+        let training = Set(trainUnits)
+        let limit = maxConcurrentTasks.map { "%\($0)" } ?? ""
+        var modelIndex: [String: Int] = [:]
+        for (index, unit) in plan.trainUnits.enumerated() { modelIndex[unit.id] = index }
+        // Evaluation tasks (indices into the evaluation array) grouped by the training task they wait for, or nil.
+        var groups: [Int?: [Int]] = [:]
+        for index in evaluationUnits.sorted() {
+            guard case .evaluate(let unit)? = try? plan.unit(at: index) else { continue }
+            let model = modelIndex[unit.trainUnitID].flatMap { training.contains($0) ? $0 : nil }
+            groups[model, default: []].append(index - plan.trainUnits.count)
+        }
+        var lines = [
+            "#!/usr/bin/env bash",
+            comment(purpose),
+            "set -euo pipefail",
+            "shopt -s inherit_errexit",
+            "cd \"$(dirname \"$0\")\"",
+            "mkdir -p logs",
+            "# submit KIND ARRAY [sbatch options] SCRIPT: submits, notes the job in submitted.tsv, prints its id.",
+            "submit() {",
+            "  local kind=$1 array=$2 job",
+            "  shift 2",
+            "  job=$(sbatch --parsable --array=\"$array\" \"$@\")",
+            "  job=${job%%;*}",
+            "  printf '%s\\t%s\\t%s\\n' \"$kind\" \"$job\" \"$array\" >> submitted.tsv",
+            "  echo \"$job\"",
+            "}",
+            "after=\"\"",
+        ]
+        if !trainUnits.isEmpty {
+            lines.append("train_job=$(submit train \(arraySpec(trainUnits.sorted()))\(limit) train.sbatch)")
+            lines.append("after+=\":$train_job\"")
+            lines.append("echo \"training array: $train_job (\(trainUnits.count) fold models)\"")
+        }
+        var arrays = 0
+        for model in trainUnits.sorted() {
+            guard let tasks = groups[model] else { continue }
+            arrays += 1
+            lines.append("job=$(submit evaluate \(arraySpec(tasks))\(limit) --dependency=afterok:\"${train_job}_\(model)\" --kill-on-invalid-dep=yes evaluate.sbatch)")
+            lines.append("after+=\":$job\"")
+        }
+        if arrays > 0 { lines.append("echo \"evaluation arrays: \(arrays), each after its model's training task\"") }
+        if let ready = groups[nil] {
+            lines.append("job=$(submit evaluate \(arraySpec(ready))\(limit) evaluate.sbatch)")
+            lines.append("after+=\":$job\"")
+            lines.append("echo \"evaluation array: $job (\(ready.count) evaluations of models already trained)\"")
+        }
+        lines += [
+            "collect_job=$(sbatch --parsable ${after:+--dependency=afterany$after} collect.sbatch)",
+            "collect_job=${collect_job%%;*}",
+            "echo \"report: job $collect_job, once every array above ended\"" + (reportFolder.map { "; echo \"it will be written to:\" \(shellQuote($0))" } ?? ""),
+            "",
+        ]
+        return lines.joined(separator: "\n")
+    }
+
+    /// A one-line shell comment: line breaks in `text` (a plan name may hold anything) become spaces.
+    static func comment(_ text: String) -> String {
+        "# " + String(text.map { $0.isNewline ? " " : $0 })
+    }
+
+    /// Sorted task indices as Slurm's `--array` list: runs of consecutive numbers as `a-b`.
+    public static func arraySpec(_ tasks: [Int]) -> String {
+        var parts: [String] = []
+        var index = 0
+        while index < tasks.count {
+            var end = index
+            while end + 1 < tasks.count && tasks[end + 1] == tasks[end] + 1 { end += 1 }
+            parts.append(end == index ? "\(tasks[index])" : "\(tasks[index])-\(tasks[end])")
+            index = end + 1
+        }
+        return parts.joined(separator: ",")
+    }
+
+    /// The task indices of an `--array` list (`0-3,7,9-10`, a `%` limit ignored).
+    /// - Returns: nil when the list is not of that form.
+    public static func arrayTasks(_ spec: String) -> [Int]? {
+        var tasks: [Int] = []
+        for part in spec.split(separator: "%", maxSplits: 1).first.map(String.init)?.split(separator: ",") ?? [] {
+            let bounds = part.split(separator: "-", omittingEmptySubsequences: false)
+            guard (1...2).contains(bounds.count), let low = Int(bounds[0]), let high = Int(bounds[bounds.count - 1]),
+                  low >= 0, high >= low, high - low < 1_000_000 else { return nil }
+            tasks += Array(low...high)
+        }
+        return tasks.isEmpty ? nil : tasks
     }
 }

@@ -50,3 +50,33 @@ public func writeDiscVersionFolder(at url: URL, name: String, versionId: String,
                            images: NPYArray(shape: [count, side, side], float32: images),
                            labels: NPYArray(shape: [count, side, side], uint8: labels), folds: folds)
 }
+
+/// A tiny trainable version folder: `count` patches of `side` x `side` pixels, each a disc of
+/// radius 3 (label 1) at a random place, `contrast` above Gaussian noise of deviation 0.5, and
+/// 3 study-rule folds of `count / 3` test patches (the first remaining patch validates).
+/// The same arguments give the same bytes.
+public func writeThreeFoldDiscVersionFolder(at url: URL, name: String, versionId: String, contrast: Float, seed: UInt64,
+                                            count: Int = 12, side: Int = 16) throws {
+    var random = SplitMix64(seed: seed)
+    var images = [Float](), labels = [UInt8]()
+    for _ in 0..<count {
+        let cy = 4 + Int(random.nextUnitDouble() * Double(side - 8)), cx = 4 + Int(random.nextUnitDouble() * Double(side - 8))
+        for y in 0..<side {
+            for x in 0..<side {
+                let inside = (y - cy) * (y - cy) + (x - cx) * (x - cx) <= 9
+                labels.append(inside ? 1 : 0)
+                images.append((inside ? contrast : 0) + Float(random.nextGaussian()) * 0.5)
+            }
+        }
+    }
+    let testSize = count / 3
+    let folds = (0..<3).map { fold in
+        let test = Array(fold * testSize..<(fold + 1) * testSize)
+        let rest = (0..<count).filter { !test.contains($0) }
+        return Fold(fold: fold, seed: 100 + fold, train: Array(rest.dropFirst()), validation: [rest[0]], test: test)
+    }
+    try writeVersionFolder(at: url, name: name, versionId: versionId, query: "contrast \(contrast)",
+                           images: NPYArray(shape: [count, side, side], float32: images),
+                           labels: NPYArray(shape: [count, side, side], uint8: labels),
+                           folds: FoldPlan(k: 3, rule: .study, folds: folds))
+}

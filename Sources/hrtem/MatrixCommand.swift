@@ -19,8 +19,10 @@ struct MatrixCommand: ParsableCommand {
           hrtem matrix --models imported --datasets Au2p2,Au5 (score existing fold models; nothing is trained)
           hrtem matrix run-unit --plan slurm-run/plan.json --unit 0
           hrtem matrix collect --plan slurm-run/plan.json --out report
+          hrtem matrix status --plan slurm-run/plan.json
+          hrtem matrix resubmit --plan slurm-run/plan.json --failed
         """,
-        subcommands: [Run.self, RunUnit.self, Collect.self],
+        subcommands: [Run.self, RunUnit.self, Collect.self, Status.self, Resubmit.self],
         defaultSubcommand: Run.self
     )
 
@@ -103,8 +105,8 @@ struct MatrixCommand: ParsableCommand {
 
         func run() throws {
             let workspace = MatrixCLI.workspace(data.folder)
-            let (planUnit, outcome) = try workspace.runUnit(planFile: MatrixCLI.absoluteURL(plan), index: unit,
-                                                            resultsFolder: results.map(MatrixCLI.absoluteURL))
+            let (planUnit, outcome) = try workspace.runUnitRecordingItsRun(planFile: MatrixCLI.absoluteURL(plan), index: unit,
+                                                                           resultsFolder: results.map(MatrixCLI.absoluteURL))
             print("unit \(unit) (\(planUnit.label)): \(outcome.rawValue)")
         }
     }

@@ -27,8 +27,11 @@ final class SlurmEmitterTests: XCTestCase {
         XCTAssertTrue(evaluate.contains("#SBATCH --array=0-\(plan.evaluationUnits.count - 1)%16\n"), evaluate)
         XCTAssertTrue(evaluate.contains("$(( SLURM_ARRAY_TASK_ID + \(plan.trainUnits.count) ))"))
         XCTAssertTrue(train.contains("#SBATCH --partition=cpu\n") && train.contains("#SBATCH --mem=8G\n"))
-        XCTAssertTrue(submit.contains("--dependency=afterok:\"$train_job\" evaluate.sbatch"))
-        XCTAssertTrue(submit.contains("--dependency=afterok:\"$evaluate_job\" collect.sbatch"))
+        XCTAssertTrue(submit.contains("train_job=$(submit train 0-\(plan.trainUnits.count - 1)%16 train.sbatch)"), submit)
+        // One evaluation array per fold model, after that model's training task only.
+        XCTAssertEqual(submit.components(separatedBy: "--kill-on-invalid-dep=yes evaluate.sbatch)").count - 1, plan.trainUnits.count)
+        XCTAssertTrue(submit.contains("--dependency=afterok:\"${train_job}_\(plan.trainUnits.count - 1)\" --kill-on-invalid-dep=yes"), submit)
+        XCTAssertTrue(submit.contains("${after:+--dependency=afterany$after} collect.sbatch)"), submit)
 
         // What bash would pass to hrtem: the quoted paths come through whole.
         let echo = try runProcess(URL(fileURLWithPath: "/bin/bash"), ["-c", """
@@ -38,5 +41,15 @@ final class SlurmEmitterTests: XCTestCase {
         XCTAssertEqual(echo.standardOutput, "matrix run-unit --plan \(files.planFile.path) --results \(files.resultsFolder.path) --data /shared/hrtem-data --unit \(plan.trainUnits.count + 2)\n")
 
         XCTAssertThrowsError(try SlurmEmitter.emit(plan, to: folder, options: SlurmOptions(hrtemExecutable: "hrtem", partition: "a b")))
+
+        // A plan name is only ever a comment in the scripts, whatever it holds.
+        var named = plan
+        named.name = "dose\ntouch injected\r\u{2028}x"
+        let other = try SlurmEmitter.emit(named, to: folder.appendingPathComponent("named"), options: SlurmOptions(hrtemExecutable: "hrtem"))
+        for script in [other.trainScript, other.evaluateScript, other.collectScript, other.submitScript] {
+            let lines = try String(contentsOf: script, encoding: .utf8).split(separator: "\n")
+            XCTAssertFalse(lines.contains { $0.hasPrefix("touch") }, script.lastPathComponent)
+            XCTAssertTrue(lines.contains { $0.hasPrefix("#") && $0.contains("dose touch injected") }, script.lastPathComponent)
+        }
     }
 }

@@ -17,29 +17,7 @@ final class TrainerExecutorTests: XCTestCase {
     /// 12 patches of discs on noise; `contrast` scales the discs against the noise.
     func makeVersion(_ name: String, contrast: Float, seed: UInt64) throws -> DatasetVersionRef {
         let url = folder.appendingPathComponent("datasets/\(name)/\(name)-v1")
-        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
-        let count = 12, side = 16
-        var random = SplitMix64(seed: seed)
-        var images = [Float](), labels = [UInt8]()
-        for _ in 0..<count {
-            let cy = 4 + Int(random.nextUnitDouble() * 8), cx = 4 + Int(random.nextUnitDouble() * 8)
-            for y in 0..<side {
-                for x in 0..<side {
-                    let inside = (y - cy) * (y - cy) + (x - cx) * (x - cx) <= 9
-                    labels.append(inside ? 1 : 0)
-                    images.append((inside ? contrast : 0) + Float(random.nextGaussian()) * 0.5)
-                }
-            }
-        }
-        let folds = (0..<3).map { fold in
-            let test = Array(fold * 4..<(fold + 1) * 4)
-            let rest = (0..<count).filter { !test.contains($0) }
-            return Fold(fold: fold, seed: 100 + fold, train: Array(rest.dropFirst()), validation: [rest[0]], test: test)
-        }
-        try writeVersionFolder(at: url, name: name, versionId: "\(name)-v1", query: "contrast \(contrast)",
-                               images: NPYArray(shape: [count, side, side], float32: images),
-                               labels: NPYArray(shape: [count, side, side], uint8: labels),
-                               folds: FoldPlan(k: 3, rule: .study, folds: folds))
+        try writeThreeFoldDiscVersionFolder(at: url, name: name, versionId: "\(name)-v1", contrast: contrast, seed: seed)
         return try DatasetResolution.resolve(url.path, in: DataFolder(url: folder.appendingPathComponent("data")))
     }
 

@@ -119,7 +119,8 @@ final class MatrixCLITests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: shared.appendingPathComponent("experiments").path),
                        "emitting runs nothing")
 
-        // A stand-in `sbatch` that runs every array task in turn, as Slurm would, one process each.
+        // A stand-in `sbatch` that runs every array task in turn, as Slurm would, one process each
+        // (the tasks of a command-line --array, else of the script's #SBATCH --array).
         let bin = folder.appendingPathComponent("bin")
         try FileManager.default.createDirectory(at: bin, withIntermediateDirectories: true)
         let sbatch = bin.appendingPathComponent("sbatch")
@@ -128,11 +129,16 @@ final class MatrixCLITests: XCTestCase {
             set -euo pipefail
             script="${@: -1}"
             echo "sbatch $*" >> "$SBATCH_LOG"
-            range=$(sed -n 's/^#SBATCH --array=\\([0-9]*-[0-9]*\\).*/\\1/p' "$script")
+            array=""
+            for option in "$@"; do case "$option" in --array=*) array=${option#--array=} ;; esac; done
+            [ -n "$array" ] || array=$(sed -n 's/^#SBATCH --array=\\([0-9,-]*\\).*/\\1/p' "$script")
+            array=${array%%%*}
             job=$((RANDOM + 1000))
-            if [ -n "$range" ]; then
-              for ((i=${range%-*}; i<=${range#*-}; i++)); do
-                SLURM_ARRAY_JOB_ID=$job SLURM_ARRAY_TASK_ID=$i bash "$script" >> "$SBATCH_LOG" 2>&1
+            if [ -n "$array" ]; then
+              for range in ${array//,/ }; do
+                for ((i=${range%-*}; i<=${range#*-}; i++)); do
+                  SLURM_ARRAY_JOB_ID=$job SLURM_ARRAY_TASK_ID=$i bash "$script" >> "$SBATCH_LOG" 2>&1
+                done
               done
             else
               SLURM_JOB_ID=$job bash "$script" >> "$SBATCH_LOG" 2>&1
