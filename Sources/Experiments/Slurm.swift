@@ -136,8 +136,10 @@ public enum SlurmEmitter {
             purpose: "Submits the plan \(plan.id) (\(plan.name)): \(plan.trainUnits.count) training tasks, each fold model's "
                 + "evaluations once it is trained, then the report.",
             reportFolder: report.path)
-        for (text, url) in [(train, files.trainScript), (evaluate, files.evaluateScript),
-                            (collect, files.collectScript), (submit, files.submitScript)] {
+        // An evaluation-only plan (existing models) trains nothing: it has no training array.
+        let scripts = (plan.trainUnits.isEmpty ? [] : [(train, files.trainScript)])
+            + [(evaluate, files.evaluateScript), (collect, files.collectScript), (submit, files.submitScript)]
+        for (text, url) in scripts {
             try writeFileAtomically(Data(text.utf8), to: url)
             try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: url.path)
         }

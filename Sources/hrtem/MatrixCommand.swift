@@ -49,9 +49,6 @@ struct MatrixCommand: ParsableCommand {
             try training.check()
             try execution.check()
             if models == nil && !matches.isEmpty { throw ValidationError("--match applies to --models only") }
-            if models != nil && execution.emitSlurm != nil {
-                throw ValidationError("--models runs here only: an evaluation-only plan has no training array for --emit-slurm")
-            }
             for match in matches where match.split(separator: "=", omittingEmptySubsequences: false).count != 2 || match.hasPrefix("=") || match.hasSuffix("=") {
                 throw ValidationError("--match \(match): expected TRAINED_ON=DATASET")
             }

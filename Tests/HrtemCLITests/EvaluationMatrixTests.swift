@@ -113,6 +113,27 @@ final class EvaluationMatrixTests: XCTestCase {
         let again = try hrtem(arguments)
         XCTAssertFalse(again.standardError.contains("] ran: "), again.standardError)
         XCTAssertEqual(try String(contentsOf: report.appendingPathComponent("matrix.csv"), encoding: .utf8), csv)
+
+        // The same plan as Slurm arrays: no training array; its tasks and `collect` give the
+        // local run's numbers (each task run here by `run-unit`, as an array task would).
+        let slurm = work.appendingPathComponent("slurm")
+        let emitted = try hrtem(arguments.filter { !["--jobs", "2"].contains($0) }.dropLast(2) + ["--emit-slurm", slurm.path])
+        XCTAssertTrue(emitted.standardOutput.contains("0 training units, 8 evaluation units"), emitted.standardOutput)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: slurm.appendingPathComponent("train.sbatch").path))
+        let submit = try String(contentsOf: slurm.appendingPathComponent("submit.sh"), encoding: .utf8)
+        XCTAssertFalse(submit.contains("train.sbatch"), submit)
+        XCTAssertTrue(submit.contains("evaluate 0-7"), submit)
+        for script in ["evaluate.sbatch", "collect.sbatch", "submit.sh"] {
+            let check = try runProcess(URL(fileURLWithPath: "/bin/bash"), ["-n", slurm.appendingPathComponent(script).path])
+            XCTAssertEqual(check.status, 0, "bash -n \(script): \(check.standardError)")
+        }
+        let plan = slurm.appendingPathComponent("plan.json").path, results = work.appendingPathComponent("task-results").path
+        for unit in 0..<8 {
+            let task = try hrtem(["matrix", "run-unit", "--plan", plan, "--unit", String(unit), "--results", results])
+            XCTAssertTrue(task.standardOutput.contains("ran"), task.standardOutput)
+        }
+        try hrtem(["matrix", "collect", "--plan", plan, "--results", results, "--out", work.appendingPathComponent("collected").path])
+        XCTAssertEqual(try String(contentsOf: work.appendingPathComponent("collected/matrix.csv"), encoding: .utf8), csv)
     }
 
     func testSelectionsAndRowsWithoutTheirData() throws {
