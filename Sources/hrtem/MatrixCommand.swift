@@ -32,10 +32,12 @@ struct MatrixCommand: ParsableCommand {
         var datasets: String
         @OptionGroup var training: TrainingOptions
         @OptionGroup var foldModels: FoldModelOptions
+        @OptionGroup var losses: LossComparisonOptions
         @OptionGroup var execution: ExperimentRunOptions
 
         func validate() throws {
             try training.check()
+            try losses.check()
             try execution.check()
         }
 
@@ -43,7 +45,7 @@ struct MatrixCommand: ParsableCommand {
             let folder = data.folder
             let datasets = try MatrixCLI.splitList(datasets, what: "--datasets").map { try DatasetResolution.resolve($0, in: folder) }
             let plan = try MatrixPlan(name: execution.name ?? "matrix", trainOn: datasets, testOn: datasets, folds: foldModels.folds,
-                                      variants: [foldModels.variant("default", training)],
+                                      variants: losses.variants(training, foldModels) ?? [foldModels.variant("default", training)],
                                       executor: execution.executor, dihedral: training.dihedral,
                                       commandLine: MatrixCLI.reproducibleCommandLine())
             try MatrixCLI.runOrEmit(plan, options: execution, data: folder)
