@@ -4,45 +4,46 @@ import Preprocessing
 import TestSupport
 import XCTest
 
+/// Bright discs (radius 4) on noise, 16 x 16 patches, two folds with the study's seeds 962 and 1662.
+func makeDiscVersion(in folder: URL) throws {
+    let count = 24, side = 16
+    var images = [Float](), labels = [UInt8]()
+    var random = SplitMix64(seed: 5)
+    for _ in 0..<count {
+        let ci = 4 + random.nextUnitDouble() * 8, cj = 4 + random.nextUnitDouble() * 8
+        for i in 0..<side {
+            for j in 0..<side {
+                let inside = (Double(i) - ci) * (Double(i) - ci) + (Double(j) - cj) * (Double(j) - cj) < 16
+                images.append(Float((inside ? 1.5 : 0) + 0.3 * random.nextGaussian()))
+                labels.append(inside ? 1 : 0)
+            }
+        }
+    }
+    try writeVersionFolder(at: folder, name: "discs", versionId: "discs-collapse",
+                           images: NPYArray(shape: [count, side, side], float32: images),
+                           labels: NPYArray(shape: [count, side, side], uint8: labels),
+                           folds: FoldPlan(k: 2, rule: .study, folds: [
+                               Fold(fold: 0, seed: 962, train: Array(8..<24), validation: [4, 5, 6, 7], test: [0, 1, 2, 3]),
+                               Fold(fold: 1, seed: 1662, train: Array(0..<8) + Array(16..<24), validation: [12, 13, 14, 15],
+                                    test: [8, 9, 10, 11]),
+                           ]))
+}
+
+/// The JSON object in `url`.
+func jsonObject(_ url: URL) throws -> [String: Any] {
+    try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any], url.path)
+}
+
 /// A deliberately dead start (`--debug-dead-start-seeds`: the final bias saturating substrate) is
 /// detected and reported by `hrtem matrix` (card, text table, matrix.json, report), left out of
 /// its cell; with `--on-collapse retry` it is replaced by a model from the next seed that learns.
 final class CollapseCommandTests: XCTestCase {
-    /// Bright discs (radius 4) on noise, 16 x 16 patches, two folds with the study's seeds 962 and 1662.
-    private func makeVersion(in folder: URL) throws {
-        let count = 24, side = 16
-        var images = [Float](), labels = [UInt8]()
-        var random = SplitMix64(seed: 5)
-        for _ in 0..<count {
-            let ci = 4 + random.nextUnitDouble() * 8, cj = 4 + random.nextUnitDouble() * 8
-            for i in 0..<side {
-                for j in 0..<side {
-                    let inside = (Double(i) - ci) * (Double(i) - ci) + (Double(j) - cj) * (Double(j) - cj) < 16
-                    images.append(Float((inside ? 1.5 : 0) + 0.3 * random.nextGaussian()))
-                    labels.append(inside ? 1 : 0)
-                }
-            }
-        }
-        try writeVersionFolder(at: folder, name: "discs", versionId: "discs-collapse",
-                               images: NPYArray(shape: [count, side, side], float32: images),
-                               labels: NPYArray(shape: [count, side, side], uint8: labels),
-                               folds: FoldPlan(k: 2, rule: .study, folds: [
-                                   Fold(fold: 0, seed: 962, train: Array(8..<24), validation: [4, 5, 6, 7], test: [0, 1, 2, 3]),
-                                   Fold(fold: 1, seed: 1662, train: Array(0..<8) + Array(16..<24), validation: [12, 13, 14, 15],
-                                        test: [8, 9, 10, 11]),
-                               ]))
-    }
-
-    private func json(_ url: URL) throws -> [String: Any] {
-        try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any], url.path)
-    }
-
     func testDeadStartIsReportedAndRetriedWithTheNextSeed() throws {
         let folder = try makeTemporaryFolder("hrtem-collapse")
         defer { try? FileManager.default.removeItem(at: folder) }
         let version = folder.appendingPathComponent("version")
         try FileManager.default.createDirectory(at: version, withIntermediateDirectories: true)
-        try makeVersion(in: version)
+        try makeDiscVersion(in: version)
         let common = ["matrix", "--datasets", version.path, "--folds", "2", "--epochs", "3", "--batch", "8", "--lr", "0.01",
                       "--widths", "4", "--bottleneck", "8", "--threads", "1", "--no-rotate", "--debug-dead-start-seeds", "962"]
 
@@ -53,7 +54,7 @@ final class CollapseCommandTests: XCTestCase {
         XCTAssertTrue(reported.standardOutput.contains("†"), reported.standardOutput)
         XCTAssertTrue(reported.standardOutput.contains("collapsed"), reported.standardOutput)
         let report = folder.appendingPathComponent("report")
-        let matrix = try json(report.appendingPathComponent("matrix.json"))
+        let matrix = try jsonObject(report.appendingPathComponent("matrix.json"))
         let cell = try XCTUnwrap((matrix["cells"] as? [[String: Any]])?.first)
         XCTAssertEqual(cell["collapsedFolds"] as? [Int], [0])
         XCTAssertEqual(((cell["hardDice"] as? [String: Any])?["values"] as? [Double])?.count, 1,
@@ -77,7 +78,7 @@ final class CollapseCommandTests: XCTestCase {
         XCTAssertEqual(retried.status, 0, retried.standardError)
         XCTAssertFalse(retried.standardOutput.contains("†"), retried.standardOutput)
         let retry = folder.appendingPathComponent("retry")
-        let retriedMatrix = try json(retry.appendingPathComponent("matrix.json"))
+        let retriedMatrix = try jsonObject(retry.appendingPathComponent("matrix.json"))
         let retriedCell = try XCTUnwrap((retriedMatrix["cells"] as? [[String: Any]])?.first)
         let dice = try XCTUnwrap((retriedCell["hardDice"] as? [String: Any])?["mean"] as? Double)
         XCTAssertGreaterThan(dice, 0.3, "the replacement learns")
