@@ -4,13 +4,14 @@ import Preprocessing
 import TestSupport
 import XCTest
 
-/// Bright discs (radius 4) on noise, 16 x 16 patches, two folds with the study's seeds 962 and 1662.
-func makeDiscVersion(in folder: URL) throws {
-    let count = 24, side = 16
+/// `count` patches of bright discs (radius 4, centres at least `margin` pixels from the edges) on
+/// Gaussian noise, `side` x `side`, and their exact 0/1 labels, drawn from `seed`.
+func discPatches(count: Int, side: Int, margin: Int, seed: UInt64) -> (images: [Float], labels: [UInt8]) {
     var images = [Float](), labels = [UInt8]()
-    var random = SplitMix64(seed: 5)
+    var random = SplitMix64(seed: seed)
     for _ in 0..<count {
-        let ci = 4 + random.nextUnitDouble() * 8, cj = 4 + random.nextUnitDouble() * 8
+        let span = Double(side - 2 * margin)
+        let ci = Double(margin) + random.nextUnitDouble() * span, cj = Double(margin) + random.nextUnitDouble() * span
         for i in 0..<side {
             for j in 0..<side {
                 let inside = (Double(i) - ci) * (Double(i) - ci) + (Double(j) - cj) * (Double(j) - cj) < 16
@@ -19,6 +20,13 @@ func makeDiscVersion(in folder: URL) throws {
             }
         }
     }
+    return (images, labels)
+}
+
+/// Discs away from the edges, 24 patches of 16 x 16, two folds with the study's seeds 962 and 1662.
+func makeDiscVersion(in folder: URL) throws {
+    let count = 24, side = 16
+    let (images, labels) = discPatches(count: count, side: side, margin: 4, seed: 5)
     try writeVersionFolder(at: folder, name: "discs", versionId: "discs-collapse",
                            images: NPYArray(shape: [count, side, side], float32: images),
                            labels: NPYArray(shape: [count, side, side], uint8: labels),

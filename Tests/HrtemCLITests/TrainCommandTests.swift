@@ -7,18 +7,7 @@ import XCTest
 /// `hrtem train` and `hrtem evaluate` end to end, on a tiny synthetic dataset version made here.
 final class TrainCommandTests: XCTestCase {
     private func makeVersion(in folder: URL, count: Int = 20, side: Int = 16) throws {
-        var images = [Float](), labels = [UInt8]()
-        var random = SplitMix64(seed: 77)
-        for _ in 0..<count {
-            let ci = random.nextUnitDouble() * Double(side), cj = random.nextUnitDouble() * Double(side)
-            for i in 0..<side {
-                for j in 0..<side {
-                    let inside = (Double(i) - ci) * (Double(i) - ci) + (Double(j) - cj) * (Double(j) - cj) < 16
-                    images.append(Float((inside ? 1.5 : 0) + 0.3 * random.nextGaussian()))
-                    labels.append(inside ? 1 : 0)
-                }
-            }
-        }
+        let (images, labels) = discPatches(count: count, side: side, margin: 0, seed: 77)
         try writeVersionFolder(at: folder, name: "tiny", versionId: "version",
                                images: NPYArray(shape: [count, side, side], float32: images),
                                labels: NPYArray(shape: [count, side, side], uint8: labels),
