@@ -22,11 +22,13 @@ deps:
 build: deps
 	$(SWIFT) build $(BUILD_FLAGS) --product hrtem
 
-# Python peers (NumPy, scikit-image, ncempy, h5py) for parity tests and benchmarks; best effort:
+# Python peers (NumPy, scikit-image, ncempy, h5py; PyTorch from its own file) for parity tests and benchmarks; best effort:
 # tests that need a peer skip with a message when it is missing.
 peers:
 	@[ -x .venv/bin/python3 ] || python3 -m venv --system-site-packages .venv || true
 	@.venv/bin/python3 -m pip install -q -r Benchmarks/peers/requirements.txt 2>&1 | tail -2 || echo "peers: install failed; peer checks will skip"
+	@.venv/bin/python3 -c "import torch" 2>/dev/null || .venv/bin/python3 -m pip install -q -r Benchmarks/peers/requirements-torch.txt 2>&1 | tail -2 \
+	  || echo "peers: torch install failed; PyTorch parity checks will skip"
 
 # The whole suite runs last, so its summary is the run's closing line.
 test: deps peers

@@ -25,6 +25,8 @@ public struct ReportCell: Codable, Hashable, Sendable {
     public var falsePositiveRate: Summary?
     public var falseNegativeRate: Summary?
     public var folds: [FoldResult]
+    /// Folds whose model collapsed, left out of the summaries (see `CellResult.collapsedFolds`).
+    public var collapsedFolds: [Int]?
 }
 
 /// The whole of `matrix.json`.
@@ -107,7 +109,7 @@ public enum MatrixReport {
                        variant: plan.variants[cell.variantIndex].label, scope: cell.scope, complete: cell.isComplete,
                        models: cell.folds.count, hardDice: cell.hardDice, softDice: cell.softDice, loss: cell.loss,
                        falsePositiveRate: cell.falsePositiveRate, falseNegativeRate: cell.falseNegativeRate,
-                       folds: cell.folds)
+                       folds: cell.folds, collapsedFolds: cell.collapsedFolds)
         }
         return ReportDocument(
             name: plan.name, kind: plan.kind, planID: plan.id, executor: plan.executor, hrtemVersion: plan.hrtemVersion,
@@ -122,7 +124,7 @@ public enum MatrixReport {
     static let csvHeader = ["trained_on", "trained_on_version", "tested_on", "tested_on_version", "variant", "scope",
                             "models", "hard_dice_mean", "hard_dice_std", "soft_dice_mean", "soft_dice_std",
                             "loss_mean", "loss_std", "fp_rate_mean", "fp_rate_std", "fn_rate_mean", "fn_rate_std",
-                            "hard_dice_per_fold"]
+                            "hard_dice_per_fold", "collapsed_folds"]
 
     /// `matrix.csv`: one line per cell, row-major; statistics over the cell's fold models.
     public static func csv(_ results: MatrixResults) -> String {
@@ -138,6 +140,7 @@ public enum MatrixReport {
                 csvNumber(cell.falsePositiveRate?.mean), csvNumber(cell.falsePositiveRate?.std),
                 csvNumber(cell.falseNegativeRate?.mean), csvNumber(cell.falseNegativeRate?.std),
                 cell.folds.map { csvNumber($0.metrics.hardDice) }.joined(separator: ";"),
+                (cell.collapsedFolds ?? []).map(String.init).joined(separator: ";"),
             ])
         }
         return text
@@ -330,6 +333,7 @@ public enum MatrixReport {
             page += "<p class=\"warning\">Incomplete: \(results.missingUnits) unit(s) have no result yet. Rerun the matrix (it resumes) or collect again.</p>\n"
         }
         page += "<p>Each cell scores the fold models trained on the row's dataset on the column's dataset: on the diagonal, model <i>i</i> on its own held-out fold <i>i</i>; off the diagonal, every fold model on the whole other dataset; every patch under the 8 dihedral transforms. Cells show the mean and the population standard deviation (ddof 0) of the per-model hard Dice.</p>\n"
+        page += CollapseReport.warning(results)
         page += "<h2>Hard Dice</h2>\n" + heatmapSVG(results)
         if plan.kind == .noiseSweep {
             page += "<h2>Score against noise level</h2>\n" + SweepReport.lineSVG(results)
@@ -341,6 +345,7 @@ public enum MatrixReport {
         page += samplesSection(results)
         page += datasetsSection(plan)
         page += modelsSection(results)
+        page += CollapseReport.curvesSection(results)
         page += reproduceSection(plan, planFile: planFile)
         page += "</body>\n</html>\n"
         return page
@@ -348,7 +353,7 @@ public enum MatrixReport {
 
     static func cellTable(_ results: MatrixResults) -> String {
         let plan = results.plan
-        var out = "<h2>Cells</h2>\n<table>\n<tr><th>trained on</th>\(plan.variants.count > 1 ? "<th>variant</th>" : "")<th>tested on</th><th>scope</th><th>models</th><th>hard Dice</th><th>soft Dice</th><th>loss</th><th>FP rate</th><th>FN rate</th><th>hard Dice per fold</th></tr>\n"
+        var out = "<h2>Cells</h2>\n<table>\n<tr><th>trained on</th>\(plan.variants.count > 1 ? "<th>variant</th>" : "")<th>tested on</th><th>scope</th><th>models</th><th>hard Dice</th><th>soft Dice</th><th>loss</th><th>FP rate</th><th>FN rate</th><th>hard Dice per fold</th><th>collapsed (left out)</th></tr>\n"
         func both(_ summary: Summary?) -> String {
             summary.map { "<td class=\"num\">\(fixed($0.mean, 4)) ± \(fixed($0.std, 4))</td>" } ?? "<td>pending</td>"
         }
@@ -358,7 +363,8 @@ public enum MatrixReport {
             out += "<td>\(escapeMarkup(name(plan, cell.testDatasetID)))</td><td>\(escapeMarkup(cell.scope))</td>"
             out += "<td class=\"num\">\(cell.folds.count)/\(cell.expectedFolds)</td>"
             out += both(cell.hardDice) + both(cell.softDice) + both(cell.loss) + both(cell.falsePositiveRate) + both(cell.falseNegativeRate)
-            out += "<td class=\"num\">\(cell.folds.map { "\($0.fold): \(fixed($0.metrics.hardDice, 4))" }.joined(separator: ", "))</td></tr>\n"
+            out += "<td class=\"num\">\(cell.folds.map { "\($0.fold): \(fixed($0.metrics.hardDice, 4))" }.joined(separator: ", "))</td>"
+            out += "<td>\(CollapseReport.cellNote(cell))</td></tr>\n"
         }
         return out + "</table>\n"
     }
@@ -483,11 +489,12 @@ extension MatrixReport {
             text += rowNames[rowIndex].padding(toLength: first, withPad: " ", startingAt: 0)
             for (index, column) in columns.enumerated() {
                 let cell = results.cell(train: row.datasetID, test: column.id, variant: row.variantIndex)
-                let value = cell?.hardDice.map { "\(fixed($0.mean)) ± \(fixed($0.std))" } ?? "pending"
+                var value = cell?.hardDice.map { "\(fixed($0.mean)) ± \(fixed($0.std))" } ?? "pending"
+                if cell?.collapsedFolds != nil { value += " †" }
                 text += "  " + value.padding(toLength: widths[index], withPad: " ", startingAt: 0)
             }
             text += "\n"
         }
-        return text
+        return text + CollapseReport.textNote(results)
     }
 }

@@ -52,6 +52,9 @@ public struct CellResult: Codable, Hashable, Sendable {
     public var loss: Summary?
     public var falsePositiveRate: Summary?
     public var falseNegativeRate: Summary?
+    /// Folds whose model collapsed (its card says so): listed in `folds` but left out of every
+    /// summary above, so a dead model never enters a mean unannounced. Nil when none did.
+    public var collapsedFolds: [Int]?
 
     public var isComplete: Bool { folds.count == expectedFolds }
     public var isDiagonal: Bool { trainDatasetID == testDatasetID }
@@ -90,7 +93,8 @@ public struct MatrixResults: Codable, Hashable, Sendable {
                                                     particles: evaluation.particles))
                         }
                     }
-                    let metrics = folds.map(\.metrics)
+                    let collapsedFolds = folds.filter { models[$0.modelID]?.card.collapse != nil }.map(\.fold)
+                    let metrics = folds.filter { !collapsedFolds.contains($0.fold) }.map(\.metrics)
                     cells.append(CellResult(
                         trainDatasetID: row, testDatasetID: column, variantIndex: variantIndex,
                         scope: row == column ? "own test fold" : "whole dataset",
@@ -98,7 +102,8 @@ public struct MatrixResults: Codable, Hashable, Sendable {
                         hardDice: Summary(metrics.map(\.hardDice)), softDice: Summary(metrics.map(\.softDice)),
                         loss: Summary(metrics.map(\.loss)),
                         falsePositiveRate: Summary(metrics.map(\.falsePositiveRate)),
-                        falseNegativeRate: Summary(metrics.map(\.falseNegativeRate))))
+                        falseNegativeRate: Summary(metrics.map(\.falseNegativeRate)),
+                        collapsedFolds: collapsedFolds.isEmpty ? nil : collapsedFolds))
                 }
             }
         }

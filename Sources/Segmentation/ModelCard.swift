@@ -18,11 +18,24 @@ public struct TrainingSettings: Codable, Hashable, Sendable {
     /// Dihedral x8 expansion of train, validation and test sets.
     public var dihedral = true
     public var threads = 1
+    /// Retrain with the next seed of `collapseRetrySeeds` when the kept model collapsed (see
+    /// `Collapse`), up to this many times (`--on-collapse retry`); nil keeps a collapsed model,
+    /// marked as such in its card. Absent from the JSON when nil, so ids of runs without it stay.
+    public var collapseRetries: Int?
+    /// The training objective; nil is the study's cross-entropy (and keeps the JSON, so the ids,
+    /// of runs that do not choose one as they were). The kept epoch is the one with the lowest
+    /// validation value of this objective (`ModelCard.bestValidationLoss`).
+    public var loss: TrainingLoss?
+    /// Testing and debugging only: a run that starts from one of these seeds begins dead, its
+    /// final layer's bias saturating substrate (+500 / -500), a start no short run recovers
+    /// from (`--debug-dead-start-seeds`). Nil in every real run.
+    public var deadStartSeeds: [UInt64]?
 
     /// The study's protocol: 250 epochs, batch 32, Adam lr 1e-4, rotation and dihedral x8 on.
     public init(architecture: UNetArchitecture = .study, epochs: Int = 250, batchSize: Int = 32,
                 learningRate: Double = 1e-4, seed: UInt64? = nil, noise: NoiseAugmentation = .none,
-                rotate: Bool = true, dihedral: Bool = true, threads: Int = 1) {
+                rotate: Bool = true, dihedral: Bool = true, threads: Int = 1, collapseRetries: Int? = nil,
+                deadStartSeeds: [UInt64]? = nil, loss: TrainingLoss? = nil) {
         self.architecture = architecture
         self.epochs = epochs
         self.batchSize = batchSize
@@ -32,6 +45,9 @@ public struct TrainingSettings: Codable, Hashable, Sendable {
         self.rotate = rotate
         self.dihedral = dihedral
         self.threads = threads
+        self.collapseRetries = collapseRetries
+        self.deadStartSeeds = deadStartSeeds
+        self.loss = loss == .crossEntropy ? nil : loss
     }
 
     /// Checks every setting.
@@ -44,6 +60,9 @@ public struct TrainingSettings: Codable, Hashable, Sendable {
         guard batchSize >= 1 else { throw fail("batch", "\(batchSize)", "at least 1") }
         guard learningRate > 0, learningRate.isFinite else { throw fail("learning rate", "\(learningRate)", "a positive number") }
         guard threads >= 1 else { throw fail("threads", "\(threads)", "at least 1") }
+        if let retries = collapseRetries, !(0...10).contains(retries) {
+            throw fail("collapse retries", "\(retries)", "between 0 and 10")
+        }
         guard !architecture.widths.isEmpty, architecture.widths.allSatisfy({ $0 > 0 }), architecture.bottleneckWidth > 0 else {
             throw fail("widths", "\(architecture.widths) / \(architecture.bottleneckWidth)", "positive channel counts")
         }
@@ -84,6 +103,12 @@ public struct ModelCard: Codable, Hashable, Sendable {
     public var validation: Metrics?
     public var hrtemVersion: String
     public var trainingSeconds: Double
+    /// Set when the kept weights collapsed (constant prediction, or validation hard Dice near zero
+    /// with particles in the labels): the model is not a result, and the matrix says so.
+    public var collapse: Collapse?
+    /// Earlier attempts of this model that collapsed and were retrained with the next seed
+    /// (`TrainingSettings.collapseRetries`), in order; nil when the first attempt was kept.
+    public var collapsedAttempts: [CollapsedAttempt]?
 
     public init(architecture: UNetArchitecture, parameters: Int, datasetVersion: String, datasetFolder: String,
                 fold: Int, seed: UInt64, configuration: TrainingSettings, epochs: Int, bestEpoch: Int,

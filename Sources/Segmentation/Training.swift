@@ -1,11 +1,14 @@
 import Foundation
 import Micrograph
 
-/// One optimisation step of a network: forward (training mode), mean softmax cross-entropy,
-/// backward, Adam.
+/// One optimisation step of a network: forward (training mode), the loss (the study's mean
+/// softmax cross-entropy unless `loss` says otherwise), backward, Adam.
 public final class TrainingStep {
     public let network: ResidualUNet
     public var optimizer: Adam
+    public var loss: TrainingLoss = .crossEntropy
+    /// Per-class weights of `TrainingLoss.weightedCrossEntropy`.
+    public var classWeights: [Double] = []
 
     public init(network: ResidualUNet, learningRate: Double) {
         self.network = network
@@ -19,12 +22,15 @@ public final class TrainingStep {
         let logits = network.forward(input, training: true)
         let gradient = Tensor(uninitialized: logits.shape)
         let compute = network.compute
-        let loss = compute.measure("loss") {
-            labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0, gradient: gradient, compute: compute) }
+        let objective = loss, weights = classWeights
+        let value = compute.measure("loss") {
+            labels.withUnsafeBufferPointer {
+                trainingLoss(objective, logits: logits, labels: $0, classWeights: weights, gradient: gradient, compute: compute)
+            }
         }
         network.backward(gradient)
         compute.measure("adam") { optimizer.update(network.parameters) }
-        return (loss, logits)
+        return (value, logits)
     }
 }
 
@@ -111,8 +117,54 @@ public func train(datasetFolder: URL, fold foldIndex: Int, settings: TrainingSet
 }
 
 /// As `train(datasetFolder:...)`, on a dataset already in memory.
+///
+/// The kept weights are checked (`Collapse.check` on their validation metrics) and the card says
+/// when they collapsed. With `settings.collapseRetries`, a collapsed attempt's files move to
+/// `collapsed-seed-<seed>/` and the run starts again from the next seed of
+/// `collapseRetrySeeds`; the card lists the attempts (`collapsedAttempts`). An interrupted run
+/// continues with the attempt it was in.
 public func train(dataset: PatchDataset, fold foldIndex: Int, settings: TrainingSettings, output: URL,
                   progress: ((TrainingProgress) -> Void)? = nil) throws -> TrainedModel {
+    let fold = try dataset.fold(foldIndex)
+    let seeds = collapseRetrySeeds(first: settings.seed ?? UInt64(fold.seed), retries: settings.collapseRetries ?? 0)
+    var collapsed: [CollapsedAttempt] = []
+    for (attempt, seed) in seeds.enumerated() {
+        let keptFolder = output.appendingPathComponent(CollapsedAttempt.folderName(seed: seed))
+        if attempt < seeds.count - 1, let earlier = try? ModelCard.read(from: keptFolder), let collapse = earlier.collapse {
+            collapsed.append(CollapsedAttempt(seed: seed, collapse: collapse, bestEpoch: earlier.bestEpoch,
+                                              validation: earlier.validation, folder: keptFolder.lastPathComponent))
+            continue
+        }
+        var attemptSettings = settings
+        if attempt > 0 {
+            attemptSettings.seed = seed
+            attemptSettings.collapseRetries = nil
+        }
+        var model = try trainAttempt(dataset: dataset, fold: foldIndex, settings: attemptSettings, output: output, progress: progress)
+        guard let collapse = model.card.collapse, attempt < seeds.count - 1 else {
+            if attempt > 0 || settings.collapseRetries != nil {
+                model.card.configuration = settings
+                model.card.collapsedAttempts = collapsed.isEmpty ? nil : collapsed
+                try model.card.write(to: output)
+            }
+            return model
+        }
+        try? FileManager.default.removeItem(at: keptFolder)
+        try FileManager.default.createDirectory(at: keptFolder, withIntermediateDirectories: true)
+        let files = TrainingFiles(folder: output)
+        for file in [files.weights, files.log, output.appendingPathComponent(ModelCard.fileName)] {
+            try FileManager.default.moveItem(at: file, to: keptFolder.appendingPathComponent(file.lastPathComponent))
+        }
+        try FileManager.default.removeItem(at: files.checkpoint)
+        collapsed.append(CollapsedAttempt(seed: seed, collapse: collapse, bestEpoch: model.card.bestEpoch,
+                                          validation: model.card.validation, folder: keptFolder.lastPathComponent))
+    }
+    preconditionFailure("the seed list always has a last attempt")
+}
+
+/// One training run from one seed (`settings.seed`, else the fold's).
+func trainAttempt(dataset: PatchDataset, fold foldIndex: Int, settings: TrainingSettings, output: URL,
+                  progress: ((TrainingProgress) -> Void)?) throws -> TrainedModel {
     let started = Date()
     let fold = try dataset.fold(foldIndex)
     let multiple = settings.architecture.sizeMultiple
@@ -126,7 +178,14 @@ public func train(dataset: PatchDataset, fold foldIndex: Int, settings: Training
     let seed = settings.seed ?? UInt64(fold.seed)
     let compute = ComputeSettings(threads: settings.threads)
     let network = ResidualUNet(architecture: settings.architecture, seed: seed, compute: compute)
+    if settings.deadStartSeeds?.contains(seed) == true { network.saturateBackground() }
     let stepper = TrainingStep(network: network, learningRate: settings.learningRate)
+    let objective = settings.loss ?? .crossEntropy
+    stepper.loss = objective
+    if objective == .weightedCrossEntropy {
+        stepper.classWeights = balancedClassWeights(fold.train.lazy.flatMap { dataset.labels[($0 * dataset.patchPixels)..<(($0 + 1) * dataset.patchPixels)] },
+                                                    classes: settings.architecture.classes)
+    }
     let trainingSamples = expandSamples(fold.train, dihedral: settings.dihedral, shuffleSeed: 9201)
     let validationSamples = expandSamples(fold.validation, dihedral: settings.dihedral, shuffleSeed: 6274)
 
@@ -162,11 +221,20 @@ public func train(dataset: PatchDataset, fold foldIndex: Int, settings: Training
             }
             // Validation noise is fixed per sample (seeded from the run, not the epoch) so every
             // epoch is judged on the same inputs.
+            // The kept epoch is the one with the lowest validation value of the training objective
+            // (the study's cross-entropy unless --loss says otherwise), averaged over batches.
+            var objectiveSum = 0.0
             let metrics = evaluateSamples(network: network, dataset: dataset, samples: validationSamples,
                                           batchSize: settings.batchSize, noise: settings.noise,
-                                          seed: seed ^ 0xFA11_FA11)
-            if metrics.loss < state.bestLoss {
-                state.bestLoss = metrics.loss
+                                          seed: seed ^ 0xFA11_FA11) { logits, labels in
+                guard objective != .crossEntropy else { return }
+                objectiveSum += Double(logits.n) * labels.withUnsafeBufferPointer {
+                    trainingLoss(objective, logits: logits, labels: $0, classWeights: stepper.classWeights, compute: compute)
+                }
+            }
+            let selection = objective == .crossEntropy ? metrics.loss : objectiveSum / Double(validationSamples.count)
+            if selection < state.bestLoss {
+                state.bestLoss = selection
                 state.bestEpoch = epoch
                 state.best = network.stateTensors()
                 state.bestValidation = metrics
@@ -188,11 +256,12 @@ public func train(dataset: PatchDataset, fold foldIndex: Int, settings: Training
 
     let kept = ResidualUNet(architecture: settings.architecture, seed: 0, compute: compute)
     try kept.loadState(state.best, file: files.checkpoint.path)
-    let card = ModelCard(architecture: settings.architecture, parameters: kept.parameterCount,
+    var card = ModelCard(architecture: settings.architecture, parameters: kept.parameterCount,
                          datasetVersion: dataset.versionID, datasetFolder: dataset.folder.path, fold: foldIndex, seed: seed,
                          configuration: settings, epochs: settings.epochs, bestEpoch: state.bestEpoch,
                          bestValidationLoss: state.bestLoss, validation: state.bestValidation,
                          trainingSeconds: Date().timeIntervalSince(started))
+    card.collapse = state.bestValidation.flatMap(Collapse.check)
     try kept.save(to: files.weights, metadata: ["dataset": dataset.versionID, "fold": String(foldIndex), "best_epoch": String(state.bestEpoch)])
     try card.write(to: output)
     return TrainedModel(network: kept, card: card, folder: output)
@@ -329,7 +398,7 @@ extension SafetensorsTensor {
 
 /// Metrics of `network` on an explicit sample list (validation inside `train`).
 func evaluateSamples(network: ResidualUNet, dataset: PatchDataset, samples: [Sample], batchSize: Int,
-                     noise: NoiseAugmentation, seed: UInt64) -> Metrics {
+                     noise: NoiseAugmentation, seed: UInt64, eachBatch: ((Tensor, [UInt8]) -> Void)? = nil) -> Metrics {
     var accumulator = MetricsAccumulator()
     var start = 0
     let base = SplitMix64(seed: seed)
@@ -342,6 +411,7 @@ func evaluateSamples(network: ResidualUNet, dataset: PatchDataset, samples: [Sam
         let logits = network.forward(input, training: false)
         let loss = labels.withUnsafeBufferPointer { softmaxCrossEntropy(logits: logits, labels: $0, compute: network.compute) }
         accumulator.add(logits: logits, labels: labels, loss: loss)
+        eachBatch?(logits, labels)
         start = end
     }
     return accumulator.metrics

@@ -98,6 +98,13 @@ public var peerPython: String {
     return "python3"
 }
 
+/// A Python that imports torch: `$HRTEM_TORCH_PYTHON`, else `peerPython`, or nil when neither
+/// does (PyTorch comparisons then skip with a message saying so).
+public var torchPeerPython: String? {
+    [ProcessInfo.processInfo.environment["HRTEM_TORCH_PYTHON"], peerPython].compactMap { $0 }
+        .filter { !$0.isEmpty }.first { pythonCanImport("torch", python: $0) }
+}
+
 /// The input of the study's forward-pass oracle (`study_unet_parity.json`): the formula image,
 /// standardized with the n-1 deviation in float64 and cast to float32, row-major `size x size`,
 /// and the disc it hides as 0/1 labels.

@@ -29,15 +29,16 @@ public func writeVersionRecipe(at url: URL, name: String, versionId: String, que
                             to: VersionFolder(url).recipeFile)
 }
 
-/// A version folder of `count` `side` x `side` patches, each a disc of radius 4 at a random
-/// centre, 1.5 above Gaussian noise of deviation 0.3, with its exact label: enough for a
-/// network to learn something in an epoch or two.
-public func writeDiscVersionFolder(at url: URL, name: String, versionId: String, count: Int, side: Int = 16,
-                                   seed: UInt64, folds: FoldPlan) throws {
+/// `count` `side` x `side` patches, each a disc of radius 4 at a random centre at least
+/// `margin` pixels from the edges, 1.5 above Gaussian noise of deviation 0.3, with its exact
+/// label: enough for a network to learn something in an epoch or two. The same arguments give
+/// the same values.
+public func discPatches(count: Int, side: Int, margin: Int = 0, seed: UInt64) -> (images: [Float], labels: [UInt8]) {
     var images = [Float](), labels = [UInt8]()
     var random = SplitMix64(seed: seed)
     for _ in 0..<count {
-        let ci = random.nextUnitDouble() * Double(side), cj = random.nextUnitDouble() * Double(side)
+        let span = Double(side - 2 * margin)
+        let ci = Double(margin) + random.nextUnitDouble() * span, cj = Double(margin) + random.nextUnitDouble() * span
         for i in 0..<side {
             for j in 0..<side {
                 let inside = (Double(i) - ci) * (Double(i) - ci) + (Double(j) - cj) * (Double(j) - cj) < 16
@@ -46,6 +47,13 @@ public func writeDiscVersionFolder(at url: URL, name: String, versionId: String,
             }
         }
     }
+    return (images, labels)
+}
+
+/// A version folder of `discPatches` with the given folds.
+public func writeDiscVersionFolder(at url: URL, name: String, versionId: String, count: Int, side: Int = 16,
+                                   margin: Int = 0, seed: UInt64, folds: FoldPlan) throws {
+    let (images, labels) = discPatches(count: count, side: side, margin: margin, seed: seed)
     try writeVersionFolder(at: url, name: name, versionId: versionId,
                            images: NPYArray(shape: [count, side, side], float32: images),
                            labels: NPYArray(shape: [count, side, side], uint8: labels), folds: folds)

@@ -43,10 +43,14 @@ struct MatrixCommand: ParsableCommand {
         var matches: [String] = []
         @OptionGroup var training: TrainingOptions
         @OptionGroup var foldModels: FoldModelOptions
+        @OptionGroup var losses: LossComparisonOptions
+        @OptionGroup var foldRules: FoldComparisonOptions
         @OptionGroup var execution: ExperimentRunOptions
 
         func validate() throws {
             try training.check()
+            try losses.check()
+            _ = try foldRules.rules()
             try execution.check()
             if models == nil && !matches.isEmpty { throw ValidationError("--match applies to --models only") }
             for match in matches where match.split(separator: "=", omittingEmptySubsequences: false).count != 2 || match.hasPrefix("=") || match.hasSuffix("=") {
@@ -56,13 +60,19 @@ struct MatrixCommand: ParsableCommand {
 
         func run() throws {
             let folder = data.folder
+            let variants = try losses.variants(training, foldModels) ?? [foldModels.variant("default", training)]
+            if let rules = try foldRules.rules() {
+                try foldRules.run(rules: rules, datasets: self.datasets, training: training, foldModels: foldModels,
+                                  variants: variants, execution: execution, data: folder)
+                return
+            }
             let datasets = try MatrixCLI.splitList(datasets, what: "--datasets").map { try DatasetResolution.resolve($0, in: folder) }
             if let models {
                 try evaluateExisting(models, on: datasets, in: folder)
                 return
             }
             let plan = try MatrixPlan(name: execution.name ?? "matrix", trainOn: datasets, testOn: datasets, folds: foldModels.folds,
-                                      variants: [foldModels.variant("default", training)],
+                                      variants: variants,
                                       executor: execution.executor, dihedral: training.dihedral,
                                       commandLine: MatrixCLI.reproducibleCommandLine())
             try MatrixCLI.runOrEmit(plan, options: execution, data: folder)
@@ -192,6 +202,13 @@ enum MatrixCLI {
             print("afterwards: hrtem matrix collect --plan \(files.planFile.path)")
             return
         }
+        try runLocally(plan, options: options, data: data)
+    }
+
+    /// Runs the plan here (resuming), writes the report and prints the table; returns the results.
+    @discardableResult
+    static func runLocally(_ plan: MatrixPlan, options: ExperimentRunOptions, data: DataFolder) throws -> MatrixResults {
+        let workspace = workspace(data)
         let threads = plan.variants.map(\.settings.threads).max() ?? 1
         let jobs = options.jobs ?? max(1, ProcessInfo.processInfo.activeProcessorCount / threads)
         MatrixCLI.printError("plan \(plan.id): \(plan.trainUnits.count) training + \(plan.evaluationUnits.count) evaluation units, \(jobs) at a time")
@@ -204,6 +221,7 @@ enum MatrixCLI {
             MatrixCLI.printError("\(error)")
             throw ExitCode(1)
         }
+        return outcome.results
     }
 
     /// One line per finished epoch of a unit: what parallel units print.

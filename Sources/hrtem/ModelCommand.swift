@@ -4,6 +4,7 @@ import Experiments
 import Foundation
 import Micrograph
 import Mirrors
+import Segmentation
 
 struct ModelCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -90,12 +91,18 @@ struct ModelListCommand: ParsableCommand {
             let trainedOn = model.datasetVersion ?? provenance?.dataset.map { "study:" + $0 } ?? provenance?.sourceFile ?? ""
             return [model.id, trainedOn, provenance?.material ?? "", provenance?.sizeNM.map { formatNumber($0) } ?? "",
                     provenance?.pixelScaleNM.map { formatNumber($0) } ?? "", provenance?.dose.map { formatNumber($0) } ?? "",
-                    model.fold.map(String.init) ?? "", model.seed.map(String.init) ?? "", provenance == nil ? "trained" : "imported"]
+                    model.fold.map(String.init) ?? "", model.seed.map(String.init) ?? "", provenance == nil ? trainedOrigin(model) : "imported"]
         }
         print(TextTable.render(header: ["id", "trained on", "material", "size nm", "nm/px", "dose", "fold", "seed", "origin"],
                                rows: rows), terminator: "")
         print("\(models.count) model\(models.count == 1 ? "" : "s")")
     }
+}
+
+/// "trained", or "trained, COLLAPSED" when the card the catalog holds says the model collapsed.
+private func trainedOrigin(_ model: ModelRecord) -> String {
+    let card = model.card.flatMap { try? JSONDecoder().decode(ModelCard.self, from: Data($0.utf8)) }
+    return card?.collapse == nil ? "trained" : "trained, COLLAPSED"
 }
 
 private func formatNumber(_ value: Double) -> String {

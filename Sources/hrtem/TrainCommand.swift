@@ -52,6 +52,12 @@ struct TrainCommand: ParsableCommand {
             print("recorded in the catalog as model \(model.id)")
         }
         print(String(format: "best epoch %d, validation loss %.5f", model.card.bestEpoch, model.card.bestValidationLoss))
+        for attempt in model.card.collapsedAttempts ?? [] {
+            print("seed \(attempt.seed) collapsed (\(attempt.collapse.reason)); retrained with seed \(model.card.seed)")
+        }
+        if let collapse = model.card.collapse {
+            MatrixCLI.printError("warning: the model collapsed: \(collapse.reason). It is not a result; try --on-collapse retry.")
+        }
         print("test (fold \(fold)): " + ModelResults.line(evaluation.metrics))
     }
 

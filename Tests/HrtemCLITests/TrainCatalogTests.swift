@@ -55,5 +55,18 @@ final class TrainCatalogTests: XCTestCase {
         XCTAssertTrue(matrix.standardError.contains("already-done: train coarse@"), matrix.standardError)
         let models = try JSONSerialization.jsonObject(with: Data(contentsOf: report.appendingPathComponent("matrix.json"))) as? [String: Any]
         XCTAssertTrue("\(models?["models"] ?? "")".contains(model.path), "the CLI's model folder is the matrix's fold-1 model")
+
+        // A dead start is said to be one: on stderr, in the catalog's card and in `model list`.
+        let dead = try hrtem(["train", "coarse", "--fold", "0", "--seed", "962", "--debug-dead-start-seeds", "962", "--epochs", "1",
+                              "--batch", "8", "--widths", "4", "--bottleneck", "8", "--threads", "1",
+                              "--out", folder.appendingPathComponent("dead").path])
+        XCTAssertTrue(dead.standardError.contains("warning: the model collapsed"), dead.standardError)
+        let deadID = try XCTUnwrap(dead.standardOutput.components(separatedBy: "recorded in the catalog as model ").dropFirst().first?
+            .split(separator: "\n").first.map(String.init), dead.standardOutput)
+        XCTAssertTrue(try XCTUnwrap(try store.model(id: deadID)?.card).contains("\"collapse\""))
+        let list = try hrtem(["model", "list"])
+        let deadLine = try XCTUnwrap(list.standardOutput.split(separator: "\n").first { $0.contains(deadID) }, list.standardOutput)
+        XCTAssertTrue(deadLine.contains("trained, COLLAPSED"), String(deadLine))
+        XCTAssertFalse(try XCTUnwrap(list.standardOutput.split(separator: "\n").first { $0.contains(id) }).contains("COLLAPSED"))
     }
 }

@@ -93,9 +93,7 @@ final class TorchCheckpointTests: XCTestCase {
     /// Python): it loads hrtem's checkpoints (with `weights_only=True`, its own safe loader) and
     /// finds in the study's files the tensors hrtem's reader finds, byte for byte.
     func testPyTorchAgreesBothWays() throws {
-        let python = [ProcessInfo.processInfo.environment["HRTEM_TORCH_PYTHON"], peerPython].compactMap { $0 }
-            .first { pythonCanImport("torch", python: $0) }
-        guard let python else { throw XCTSkip("no Python imports torch (set HRTEM_TORCH_PYTHON): PyTorch interop skipped") }
+        guard let python = torchPeerPython else { throw XCTSkip("no Python imports torch (set HRTEM_TORCH_PYTHON): PyTorch interop skipped") }
         let folder = try makeTemporaryFolder("hrtem-torch-interop")
         defer { try? FileManager.default.removeItem(at: folder) }
         let written = folder.appendingPathComponent("written.pt")
