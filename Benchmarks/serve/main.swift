@@ -42,11 +42,12 @@ func available(_ tool: String) -> Bool {
     (try? run(["sh", "-c", "command -v \(tool)"]).isEmpty == false) ?? false
 }
 
-/// Milliseconds to the first byte of `url`, `count` times over one kept-alive connection.
+/// Milliseconds to the first byte of `url`, `count` times, each on a new connection (curl's own
+/// clock: from the start of the transfer, connect included, process start excluded).
 func firstByteTimes(_ url: String, count: Int) throws -> [Double] {
-    let output = try run(["curl", "-s", "-o", "/dev/null", "-w", "%{time_starttransfer}\\n"]
-                         + Array(repeating: url, count: count))
-    return output.split(separator: "\n").compactMap { Double($0).map { $0 * 1000 } }
+    try (0..<count).compactMap { _ in
+        Double(try run(["curl", "-s", "-o", "/dev/null", "-w", "%{time_starttransfer}", url])).map { $0 * 1000 }
+    }
 }
 
 /// Wall milliseconds for curl to fetch every URL, `parallel` connections at a time.
@@ -75,9 +76,22 @@ func load(_ url: String, seconds: Int) throws -> Load {
     return Load(requestsPerSecond: rate, latency: latency, errors: errors.isEmpty ? "none" : errors.joined(separator: "; "))
 }
 
+// --keep DIR leaves the catalog and frames in DIR (to serve them by hand afterwards).
 guard available("curl") else { print("bench-serve: curl is needed"); exit(1) }
-let work = FileManager.default.temporaryDirectory.appendingPathComponent("hrtem-bench-serve-\(ProcessInfo.processInfo.processIdentifier)")
-defer { try? FileManager.default.removeItem(at: work) }
+let kept: URL? = CommandLine.arguments.firstIndex(of: "--keep").flatMap {
+    $0 + 1 < CommandLine.arguments.count ? URL(fileURLWithPath: CommandLine.arguments[$0 + 1]) : nil
+}
+let work = kept ?? FileManager.default.temporaryDirectory.appendingPathComponent("hrtem-bench-serve-\(ProcessInfo.processInfo.processIdentifier)")
+if let kept, FileManager.default.fileExists(atPath: kept.path) {
+    print("bench-serve: --keep \(kept.path) exists; name a new folder")
+    exit(1)
+}
+/// Ends the run: stops the peer server, removes the scratch folder (exit skips defer blocks).
+func finish(_ status: Int32, peer: Process? = nil) -> Never {
+    if let peer, peer.isRunning { peer.terminate(); peer.waitUntilExit() }
+    if kept == nil { try? FileManager.default.removeItem(at: work) }
+    exit(status)
+}
 let folder = DataFolder(url: work.appendingPathComponent("data"))
 let store = try CatalogStore(folder: folder)
 
@@ -148,7 +162,6 @@ peer.arguments = [python, "-m", "http.server", "\(peerPort)", "--bind", "127.0.0
 peer.standardOutput = FileHandle.nullDevice
 peer.standardError = FileHandle.nullDevice
 try peer.run()
-defer { peer.terminate() }
 let peerBase = "http://127.0.0.1:\(peerPort)"
 var peerReady = false
 for _ in 0..<100 where !peerReady {
@@ -179,4 +192,4 @@ if available("wrk") {
 } else {
     print("wrk is not installed (scripts/ensure-test-tools.sh installs it): load figures skipped")
 }
-exit(0)
+finish(0, peer: peer)
