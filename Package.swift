@@ -61,7 +61,7 @@ let package = Package(
                                .product(name: "GRDB", package: "GRDB.swift")]),
         // `hrtem serve`: the catalog, frames, datasets and models in a browser (Hummingbird).
         .target(name: "CatalogServer",
-                dependencies: ["Catalog", "Micrograph", "Preprocessing", "Segmentation",
+                dependencies: ["Catalog", "Experiments", "Micrograph", "Preprocessing", "Segmentation",
                                .product(name: "GRDB", package: "GRDB.swift"),
                                .product(name: "Hummingbird", package: "hummingbird"),
                                .product(name: "HTTPTypes", package: "swift-http-types")]),

@@ -31,6 +31,7 @@ enum Assets {
     #canvas { position: relative; }
     #tiles img, #overlay img { position: absolute; image-rendering: pixelated; }
     #viewer.overlay-off #overlay { display: none; }
+    #prediction img { position: absolute; image-rendering: pixelated; }
     .columns { display: flex; gap: 24px; flex-wrap: wrap; }
     table { border-collapse: collapse; font-size: 13px; }
     th, td { text-align: left; padding: 2px 8px; border-bottom: 1px solid #eee; vertical-align: top; }
@@ -64,7 +65,10 @@ enum Assets {
       const status = document.getElementById("viewer-status");
       const tiles = document.getElementById("tiles"), overlay = document.getElementById("overlay");
       const canvas = document.getElementById("canvas");
-      let pyramid = null, scale = 1, hasOverlay = false;
+      let pyramid = null, scale = 1, hasOverlay = false, predictionKey = null;
+      const prediction = document.createElement("div");
+      prediction.id = "prediction";
+      canvas.appendChild(prediction);
       function fitScale() {
         const top = pyramid.levels[0];
         return Math.min(viewer.clientWidth / top.width, viewer.clientHeight / top.height);
@@ -76,9 +80,10 @@ enum Assets {
         const info = pyramid.levels[level], factor = Math.pow(2, level) * scale, side = pyramid.tile;
         canvas.style.width = Math.round(full.width * scale) + "px";
         canvas.style.height = Math.round(full.height * scale) + "px";
-        for (const [layer, kind] of [[tiles, "tiles"], [overlay, "overlay"]]) {
+        const layers = [[tiles, "tiles"], [overlay, "overlay"], [prediction, predictionKey && "prediction/" + predictionKey]];
+        for (const [layer, kind] of layers) {
           layer.replaceChildren();
-          if (kind === "overlay" && !hasOverlay) continue;
+          if ((kind === "overlay" && !hasOverlay) || !kind) continue;
           for (let r = 0; r < info.rows; r++) for (let c = 0; c < info.columns; c++) {
             const img = document.createElement("img");
             img.loading = "lazy";
@@ -120,6 +125,20 @@ enum Assets {
       if (toggle) toggle.onchange = () => {
         viewer.classList.toggle("overlay-off", !toggle.checked);
         document.getElementById("overlay-state").textContent = toggle.checked ? "label shown" : "label hidden";
+      };
+      const predict = document.getElementById("predict");
+      if (predict) predict.onclick = () => {
+        const model = document.getElementById("model-select").value;
+        const state = document.getElementById("prediction-state");
+        state.textContent = "segmenting with " + model + "...";
+        const ask = () => fetch(`/frames/${id}/prediction?model=${encodeURIComponent(model)}`).then(r => r.json()).then(answer => {
+          if (answer.error) { state.textContent = "prediction failed: " + answer.error; return; }
+          if (!answer.ready) { setTimeout(ask, 500); return; }
+          predictionKey = answer.key;
+          state.textContent = "prediction of " + model + " shown";
+          if (pyramid) render();
+        }).catch(e => { state.textContent = "error: " + e; });
+        ask();
       };
       load();
     }

@@ -40,14 +40,22 @@ public struct FrameImages: Sendable {
         pyramidFolder(sha256: sha256).appendingPathComponent("\(level)").appendingPathComponent("\(row)_\(column).png")
     }
 
-    public func overlayTileFile(labelSha256: String, level: Int, row: Int, column: Int) -> URL {
+    /// Where a label's overlay pyramid lives.
+    public func overlayRoot(labelSha256: String) -> URL {
         cacheFolder.appendingPathComponent("overlays").appendingPathComponent(labelSha256)
-            .appendingPathComponent("\(level)").appendingPathComponent("\(row)_\(column).png")
     }
 
-    public func overlayManifest(labelSha256: String) -> URL {
-        cacheFolder.appendingPathComponent("overlays").appendingPathComponent(labelSha256).appendingPathComponent("pyramid.json")
+    /// Where a model's prediction on a frame lives: by the model's key and the frame's hash.
+    public func predictionRoot(modelKey: String, frameSha256: String) -> URL {
+        cacheFolder.appendingPathComponent("predictions").appendingPathComponent(modelKey).appendingPathComponent(frameSha256)
     }
+
+    public func overlayTileFile(root: URL, level: Int, row: Int, column: Int) -> URL {
+        root.appendingPathComponent("\(level)").appendingPathComponent("\(row)_\(column).png")
+    }
+
+    /// Written last, so its presence means every tile of the overlay is there.
+    public func overlayManifest(root: URL) -> URL { root.appendingPathComponent("pyramid.json") }
 
     // MARK: Computing them
 
@@ -160,12 +168,19 @@ public struct FrameImages: Sendable {
         try writeFileAtomically(try JSONEncoder().encode(pyramid), to: pyramidManifest(sha256: sha256))
     }
 
-    /// Writes the label's overlay pyramid: particle pixels orange and half transparent, the rest
-    /// clear (a level's alpha is the share of particle pixels under each of its pixels).
+    /// Writes the label's overlay pyramid (orange).
     public func makeOverlay(of label: LabelRecord) throws {
         guard let sha256 = label.sha256, let path = label.path else { return }
-        if FileManager.default.fileExists(atPath: overlayManifest(labelSha256: sha256).path) { return }
-        var mask = try readLabelMask(at: URL(fileURLWithPath: path)).map { $0 != 0 ? UInt8(255) : 0 }
+        let root = overlayRoot(labelSha256: sha256)
+        if FileManager.default.fileExists(atPath: overlayManifest(root: root).path) { return }
+        try writeOverlay(try readLabelMask(at: URL(fileURLWithPath: path)), colour: (255, 110, 0), root: root)
+    }
+
+    /// Writes a mask's overlay pyramid under `root`: its particle pixels (non-zero) in `colour`
+    /// and half transparent, the rest clear (a level's alpha is the share of particle pixels
+    /// under each of its pixels).
+    public func writeOverlay(_ particles: Raster<UInt8>, colour: (UInt8, UInt8, UInt8), root: URL) throws {
+        var mask = particles.map { $0 != 0 ? UInt8(255) : 0 }
         let pyramid = Pyramid(width: mask.width, height: mask.height)
         for level in pyramid.levels {
             if level.level > 0 { mask = Self.halved(mask) }
@@ -174,17 +189,16 @@ public struct FrameImages: Sendable {
                 var rgba = [UInt8](repeating: 0, count: tile.width * tile.height * 4)
                 for r in 0..<tile.height {
                     for c in 0..<tile.width {
-                        let coverage = Int(mask[tile.row + r, tile.column + c])
                         let offset = 4 * (r * tile.width + c)
-                        rgba[offset] = 255; rgba[offset + 1] = 110; rgba[offset + 2] = 0
-                        rgba[offset + 3] = UInt8(coverage * 150 / 255)
+                        rgba[offset] = colour.0; rgba[offset + 1] = colour.1; rgba[offset + 2] = colour.2
+                        rgba[offset + 3] = UInt8(Int(mask[tile.row + r, tile.column + c]) * 150 / 255)
                     }
                 }
                 try writePNG(rgba: rgba, width: tile.width, height: tile.height,
-                             to: overlayTileFile(labelSha256: sha256, level: level.level, row: row, column: column))
+                             to: overlayTileFile(root: root, level: level.level, row: row, column: column))
             }
         }
-        try writeFileAtomically(try JSONEncoder().encode(pyramid), to: overlayManifest(labelSha256: sha256))
+        try writeFileAtomically(try JSONEncoder().encode(pyramid), to: overlayManifest(root: root))
     }
 
     private static func tileRect(_ level: Pyramid.Level, _ side: Int, _ row: Int, _ column: Int)

@@ -1,4 +1,5 @@
 import Catalog
+import Experiments
 import Foundation
 import Micrograph
 
@@ -14,6 +15,9 @@ public final class ImageWorker: Sendable {
         public var pyramids: [String: Double] = [:]
         /// Why a pyramid could not be built, by frame hash.
         public var failures: [String: String] = [:]
+        /// Predictions being computed, by prediction root path, and why one failed.
+        public var predictions: Set<String> = []
+        public var predictionFailures: [String: String] = [:]
     }
 
     let images: FrameImages
@@ -59,7 +63,7 @@ public final class ImageWorker: Sendable {
     public func requestPyramid(of frame: FrameRecord, label: LabelRecord?) {
         guard let sha256 = frame.sha256 else { return }
         if FileManager.default.fileExists(atPath: images.pyramidManifest(sha256: sha256).path),
-           label?.sha256.map({ FileManager.default.fileExists(atPath: images.overlayManifest(labelSha256: $0).path) }) ?? true {
+           label?.sha256.map({ FileManager.default.fileExists(atPath: images.overlayManifest(root: images.overlayRoot(labelSha256: $0)).path) }) ?? true {
             return
         }
         let started = state.withLock { progress -> Bool in
@@ -82,5 +86,41 @@ public final class ImageWorker: Sendable {
                 }
             }
         }
+    }
+
+    /// The key a model's cached predictions live under: the hash of its id and card (a model
+    /// re-registered under the same id with other weights gets a new key).
+    public static func modelKey(_ model: ModelRecord) -> String {
+        sha256Hex(Data((model.id + "\n" + (model.card ?? "")).utf8))
+    }
+
+    /// Starts segmenting the frame with the model (its folder as the catalog records it) unless
+    /// the prediction exists or is under way; returns where it will be.
+    @discardableResult
+    public func requestPrediction(of frame: FrameRecord, model: ModelRecord, modelFolder: URL) -> URL? {
+        guard let sha256 = frame.sha256 else { return nil }
+        let root = images.predictionRoot(modelKey: Self.modelKey(model), frameSha256: sha256)
+        if FileManager.default.fileExists(atPath: images.overlayManifest(root: root).path) { return root }
+        let started = state.withLock { progress -> Bool in
+            guard !progress.predictions.contains(root.path), progress.predictionFailures[root.path] == nil else { return false }
+            progress.predictions.insert(root.path)
+            return true
+        }
+        guard started else { return root }
+        Task.detached(priority: .utility) { [self] in
+            do {
+                let segmenter = try FrameSegmenter(modelFolder: modelFolder, threads: 1)
+                let raw = try FrameImages.readVerifiedFrame(frame)
+                let tile = segmenter.accepts(tile: segmenter.patch) ? segmenter.patch : 512
+                try images.writeOverlay(segmenter.segment(raw, tile: tile).mask, colour: (0, 200, 255), root: root)
+                state.withLock { _ = $0.predictions.remove(root.path) }
+            } catch {
+                state.withLock {
+                    _ = $0.predictions.remove(root.path)
+                    $0.predictionFailures[root.path] = "\(error)"
+                }
+            }
+        }
+        return root
     }
 }

@@ -36,7 +36,19 @@ struct Pages: Sendable {
                 throw HTTPError(.notFound, message: "frame \(id) has no label")
             }
             let (level, row, column) = try tileAddress(context)
-            return try pngFile(worker.images.overlayTileFile(labelSha256: sha256, level: level, row: row, column: column))
+            return try pngFile(worker.images.overlayTileFile(root: worker.images.overlayRoot(labelSha256: sha256),
+                                                             level: level, row: row, column: column))
+        }
+        router.get("/frames/:id/prediction") { request, context in try predictionStatus(request, context) }
+        router.get("/frames/:id/prediction/:key/:level/:row/:column") { _, context in
+            let frame = try frameRecord(try frameId(context))
+            let key = context.parameters.get("key") ?? ""
+            guard let sha256 = frame.sha256, key.count == 64, key.allSatisfy({ $0.isHexDigit && !$0.isUppercase }) else {
+                throw HTTPError(.badRequest, message: "a prediction is named by its model's 64-digit hex key")
+            }
+            let (level, row, column) = try tileAddress(context)
+            return try pngFile(worker.images.overlayTileFile(root: worker.images.predictionRoot(modelKey: key, frameSha256: sha256),
+                                                             level: level, row: row, column: column))
         }
         router.get("/progress") { _, _ in try json(worker.progress) }
         router.get("/datasets") { _, _ in try datasetsPage() }
@@ -166,6 +178,12 @@ struct Pages: Sendable {
         return html(pageHTML(title: "Catalog", active: "Catalog", body: body))
     }
 
+    /// Fills the caches the unfiltered catalog page reads (its selection and its facets).
+    func warm() {
+        _ = try? store.page(matching: nil, offset: 0, limit: settings.pageSize, cache: selections)
+        _ = try? facetsHTML(query: nil, text: "")
+    }
+
     /// The CLI's message with the query and a caret under the column, in the page.
     func queryErrorHTML(_ error: QueryError) -> String {
         let caret = String(repeating: " ", count: max(0, error.column - 1)) + "^"
@@ -267,6 +285,7 @@ struct Pages: Sendable {
             \(label != nil ? "<label><input type=\"checkbox\" id=\"overlay-toggle\" checked> label overlay</label> <span id=\"overlay-state\">label shown</span>" : "<span id=\"overlay-state\">no label</span>")
             <span id="viewer-status"></span>
             </div>
+            \(try predictionControls())
             <div id="viewer" data-frame="\(id)" data-width="\(frame.width ?? 0)" data-height="\(frame.height ?? 0)" data-label="\(label != nil)">
             <div id="canvas"><div id="tiles"></div><div id="overlay"></div></div></div>
             """
@@ -276,6 +295,17 @@ struct Pages: Sendable {
         body += "<div class=\"columns\"><section><h2>Fields</h2>" + detailsHTML(FrameDetails.render(frame, labels: labels)) + "</section>"
         body += "<section><h2>Datasets that use it</h2>" + (try usingDatasetsHTML(frame)) + "</section></div>"
         return html(pageHTML(title: frame.fileName, active: "Catalog", body: body))
+    }
+
+    /// A model chooser and a button that segments the frame with it (nothing without models).
+    func predictionControls() throws -> String {
+        let models = try store.models().filter { $0.checkpointPath != nil }
+        guard !models.isEmpty else { return "" }
+        let options = models.map { "<option value=\"\(escapeHTML($0.id))\">\(escapeHTML($0.id))</option>" }.joined()
+        return """
+        <div class="controls prediction"><select id="model-select">\(options)</select>
+        <button id="predict" type="button">predict</button> <span id="prediction-state"></span></div>
+        """
     }
 
     /// `hrtem show`'s text as two tables: every field with its source, then the file's tags.
@@ -349,7 +379,9 @@ struct Pages: Sendable {
         worker.requestPyramid(of: frame, label: label)
         let progress = worker.progress
         let manifest = worker.images.pyramidManifest(sha256: sha256)
-        let overlayReady = label?.sha256.map { FileManager.default.fileExists(atPath: worker.images.overlayManifest(labelSha256: $0).path) } ?? false
+        let overlayReady = label?.sha256.map {
+            FileManager.default.fileExists(atPath: worker.images.overlayManifest(root: worker.images.overlayRoot(labelSha256: $0)).path)
+        } ?? false
         let pyramid = FileManager.default.contents(atPath: manifest.path).flatMap { try? JSONDecoder().decode(FrameImages.Pyramid.self, from: $0) }
         let ready = pyramid != nil && (label == nil || overlayReady) && progress.pyramids[sha256] == nil
         return try json(PyramidStatus(ready: ready, progress: ready ? 1 : progress.pyramids[sha256] ?? 0,
@@ -484,14 +516,41 @@ struct Pages: Sendable {
                 for (name, value) in rows { body += "<tr><th>\(name)</th><td>\(escapeHTML(value))</td></tr>" }
                 body += "</table>"
             }
-            if let checkpoint = model.checkpointPath {
-                let base = checkpoint.hasPrefix("/") ? URL(fileURLWithPath: checkpoint) : folder.url.appendingPathComponent(checkpoint)
-                let log = base.deletingLastPathComponent().appendingPathComponent("training.csv")
-                if let text = try? String(contentsOf: log, encoding: .utf8) { body += trainingCurveSVG(text) }
+            if let modelFolder = modelFolder(model),
+               let text = try? String(contentsOf: modelFolder.appendingPathComponent("training.csv"), encoding: .utf8) {
+                body += trainingCurveSVG(text)
             }
             body += "</section>"
         }
         return html(pageHTML(title: "Models", active: "Models", body: body))
+    }
+
+    /// The model's folder as the catalog records it (relative paths are in the data folder).
+    func modelFolder(_ model: ModelRecord) -> URL? {
+        guard let path = model.checkpointPath, !path.isEmpty else { return nil }
+        return path.hasPrefix("/") ? URL(fileURLWithPath: path) : folder.url.appendingPathComponent(path)
+    }
+
+    struct PredictionStatus: Encodable {
+        var ready: Bool
+        var key: String
+        var error: String?
+    }
+
+    /// Starts (once) and reports a model's prediction on a frame; the model is named by its
+    /// catalog id, compared with the registered ids, never used as a path.
+    func predictionStatus(_ request: Request, _ context: BasicRequestContext) throws -> Response {
+        let frame = try frameRecord(try frameId(context))
+        let name = formValues(request.uri.query)["model"] ?? ""
+        guard let model = try store.models().first(where: { $0.id == name }), let modelFolder = modelFolder(model) else {
+            throw HTTPError(.notFound, message: "no model '\(name.prefix(80))' with a folder in the catalog")
+        }
+        guard let root = worker.requestPrediction(of: frame, model: model, modelFolder: modelFolder) else {
+            throw HTTPError(.notFound, message: "frame \(frame.id ?? 0) is not ingested")
+        }
+        let ready = FileManager.default.fileExists(atPath: worker.images.overlayManifest(root: root).path)
+        return try json(PredictionStatus(ready: ready, key: ImageWorker.modelKey(model),
+                                         error: worker.progress.predictionFailures[root.path]))
     }
 
     /// Training and validation loss per epoch from `training.csv`, as an inline SVG.

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Catalog
+import Experiments
 import Foundation
 import Micrograph
 import Preprocessing
@@ -24,24 +25,13 @@ struct SegmentCommand: ParsableCommand {
     @Option(help: "Threads.") var threads = 2
 
     func run() throws {
-        let trained = try TrainedModel.load(from: URL(fileURLWithPath: model))
-        trained.network.compute = ComputeSettings(threads: threads)
+        let segmenter = try FrameSegmenter(modelFolder: URL(fileURLWithPath: model), threads: threads)
         let raw = try readFrame(at: URL(fileURLWithPath: frame))
-        var options = FramePreprocessing.study
-        var patch = 512
-        // A model whose version folder is gone is applied with the study's preprocessing.
-        let versionFolder = URL(fileURLWithPath: trained.card.datasetFolder)
-        if VersionFolder.exists(at: versionFolder) {
-            let version = try DatasetVersion.open(at: versionFolder)
-            options = version.info.recipe.framePreprocessing
-            patch = version.info.recipe.patch
+        let size = tile ?? segmenter.patch
+        guard segmenter.accepts(tile: size) else {
+            throw ValidationError("tile \(size) is not a multiple of \(segmenter.model.network.architecture.sizeMultiple)")
         }
-        let size = tile ?? patch
-        guard size > 0, size % trained.network.architecture.sizeMultiple == 0 else {
-            throw ValidationError("tile \(size) is not a multiple of \(trained.network.architecture.sizeMultiple)")
-        }
-        let (image, _) = preprocessFrame(raw.raster, options)
-        let mask = segmentFrame(network: trained.network, image: image, tile: size)
+        let (image, mask) = segmenter.segment(raw.raster, tile: size)
         try writePNG(gray8: mask.map { $0 != 0 ? 255 : 0 }, to: URL(fileURLWithPath: out))
         let particles = mask.pixels.reduce(0) { $0 + Int($1) }
         print("\(out): \(mask.width) x \(mask.height), \(particles) particle pixels (\(String(format: "%.2f", 100 * Double(particles) / Double(max(1, mask.count))))%)")

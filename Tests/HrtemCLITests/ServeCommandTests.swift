@@ -269,4 +269,60 @@ final class ServeCommandTests: XCTestCase {
             XCTAssertEqual(Array(bytes.prefix(4)), [0x89, 0x50, 0x4E, 0x47], name)
         }
     }
+
+    /// A dataset built, a model trained and tested: the datasets page shows the version, its
+    /// folds, patches and verification; the models page the card and training curve; the
+    /// experiments page the result; a frame page segments the frame with the model on demand.
+    func testDatasetModelAndPredictionPages() throws {
+        let data = ["--data", folder.path]
+        func hrtem(_ arguments: [String]) throws -> CommandResult {
+            let result = try runHrtem(arguments + data)
+            XCTAssertEqual(result.status, 0, "hrtem \(arguments.joined(separator: " ")): \(result.standardError)")
+            return result
+        }
+        _ = try hrtem(["dataset", "create", "coarse", "--where", "dose ~ 884 +- 5 and pixel_scale = 0.042",
+                       "--patch", "32", "--min-particle-pixels", "100", "--folds", "2"])
+        _ = try hrtem(["dataset", "build", "coarse"])
+        let model = folder.deletingLastPathComponent().appendingPathComponent("model")
+        let trained = try hrtem(["train", "coarse", "--fold", "1", "--epochs", "2", "--batch", "8", "--widths", "4",
+                                 "--bottleneck", "8", "--threads", "1", "--out", model.path])
+        let id = try XCTUnwrap(trained.standardOutput.components(separatedBy: "recorded in the catalog as model ").dropFirst().first?
+            .split(separator: "\n").first.map(String.init), trained.standardOutput)
+        let server = try start()
+
+        let datasets = try server.get("/datasets")
+        XCTAssertEqual(datasets.status, 200)
+        let version = try XCTUnwrap(datasets.text.firstMatch(of: /\/datasets\/([0-9a-f]{64})\/verify/)).1
+        XCTAssertTrue(datasets.text.contains("<table class=\"folds\">"), datasets.text)
+        let patch = try server.get("/datasets/\(version)/patches/0")
+        XCTAssertEqual(patch.status, 200)
+        XCTAssertEqual(Array(patch.body.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
+        let verified = try server.get("/datasets/\(version)/verify")
+        XCTAssertTrue(verified.text.contains("\"ok\":true"), verified.text)
+
+        let models = try server.get("/models")
+        XCTAssertTrue(models.text.contains("id=\"m-\(id)\""), models.text)
+        XCTAssertTrue(models.text.contains("<polyline class=\"validation\""), "training curve drawn")
+        XCTAssertTrue(models.text.contains("loss per epoch (2)"), models.text)
+        let experiments = try server.get("/experiments")
+        XCTAssertTrue(experiments.text.contains("<table id=\"matrix\""), experiments.text)
+        XCTAssertTrue(experiments.text.contains("coarse@"), experiments.text)
+
+        // The frame page offers the model; asking segments the frame once, in the background.
+        let frameId = try XCTUnwrap(try server.get("/?q=labeled").text.firstMatch(of: /data-frame="(\d+)"/)).1
+        XCTAssertTrue(try server.get("/frames/\(frameId)").text.contains("<option value=\"\(id)\">"))
+        let ask = "/frames/\(frameId)/prediction?model=" + id.addingPercentEncoding(withAllowedCharacters: .alphanumerics)!
+        var answer = ""
+        for _ in 0..<300 where !answer.contains("\"ready\":true") {
+            answer = try server.get(ask).text
+            XCTAssertFalse(answer.contains("\"error\""), answer)
+            if !answer.contains("\"ready\":true") { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        let key = try XCTUnwrap(answer.firstMatch(of: /"key":"([0-9a-f]{64})"/), answer).1
+        let tile = try server.get("/frames/\(frameId)/prediction/\(key)/0/0/0")
+        XCTAssertEqual(tile.status, 200)
+        XCTAssertEqual(Array(tile.body.prefix(4)), [0x89, 0x50, 0x4E, 0x47])
+        XCTAssertEqual(try server.get("/frames/\(frameId)/prediction?model=nope").status, 404)
+        XCTAssertEqual(try server.get("/frames/\(frameId)/prediction/\(String(repeating: "G", count: 64))/0/0/0").status, 400)
+    }
 }
