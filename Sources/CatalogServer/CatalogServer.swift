@@ -58,7 +58,7 @@ public struct CatalogServer: Sendable {
         let pages = self.pages
         Task.detached(priority: .utility) { pages.warm() }
         let router = Router()
-        router.addMiddleware { RequestGuard(allowWrites: settings.allowWrites) }
+        router.addMiddleware { RequestGuard(allowWrites: settings.allowWrites, bind: settings.host) }
         pages.register(on: router)
         let app = Application(
             router: router,
@@ -78,6 +78,17 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
     static var maximumBodyBytes: Int { 64 * 1024 }
 
     let allowWrites: Bool
+    /// The Host header values accepted; nil accepts any (a server bound beyond loopback was
+    /// meant to be reached by other names).
+    let allowedHosts: Set<String>?
+
+    init(allowWrites: Bool, bind: String) {
+        self.allowWrites = allowWrites
+        let loopback = bind == "localhost" || bind == "::1" || bind.hasPrefix("127.")
+        // A web page elsewhere can point a name it controls at 127.0.0.1 (DNS rebinding) and
+        // read what a loopback server answers; such a request carries that name as its Host.
+        allowedHosts = loopback ? ["localhost", "127.0.0.1", "[::1]", bind.contains(":") ? "[\(bind)]" : bind] : nil
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let uri = request.uri.description
@@ -87,6 +98,14 @@ struct RequestGuard<Context: RequestContext>: RouterMiddleware {
         let headerBytes = request.headers.reduce(0) { $0 + $1.name.rawName.utf8.count + $1.value.utf8.count + 4 }
         guard headerBytes <= Self.maximumHeaderBytes else {
             throw HTTPError(.requestHeaderFieldsTooLarge, message: "the request headers are \(headerBytes) bytes; at most \(Self.maximumHeaderBytes)")
+        }
+        if let allowedHosts {
+            let host = request.head.authority ?? ""
+            let name = host.hasPrefix("[") ? String(host.prefix { $0 != "]" }) + "]"
+                                           : String(host.prefix { $0 != ":" })
+            guard allowedHosts.contains(name.lowercased()) else {
+                throw HTTPError(.forbidden, message: "Host '\(host.prefix(100))' is not this loopback server's name (use 127.0.0.1 or localhost)")
+            }
         }
         if let problem = Self.pathProblem(request.uri.path) {
             throw HTTPError(.badRequest, message: "path not allowed: \(problem)")

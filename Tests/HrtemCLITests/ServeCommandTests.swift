@@ -183,11 +183,20 @@ final class ServeCommandTests: XCTestCase {
             XCTAssertFalse(answer.text.contains("result-count"))
         }
         // Writes are refused on a read-only server, whatever the body.
-        let post = "POST /recipes HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 24\r\nConnection: close\r\n\r\nname=evil&query=labeled"
+        let post = "POST /recipes HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 24\r\nConnection: close\r\n\r\nname=evil&query=labeled"
         XCTAssertEqual(try server.send(Data(post.utf8)).status, 403)
         for method in ["PUT", "DELETE", "PATCH"] {
-            XCTAssertEqual(try server.send(Data("\(method) / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".utf8)).status, 403, method)
+            let answer = try server.send(Data("\(method) / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".utf8))
+            XCTAssertEqual(answer.status, 403, method)
+            XCTAssertTrue(answer.text.contains("read-only"), answer.text)
         }
+        // A name other than loopback's (what a DNS-rebinding page would send) is refused.
+        for host in ["evil.example", "evil.example:\(server.port)", "127.0.0.1.evil.example"] {
+            let answer = try server.send(Data("GET / HTTP/1.1\r\nHost: \(host)\r\nConnection: close\r\n\r\n".utf8))
+            XCTAssertEqual(answer.status, 403, host)
+            XCTAssertFalse(answer.text.contains("result-count"), host)
+        }
+        XCTAssertEqual(try server.send(Data("GET / HTTP/1.1\r\nHost: localhost:\(server.port)\r\nConnection: close\r\n\r\n".utf8)).status, 200)
         server.stop()
         let after = try catalogState()
         XCTAssertEqual(before.0, after.0, "catalog bytes unchanged")
@@ -198,7 +207,7 @@ final class ServeCommandTests: XCTestCase {
         let server = try start(["--allow-writes"])
         XCTAssertTrue(try server.get("/datasets").text.contains("New recipe"))
         func post(_ form: String) throws -> ServedCatalog.Answer {
-            try server.send(Data(("POST /recipes HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+            try server.send(Data(("POST /recipes HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n"
                                   + "Content-Length: \(form.utf8.count)\r\nConnection: close\r\n\r\n" + form).utf8))
         }
         let created = try post("name=high-dose&query=dose+%7E+884+%2B-+20&patch=64&folds=2")
