@@ -125,6 +125,15 @@ for index in 0..<gridFrames {
     frame.format = "dm4"; frame.width = 512; frame.height = 512; frame.pixelType = "float32"
     try store.upsertFrame(frame)
 }
+// One full-size OneView frame, for the zoomable view's tile pyramid.
+let bigURL = frameFolder.appendingPathComponent("oneview_4096.dm4")
+try writeDM(Raster(width: 4096, height: 4096, pixels: (0..<(4096 * 4096)).map { _ in Float(random.next() % 1000) }),
+            to: bigURL, pixelSizeNM: 0.02)
+var big = FrameRecord(session: "2022_02_03 grid", fileName: bigURL.lastPathComponent, material: "Pt4096")
+big.path = bigURL.path
+big.sha256 = try sha256Hex(fileAt: bigURL)
+big.format = "dm4"; big.width = 4096; big.height = 4096; big.pixelType = "float32"
+let bigId = try store.upsertFrame(big).id!
 try store.dbQueue.write { db in try db.execute(sql: "ANALYZE") }
 print("catalog: \(try store.count(matching: "labeled or not labeled")) frames written in \(fmt(Double(DispatchTime.now().uptimeNanoseconds - fillStart) / 1e9)) s")
 
@@ -142,6 +151,17 @@ let thumbnailURLs = gridPage.matches(of: /src="(\/frames\/\d+\/thumbnail)"/).map
 precondition(thumbnailURLs.count == gridFrames, "the grid shows \(thumbnailURLs.count) thumbnails")
 let coldGrid = try wallTime([base + gridQuery] + thumbnailURLs, parallel: 6)
 print("thumbnails computed on first view of the grid (100 frames of 512 x 512, cold): \(fmt(coldGrid)) ms")
+
+// The 4096 x 4096 frame's page, then its pyramid (341 tiles of 256 px and the manifest).
+let framePageFirstByte = try firstByteTimes(base + "/frames/\(bigId)", count: 1)[0]
+let pyramidStart = DispatchTime.now().uptimeNanoseconds
+var pyramidReady = false
+while !pyramidReady, Double(DispatchTime.now().uptimeNanoseconds - pyramidStart) < 120e9 {
+    pyramidReady = try run(["curl", "-s", base + "/frames/\(bigId)/pyramid"]).contains("\"ready\":true")
+    if !pyramidReady { usleep(100_000) }
+}
+let pyramidSeconds = Double(DispatchTime.now().uptimeNanoseconds - pyramidStart) / 1e9
+let fullResolutionTile = try firstByteTimes(base + "/frames/\(bigId)/tiles/0/7/7", count: repeats)
 
 let pageCold = try firstByteTimes(base + "/", count: 1)[0]
 let page = try firstByteTimes(base + "/", count: repeats)
@@ -177,6 +197,7 @@ print("catalog page, all \(frameCount) frames      \(fmt(median(page)).padding(t
 print("catalog page, 3-predicate query        \(fmt(median(narrow)))")
 print("catalog page 1000 (frames 99,901-100,000) \(fmt(median(lastPage)))")
 print("grid of \(gridFrames): page + thumbnails (wall ms) \(fmt(median(grid)))  (targets: page < 100 ms, grid < 300 ms)")
+print("4096 x 4096 frame: page \(fmt(framePageFirstByte)) ms, tile pyramid built in \(fmt(pyramidSeconds)) s (once, cached)\(pyramidReady ? "" : " NOT READY"), a 1:1 tile \(fmt(median(fullResolutionTile))) ms")
 
 if available("wrk") {
     let ours = try load(base + "/", seconds: 5)

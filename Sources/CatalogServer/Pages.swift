@@ -15,6 +15,9 @@ struct Pages: Sendable {
     let selections = FrameSelectionCache()
     let facetCache = Locked<[String: [Facet]]>([:])
     let datasetFrames = Locked<[String: Set<String>]>([:])
+    /// Catalog pages as sent, by catalog state, query and page number: a page is a function of
+    /// those, and re-rendering 100 cards is most of what a repeated request would cost.
+    let renderedPages = Locked<[String: String]>([:])
 
     /// The most a query may be: longer ones are refused before they are parsed.
     static let maximumQueryLength = 2000
@@ -167,6 +170,8 @@ struct Pages: Sendable {
             return html(pageHTML(title: "Catalog", active: "Catalog", body: body + "<p class=\"hint\">Fields: \(QueryField.names.joined(separator: ", ")).</p>"),
                         status: .badRequest)
         }
+        let cacheKey = "\(try store.changeCounter())\u{0}\(text)\u{0}\(pageNumber)"
+        if let rendered = renderedPages.withLock({ $0[cacheKey] }) { return html(rendered) }
         let page = try store.page(matching: query, offset: (pageNumber - 1) * settings.pageSize, limit: settings.pageSize, cache: selections)
         body += "<div class=\"catalog\"><aside class=\"facets\">\(try facetsHTML(query: query, text: text))</aside><section>"
         let first = page.frames.isEmpty ? 0 : page.offset + 1
@@ -175,7 +180,12 @@ struct Pages: Sendable {
         body += "<div class=\"grid\" id=\"grid\">"
         for frame in page.frames { body += cardHTML(frame) }
         body += "</div>" + pagerHTML(text: text, page: pageNumber, total: page.total) + "</section></div>"
-        return html(pageHTML(title: "Catalog", active: "Catalog", body: body))
+        let rendered = pageHTML(title: "Catalog", active: "Catalog", body: body)
+        renderedPages.withLock { pages in
+            if pages.count >= 64 { pages.removeAll() }
+            pages[cacheKey] = rendered
+        }
+        return html(rendered)
     }
 
     /// Fills the caches the unfiltered catalog page reads (its selection and its facets).

@@ -1,3 +1,4 @@
+import Catalog
 import Foundation
 import Micrograph
 import TestSupport
@@ -97,6 +98,13 @@ final class ServeCommandTests: XCTestCase {
         let sha = try XCTUnwrap(frame.text.firstMatch(of: /<th>sha256<\/th><td>([0-9a-f]{64})<\/td>/)).1
         XCTAssertTrue(FileManager.default.fileExists(
             atPath: folder.appendingPathComponent("cache/tiles/\(sha)/pyramid.json").path))
+
+        // Another process writes the catalog: the next page (cached per catalog state) shows it.
+        let writer = try CatalogStore(folder: DataFolder(url: folder))
+        try writer.upsertFrame(FrameRecord(session: "added later", fileName: "zr.dm3", material: "Zr"))
+        let changed = try server.get("/")
+        XCTAssertTrue(changed.text.contains("data-total=\"\(Int(total)! + 1)\""), changed.text)
+        XCTAssertTrue(changed.text.contains(">Zr</a>"), "the facets follow")
 
         for page in ["/datasets", "/models", "/experiments", "/assets/app.js", "/assets/style.css"] {
             XCTAssertEqual(try server.get(page).status, 200, page)
