@@ -18,6 +18,9 @@ struct Pages: Sendable {
     /// Catalog pages as sent, by catalog state, query and page number: a page is a function of
     /// those, and re-rendering 100 cards is most of what a repeated request would cost.
     let renderedPages = Locked<[String: String]>([:])
+    /// Dataset builds started from the page, by recipe name: the last line of progress, or
+    /// the outcome.
+    let builds = Locked<[String: String]>([:])
 
     /// The most a query may be: longer ones are refused before they are parsed.
     static let maximumQueryLength = 2000
@@ -63,6 +66,7 @@ struct Pages: Sendable {
         router.get("/assets/app.js") { _, _ in asset(Assets.script, type: "text/javascript; charset=utf-8") }
         if settings.allowWrites {
             router.post("/recipes") { request, context in try await createRecipe(request, context: context) }
+            router.post("/builds") { request, context in try await startBuild(request, context: context) }
         }
     }
 
@@ -417,6 +421,12 @@ struct Pages: Sendable {
             body += "<section class=\"recipe\" id=\"r-\(escapeHTML(recipe.name))\"><h2>\(escapeHTML(recipe.name))</h2>"
             if let description = recipe.description { body += "<p>\(escapeHTML(description))</p>" }
             body += "<p>query <a href=\"/?q=\(encodeQueryComponent(recipe.query))\"><code>\(escapeHTML(recipe.query))</code></a>; patches \(recipe.patch) px, stride \(recipe.stride), \(recipe.folds) folds, rescale \(recipe.rescale.rawValue), flat-field \(recipe.flatField ? "on" : "off"), seed \(recipe.seed)</p>"
+            if settings.allowWrites {
+                body += "<form method=\"post\" action=\"/builds\"><input type=\"hidden\" name=\"name\" value=\"\(escapeHTML(recipe.name))\"><button type=\"submit\">build a version</button></form>"
+            }
+            if let status = builds.withLock({ $0[recipe.name] }) {
+                body += "<p class=\"build-status\">\(escapeHTML(status))</p>"
+            }
             let own = versions.filter { $0.name == recipe.name }
             if own.isEmpty { body += "<p>No version built: <code>hrtem dataset build \(escapeHTML(recipe.name))</code>.</p>" }
             for version in own { body += versionHTML(version) }
@@ -501,6 +511,36 @@ struct Pages: Sendable {
             throw HTTPError(.badRequest, message: error.description)
         } catch {
             throw HTTPError(.badRequest, message: "\(error)")
+        }
+        return Response(status: .seeOther, headers: [.location: "/datasets#r-\(encodeQueryComponent(name))"])
+    }
+
+    /// Builds a recipe's version in the background (`hrtem dataset build`), one build per
+    /// recipe at a time; the datasets page shows how far it got.
+    func startBuild(_ request: Request, context: BasicRequestContext) async throws -> Response {
+        var request = request
+        let body = try await request.collectBody(upTo: RequestGuard<BasicRequestContext>.maximumBodyBytes)
+        let name = formValues(String(buffer: body))["name"] ?? ""
+        guard let recipe = try RecipeStore.recipe(named: name, in: store) else {
+            throw HTTPError(.notFound, message: "no recipe '\(name.prefix(80))' in the catalog")
+        }
+        let started = builds.withLock { builds -> Bool in
+            if builds[name]?.hasPrefix("building") == true { return false }
+            builds[name] = "building: starting"
+            return true
+        }
+        if started {
+            let (store, folder, builds) = (self.store, self.folder, self.builds)
+            Task.detached(priority: .utility) {
+                do {
+                    let result = try DatasetMaterializer.build(recipe, store: store, dataFolder: folder, jobs: 1) { line in
+                        builds.withLock { $0[name] = "building: " + line }
+                    }
+                    builds.withLock { $0[name] = "built \(result.version.name)@\(result.version.versionId.prefix(12))" }
+                } catch {
+                    builds.withLock { $0[name] = "build failed: \(error)" }
+                }
+            }
         }
         return Response(status: .seeOther, headers: [.location: "/datasets#r-\(encodeQueryComponent(name))"])
     }

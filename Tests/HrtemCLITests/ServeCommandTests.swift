@@ -223,12 +223,32 @@ final class ServeCommandTests: XCTestCase {
         let page = try server.get("/datasets").text
         XCTAssertTrue(page.contains("id=\"r-high-dose\""), page)
         XCTAssertTrue(page.contains("dose ~ 884 +- 20"), page)
+        // Build a version of it from the page, in the background.
+        XCTAssertTrue(page.contains("action=\"/builds\""), page)
+        func postBuild(_ name: String) throws -> ServedCatalog.Answer {
+            let form = "name=" + name
+            return try server.send(Data(("POST /builds HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/x-www-form-urlencoded\r\n"
+                                         + "Content-Length: \(form.utf8.count)\r\nConnection: close\r\n\r\n" + form).utf8))
+        }
+        XCTAssertEqual(try postBuild("high-dose").status, 303)
+        XCTAssertEqual(try postBuild("nothing-such").status, 404)
+        var datasets = ""
+        for _ in 0..<300 where !datasets.contains("built high-dose@") {
+            datasets = try server.get("/datasets").text
+            XCTAssertFalse(datasets.contains("build failed"), datasets)
+            if !datasets.contains("built high-dose@") { Thread.sleep(forTimeInterval: 0.1) }
+        }
+        XCTAssertTrue(datasets.contains("built high-dose@"), datasets)
+        XCTAssertTrue(datasets.contains("<table class=\"folds\">"), datasets)
+
         let bad = try post("name=broken&query=sise+%3D+5")
         XCTAssertEqual(bad.status, 400)
         XCTAssertTrue(bad.text.contains("unknown field"), bad.text)
         server.stop()
         let listed = try runHrtem(["dataset", "list", "--data", folder.path])
         XCTAssertTrue(listed.standardOutput.contains("high-dose"), listed.standardOutput + listed.standardError)
+        let verified = try runHrtem(["dataset", "verify", "high-dose", "--data", folder.path])
+        XCTAssertEqual(verified.status, 0, verified.standardOutput + verified.standardError)
     }
 
     func testNoCatalogIsAClearError() throws {
