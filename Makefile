@@ -88,7 +88,7 @@ fuzz: deps
 
 # DocC documentation of every library (Sources/<Module>/<Module>.docc) into .build/docs/; a
 # symbol link that resolves to nothing fails it. Uses the toolchain's docc; no plugin needed.
-LIBRARIES := Micrograph Preprocessing Catalog Mirrors Segmentation Synthesis Experiments
+LIBRARIES := Micrograph Preprocessing Catalog Mirrors Segmentation Synthesis Experiments CatalogServer
 DOCS_SCRATCH := .build-docs
 docs: deps
 	$(SWIFT) build --scratch-path $(DOCS_SCRATCH) \
