@@ -171,7 +171,9 @@ struct Pages: Sendable {
         \(errorHTML)
         """
         guard errorHTML.isEmpty else {
-            return html(pageHTML(title: "Catalog", active: "Catalog", body: body + "<p class=\"hint\">Fields: \(QueryField.names.joined(separator: ", ")).</p>"),
+            // The valid fields, unless the error itself listed them (an unknown field).
+            let hint = errorHTML.contains("valid fields:") ? "" : "<p class=\"hint\">Fields: \(QueryField.names.joined(separator: ", ")).</p>"
+            return html(pageHTML(title: "Catalog", active: "Catalog", body: body + hint),
                         status: .badRequest)
         }
         let cacheKey = "\(try store.changeCounter())\u{0}\(text)\u{0}\(pageNumber)"
