@@ -8,7 +8,7 @@ APT_PACKAGES := libsqlite3-dev libtiff-dev libcurl4-openssl-dev libopenblas-dev 
 BUILD_FLAGS := -c release -Xswiftc -enable-testing
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: deps build test demo bench peers clean fuzz fixtures docs tsan downstream
+.PHONY: deps build test demo bench peers clean fuzz fixtures docs tsan downstream test-tools
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do \
@@ -18,6 +18,11 @@ deps:
 	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
 	fi
+
+# Headless Chromium and wrk (Debian's), which the browser tests and bench-serve drive from
+# outside the server; best effort: without them those checks skip with a message.
+test-tools:
+	@./scripts/ensure-test-tools.sh
 
 build: deps
 	$(SWIFT) build $(BUILD_FLAGS) --product hrtem
@@ -31,7 +36,7 @@ peers:
 	  || echo "peers: torch install failed; PyTorch parity checks will skip"
 
 # The whole suite runs last, so its summary is the run's closing line.
-test: deps peers
+test: deps peers test-tools
 	@$(MAKE) --no-print-directory downstream
 	@$(MAKE) --no-print-directory tsan
 	@mkdir -p .build
@@ -66,10 +71,11 @@ demo: build
 fixtures: build
 	./scripts/make-fixtures.sh
 
-BENCHMARKS := catalog formats mirrors preprocessing synthesis trainer torch-import ensemble
+BENCHMARKS := catalog formats mirrors preprocessing synthesis trainer torch-import ensemble serve
 bench: deps peers
 	@for b in $(BENCHMARKS); do $(MAKE) --no-print-directory bench-$$b || exit 1; done
 
+bench-serve: test-tools
 bench-%: deps
 	$(SWIFT) build -c release --product bench-$*
 	HRTEM_PYTHON=$(CURDIR)/.venv/bin/python3 .build/release/bench-$*
@@ -84,7 +90,7 @@ fuzz: deps
 
 # DocC documentation of every library (Sources/<Module>/<Module>.docc) into .build/docs/; a
 # symbol link that resolves to nothing fails it. Uses the toolchain's docc; no plugin needed.
-LIBRARIES := Micrograph Preprocessing Catalog Mirrors Segmentation Synthesis Experiments
+LIBRARIES := Micrograph Preprocessing Catalog Mirrors Segmentation Synthesis Experiments CatalogServer
 DOCS_SCRATCH := .build-docs
 docs: deps
 	$(SWIFT) build --scratch-path $(DOCS_SCRATCH) \

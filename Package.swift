@@ -18,11 +18,14 @@ let package = Package(
         .library(name: "Synthesis", targets: ["Synthesis"]),
         .library(name: "Experiments", targets: ["Experiments"]),
         .library(name: "TorchArchive", targets: ["TorchArchive"]),
+        .library(name: "CatalogServer", targets: ["CatalogServer"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/groue/GRDB.swift", from: "7.0.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.20"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/apple/swift-http-types", from: "1.8.0"),
     ],
     targets: [
         // System libraries: a module map plus a shim of typed wrappers for variadic C calls.
@@ -56,10 +59,16 @@ let package = Package(
         .target(name: "Experiments",
                 dependencies: ["Catalog", "Segmentation", "Preprocessing", "Micrograph", "Mirrors", "TorchArchive",
                                .product(name: "GRDB", package: "GRDB.swift")]),
+        // `hrtem serve`: the catalog, frames, datasets and models in a browser (Hummingbird).
+        .target(name: "CatalogServer",
+                dependencies: ["Catalog", "Experiments", "Micrograph", "Preprocessing", "Segmentation",
+                               .product(name: "GRDB", package: "GRDB.swift"),
+                               .product(name: "Hummingbird", package: "hummingbird"),
+                               .product(name: "HTTPTypes", package: "swift-http-types")]),
         .executableTarget(
             name: "hrtem",
             dependencies: ["Micrograph", "Preprocessing", "Catalog", "Mirrors", "Segmentation",
-                           "Synthesis", "Experiments",
+                           "Synthesis", "Experiments", "CatalogServer",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")]),
 
         // Benchmark programs: each prints hrtem's figure and the peer's side by side
@@ -76,6 +85,8 @@ let package = Package(
                           path: "Benchmarks/synthesis"),
         .executableTarget(name: "bench-torch-import", dependencies: ["TorchArchive", "Experiments", "Catalog", "Micrograph"],
                           path: "Benchmarks/torch-import"),
+        .executableTarget(name: "bench-serve", dependencies: ["CatalogServer", "Catalog", "Micrograph"],
+                          path: "Benchmarks/serve"),
         .executableTarget(name: "bench-trainer", dependencies: ["Segmentation", "Micrograph", "BenchmarkSupport"],
                           path: "Benchmarks/trainer"),
         .executableTarget(name: "bench-ensemble", dependencies: ["Segmentation", "Micrograph", "BenchmarkSupport"],
@@ -97,6 +108,9 @@ let package = Package(
                     dependencies: ["Synthesis", "Preprocessing", "Micrograph", "TestSupport"]),
         .testTarget(name: "ExperimentsTests",
                     dependencies: ["Experiments", "Catalog", "Segmentation", "Preprocessing", "TorchArchive", "Micrograph", "TestSupport"]),
+        .testTarget(name: "CatalogServerTests",
+                    dependencies: ["CatalogServer", "Catalog", "Micrograph", "TestSupport",
+                                   .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(name: "HrtemCLITests",
                     dependencies: ["TestSupport", "Micrograph", "Preprocessing", "Catalog", "Segmentation", "TorchArchive"]),
     ],

@@ -3,7 +3,7 @@ import Catalog
 import Micrograph
 
 @main
-struct HRTEM: ParsableCommand {
+struct HRTEM: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hrtem",
         abstract: "Catalog, fetch, preprocess and train on HRTEM data; measure how segmentation generalizes.",
@@ -32,6 +32,7 @@ struct HRTEM: ParsableCommand {
             ModelCommand.self,
             MatrixCommand.self,
             SweepCommand.self,
+            ServeCommand.self,
         ]
     )
 }
