@@ -171,6 +171,58 @@ public enum CatalogSchema {
             CREATE INDEX frames_magnification ON frames(magnification_kx);
             """)
         }
+        // Fields as data: the study's fields stay `frames` columns; every other field a lab
+        // records is registered in `fields` and its values are rows of `field_values`, typed by
+        // the field (REAL numbers, ISO date text, 0/1 booleans, text) and indexed by
+        // (field_id, value) so a test on one field is a seek, never a scan. `value_sources`
+        // says where each value of a frame (built-in or registered) came from, and
+        // `value_history` keeps every change. The fields the DM tags fill are registered here so
+        // every catalog has them.
+        migrator.registerMigration("v4-metadata-fields") { db in
+            try db.execute(sql: """
+            CREATE TABLE fields (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                name TEXT NOT NULL UNIQUE,
+                type TEXT NOT NULL CHECK (type IN ('number', 'text', 'date', 'boolean')),
+                unit TEXT,
+                description TEXT,
+                created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+            );
+            CREATE TABLE field_values (
+                frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+                field_id INTEGER NOT NULL REFERENCES fields(id),
+                value NOT NULL,
+                PRIMARY KEY (frame_id, field_id)
+            ) WITHOUT ROWID;
+            CREATE INDEX field_values_field_value ON field_values(field_id, value);
+            CREATE TABLE value_sources (
+                frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+                field TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                PRIMARY KEY (frame_id, field)
+            ) WITHOUT ROWID;
+            CREATE TABLE value_history (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+                field TEXT NOT NULL,
+                old_value TEXT,
+                new_value TEXT,
+                kind TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                changed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+            );
+            CREATE INDEX value_history_frame ON value_history(frame_id, id);
+            INSERT INTO fields (name, type, unit, description) VALUES
+                ('voltage', 'number', 'kV', 'accelerating voltage'),
+                ('camera', 'text', NULL, 'camera or detector name'),
+                ('binning', 'number', NULL, 'camera binning'),
+                ('operator', 'text', NULL, 'operator (session info)'),
+                ('specimen', 'text', NULL, 'specimen (session info)'),
+                ('tilt', 'number', 'deg', 'stage alpha tilt'),
+                ('acquisition_time', 'text', NULL, 'acquisition time of day');
+            """)
+        }
         return migrator
     }
 }

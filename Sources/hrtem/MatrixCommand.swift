@@ -16,6 +16,7 @@ struct MatrixCommand: ParsableCommand {
         Examples:
           hrtem matrix --datasets au-884e,au-423e,au-80e --folds 5 --jobs 2
           hrtem matrix --datasets A,B --epochs 20 --emit-slurm slurm-run && bash slurm-run/submit.sh
+          hrtem matrix --where 'material = "Au"' --split-by defocus~5 --folds 3   (one dataset per defocus group)
           hrtem matrix run-unit --plan slurm-run/plan.json --unit 0
           hrtem matrix collect --plan slurm-run/plan.json --out report
         """,
@@ -29,7 +30,8 @@ struct MatrixCommand: ParsableCommand {
 
         @OptionGroup var data: DataOptions
         @Option(help: "Datasets, comma-separated: recipe names, NAME@VERSION, or version folders.")
-        var datasets: String
+        var datasets: String?
+        @OptionGroup var split: MatrixSplitOptions
         @OptionGroup var training: TrainingOptions
         @OptionGroup var foldModels: FoldModelOptions
         @OptionGroup var execution: ExperimentRunOptions
@@ -37,12 +39,21 @@ struct MatrixCommand: ParsableCommand {
         func validate() throws {
             try training.check()
             try execution.check()
+            try split.check(datasets: datasets)
         }
 
         func run() throws {
             let folder = data.folder
-            let datasets = try MatrixCLI.splitList(datasets, what: "--datasets").map { try DatasetResolution.resolve($0, in: folder) }
-            let plan = try MatrixPlan(name: execution.name ?? "matrix", trainOn: datasets, testOn: datasets, folds: foldModels.folds,
+            var names = try datasets.map { try MatrixCLI.splitList($0, what: "--datasets") } ?? []
+            var name = execution.name ?? "matrix"
+            if split.isSplit {
+                let made = try split.datasets(folds: foldModels.folds, data: folder)
+                names = made.names
+                name = execution.name ?? "matrix split by \(made.split.field.rawValue): "
+                    + made.split.groups.map(\.label).joined(separator: "; ")
+            }
+            let datasets = try names.map { try DatasetResolution.resolve($0, in: folder) }
+            let plan = try MatrixPlan(name: name, trainOn: datasets, testOn: datasets, folds: foldModels.folds,
                                       variants: [foldModels.variant("default", training)],
                                       executor: execution.executor, dihedral: training.dihedral,
                                       commandLine: MatrixCLI.reproducibleCommandLine())
