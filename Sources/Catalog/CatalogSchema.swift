@@ -171,13 +171,14 @@ public enum CatalogSchema {
             CREATE INDEX frames_magnification ON frames(magnification_kx);
             """)
         }
-        // Fields as data: the study's fields stay `frames` columns; every other field a lab
-        // records is registered in `fields` and its values are rows of `field_values`, typed by
-        // the field (REAL numbers, ISO date text, 0/1 booleans, text) and indexed by
-        // (field_id, value) so a test on one field is a seek, never a scan. `value_sources`
-        // says where each value of a frame (built-in or registered) came from, and
-        // `value_history` keeps every change. The fields the DM tags fill are registered here so
-        // every catalog has them.
+        // Fields as data: the study's fields stay the `frames` columns above; every other field a
+        // lab records is registered in `fields`, and `FieldRegistry.add` gives it a typed
+        // `frames` column of its own (`field_<id>`: REAL numbers, TEXT dates and text, INTEGER
+        // 0/1 booleans) with a single-column index, so a test on it is a seek, and so composite
+        // indexes (`hrtem field index`) can cover queries that mix it with the study's fields,
+        // as v3's do for those. `value_sources` says where each value of a frame came from and
+        // `value_history` keeps every change. The fields the DM tags fill are registered here,
+        // with their columns, so every catalog has them.
         migrator.registerMigration("v4-metadata-fields") { db in
             try db.execute(sql: """
             CREATE TABLE fields (
@@ -188,13 +189,6 @@ public enum CatalogSchema {
                 description TEXT,
                 created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
             );
-            CREATE TABLE field_values (
-                frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
-                field_id INTEGER NOT NULL REFERENCES fields(id),
-                value NOT NULL,
-                PRIMARY KEY (frame_id, field_id)
-            ) WITHOUT ROWID;
-            CREATE INDEX field_values_field_value ON field_values(field_id, value);
             CREATE TABLE value_sources (
                 frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
                 field TEXT NOT NULL,
@@ -213,14 +207,28 @@ public enum CatalogSchema {
                 changed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
             );
             CREATE INDEX value_history_frame ON value_history(frame_id, id);
-            INSERT INTO fields (name, type, unit, description) VALUES
-                ('voltage', 'number', 'kV', 'accelerating voltage'),
-                ('camera', 'text', NULL, 'camera or detector name'),
-                ('binning', 'number', NULL, 'camera binning'),
-                ('operator', 'text', NULL, 'operator (session info)'),
-                ('specimen', 'text', NULL, 'specimen (session info)'),
-                ('tilt', 'number', 'deg', 'stage alpha tilt'),
-                ('acquisition_time', 'text', NULL, 'acquisition time of day');
+            INSERT INTO fields (id, name, type, unit, description) VALUES
+                (1, 'voltage', 'number', 'kV', 'accelerating voltage'),
+                (2, 'camera', 'text', NULL, 'camera or detector name'),
+                (3, 'binning', 'number', NULL, 'camera binning'),
+                (4, 'operator', 'text', NULL, 'operator (session info)'),
+                (5, 'specimen', 'text', NULL, 'specimen (session info)'),
+                (6, 'tilt', 'number', 'deg', 'stage alpha tilt'),
+                (7, 'acquisition_time', 'text', NULL, 'acquisition time of day');
+            ALTER TABLE frames ADD COLUMN field_1 REAL;
+            ALTER TABLE frames ADD COLUMN field_2 TEXT;
+            ALTER TABLE frames ADD COLUMN field_3 REAL;
+            ALTER TABLE frames ADD COLUMN field_4 TEXT;
+            ALTER TABLE frames ADD COLUMN field_5 TEXT;
+            ALTER TABLE frames ADD COLUMN field_6 REAL;
+            ALTER TABLE frames ADD COLUMN field_7 TEXT;
+            CREATE INDEX frames_field_1 ON frames(field_1);
+            CREATE INDEX frames_field_2 ON frames(field_2);
+            CREATE INDEX frames_field_3 ON frames(field_3);
+            CREATE INDEX frames_field_4 ON frames(field_4);
+            CREATE INDEX frames_field_5 ON frames(field_5);
+            CREATE INDEX frames_field_6 ON frames(field_6);
+            CREATE INDEX frames_field_7 ON frames(field_7);
             """)
         }
         return migrator

@@ -57,8 +57,43 @@ public struct FieldRegistry: Sendable {
         }
         try db.execute(sql: "INSERT INTO fields (name, type, unit, description) VALUES (?, ?, ?, ?)",
                        arguments: [lowered, kind.rawValue, unit, description])
-        return QueryField(name: lowered, kind: kind, storage: .registered(id: db.lastInsertedRowID), unit: unit,
-                          summary: description)
+        let id = db.lastInsertedRowID
+        // Adding a column is a change of the schema only (rows read NULL); its index makes a
+        // test on the field a seek.
+        try db.execute(sql: "ALTER TABLE frames ADD COLUMN field_\(id) \(sqlType(kind))")
+        try db.execute(sql: "CREATE INDEX frames_field_\(id) ON frames(field_\(id))")
+        return QueryField(name: lowered, kind: kind, storage: .registered(id: id), unit: unit, summary: description)
+    }
+
+    static func sqlType(_ kind: QueryField.Kind) -> String {
+        switch kind {
+        case .number: "REAL"
+        case .text, .date: "TEXT"
+        case .boolean: "INTEGER"
+        }
+    }
+
+    /// Creates a composite index over `fields` (built-in or registered, in this order) ending
+    /// in the catalog order, so a query testing them together seeks every one of them and
+    /// reads ids, counts and order from the index alone, as the study's indexes do for its
+    /// fields. Put equality-tested fields first and at most one range-tested field last (a
+    /// numeric field with few values is sought value by value wherever it stands).
+    /// - Returns: the index's name (`frames_by_<names>`); an existing one is kept.
+    /// - Throws: `FieldError` for an unknown field, `labeled`, or fewer than two fields.
+    @discardableResult
+    public func addIndex(over names: [String], in db: Database) throws -> String {
+        let fields = try names.map { name -> QueryField in
+            guard let field = field(named: name) else {
+                throw FieldError("unknown field '\(name)'; known fields: \(self.names.joined(separator: ", "))")
+            }
+            guard field != .labeled else { throw FieldError("labeled is not a column and cannot be indexed") }
+            return field
+        }
+        guard fields.count >= 2 else { throw FieldError("a composite index needs at least two fields") }
+        let index = "frames_by_" + fields.map(\.rawValue).joined(separator: "_")
+        let columns = fields.map { String($0.column.dropFirst("frames.".count)) } + ["metadata_row"]
+        try db.execute(sql: "CREATE INDEX IF NOT EXISTS \(index) ON frames(\(columns.joined(separator: ", ")))")
+        return index
     }
 }
 
@@ -234,23 +269,13 @@ public enum FrameValues {
             throw FieldError("labeled cannot be set: it is true when the frame has a label")
         case .registered(let id):
             if old != value {
-                if let stored {
-                    try db.execute(sql: """
-                        INSERT INTO field_values (frame_id, field_id, value) VALUES (?, ?, ?)
-                        ON CONFLICT (frame_id, field_id) DO UPDATE SET value = excluded.value
-                        """, arguments: [frameId, id, stored])
-                } else {
-                    try db.execute(sql: "DELETE FROM field_values WHERE frame_id = ? AND field_id = ?", arguments: [frameId, id])
-                }
+                try db.execute(sql: "UPDATE frames SET field_\(id) = ? WHERE id = ?", arguments: [stored, frameId])
             }
         }
         if value == nil {
             try db.execute(sql: "DELETE FROM value_sources WHERE frame_id = ? AND field = ?", arguments: [frameId, field.rawValue])
         } else {
-            try db.execute(sql: """
-                INSERT INTO value_sources (frame_id, field, kind, detail) VALUES (?, ?, ?, ?)
-                ON CONFLICT (frame_id, field) DO UPDATE SET kind = excluded.kind, detail = excluded.detail
-                """, arguments: [frameId, field.rawValue, source.kind.rawValue, source.detail])
+            try recordSource(source, of: field, frameId: frameId, in: db)
         }
         guard old != value else { return nil }
         try db.execute(sql: """
@@ -263,6 +288,10 @@ public enum FrameValues {
     /// importer or ingest), when the frame has the value and no better-ranked source.
     static func noteSource(_ source: ValueSource, of field: QueryField, frameId: Int64, in db: Database) throws {
         if let current = try self.source(of: field, frameId: frameId, in: db), current.kind.rank > source.kind.rank { return }
+        try recordSource(source, of: field, frameId: frameId, in: db)
+    }
+
+    private static func recordSource(_ source: ValueSource, of field: QueryField, frameId: Int64, in db: Database) throws {
         try db.execute(sql: """
             INSERT INTO value_sources (frame_id, field, kind, detail) VALUES (?, ?, ?, ?)
             ON CONFLICT (frame_id, field) DO UPDATE SET kind = excluded.kind, detail = excluded.detail

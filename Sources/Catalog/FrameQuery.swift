@@ -24,7 +24,7 @@ import GRDB
 /// is unknown (NULL) fails every comparison, and `not` / `!=` select exactly the frames the
 /// positive form does not (so they include unknowns); `is missing` selects the unknowns.
 /// FIELD is a built-in field or, with `parse(_:fields:)`, any field a catalog registered;
-/// a registered field's test is a seek of the `field_values` (field, value) index.
+/// a registered field is a `frames` column (`field_<id>`) with its own index.
 ///
 /// Values never enter the SQL text: `compile()` binds them as arguments.
 public struct FrameQuery: Equatable, Sendable, CustomStringConvertible {
@@ -116,6 +116,13 @@ public enum StoredValues {
         .magnification: "frames_magnification",
     ]
 
+    /// The single-column index of a field: `indexes` for built-in fields, `frames_field_<id>`
+    /// for a registered number field.
+    static func index(of field: QueryField) -> String? {
+        if case .registered(let id) = field.storage { return field.kind == .number ? "frames_field_\(id)" : nil }
+        return indexes[field]
+    }
+
     /// The distinct values of `field` in `interval`, ascending; nil when the field has no value
     /// index, when the interval has no upper bound, or when there are more than `limit`.
     ///
@@ -123,7 +130,7 @@ public enum StoredValues {
     /// `dose > 400` also selects a dose stored as text, which a list of numbers would miss.
     /// Below an upper bound only numbers (REAL, or INTEGER stored in the REAL column) qualify.
     public static func distinct(of field: QueryField, in interval: NumericInterval, db: Database) throws -> [Double]? {
-        guard let index = indexes[field], let upper = interval.upper else { return nil }
+        guard let index = index(of: field), let upper = interval.upper else { return nil }
         let column = field.column
         var found: [Double] = []
         var lower = interval.lower
@@ -148,8 +155,8 @@ public enum StoredValues {
 }
 
 /// A field a query can test: one of the study's built-in fields (a `frames` column, or
-/// `labeled`), or a field a user registered (`hrtem field add`), whose values live in the
-/// `field_values` table. Built-in fields are the static members (`.material`, `.dose`, ...);
+/// `labeled`), or a field a user registered (`hrtem field add`), whose values live in a typed,
+/// indexed `frames` column of its own (`field_<id>`). Built-in fields are the static members (`.material`, `.dose`, ...);
 /// `FieldRegistry` holds them together with the catalog's registered ones.
 public struct QueryField: Hashable, Sendable, CustomStringConvertible {
     /// The value type of a field: `number` (REAL), `text`, `date` (ISO `yyyy-mm-dd` text) or
@@ -162,7 +169,7 @@ public struct QueryField: Hashable, Sendable, CustomStringConvertible {
         case column(String)
         /// Whether the frame has a label (an EXISTS over `labels`).
         case labeled
-        /// A registered field: rows of `field_values` with this `fields.id`.
+        /// A registered field: the `frames.field_<id>` column of this `fields.id`.
         case registered(id: Int64)
     }
 
@@ -226,14 +233,12 @@ public struct QueryField: Hashable, Sendable, CustomStringConvertible {
     ]
 
     /// An SQL expression for the field's value of the `frames` row in scope (NULL when unknown).
-    /// A registered field's is a correlated lookup in `field_values`; queries test registered
-    /// fields with `IN (SELECT frame_id ...)` instead, which seeks the (field, value) index.
+    /// A registered field's is its own column, `frames.field_<id>`.
     public var column: String {
         switch storage {
         case .column(let column): column
         case .labeled: "EXISTS (SELECT 1 FROM labels WHERE labels.frame_id = frames.id)"
-        case .registered(let id):
-            "(SELECT field_values.value FROM field_values WHERE field_values.frame_id = frames.id AND field_values.field_id = \(id))"
+        case .registered(let id): "frames.field_\(id)"
         }
     }
 
@@ -284,38 +289,7 @@ public indirect enum QueryExpression: Equatable, Sendable {
     /// Looks up the distinct values a field holds in an interval (nil: keep the range).
     typealias StoredValueLookup = (QueryField, NumericInterval) throws -> [Double]?
 
-    /// The field a leaf tests (nil for `and`, `or`, `not`).
-    var leafField: QueryField? {
-        switch self {
-        case .and, .or, .not: nil
-        case .compare(let field, _, _), .oneOf(let field, _), .between(let field, _, _), .near(let field, _, _),
-             .missing(let field): field
-        }
-    }
-
-    /// This leaf with its field replaced (same test, another column).
-    func replacingField(with field: QueryField) -> QueryExpression {
-        switch self {
-        case .and, .or, .not, .missing: self
-        case .compare(_, let op, let value): .compare(field, op, value)
-        case .oneOf(_, let list): .oneOf(field, list)
-        case .between(_, let low, let high): .between(field, low, high)
-        case .near(_, let value, let margin): .near(field, value: value, margin: margin)
-        }
-    }
-
     func sql(into values: inout [DatabaseValue], storedValues: StoredValueLookup?) throws -> String {
-        if let field = leafField, case .registered(let id) = field.storage {
-            // A registered field's test is a seek of the (field_id, value) index: the frames
-            // whose stored value passes it. A frame without a value is not in the set, so it
-            // fails the test as a NULL column does, and `not` selects it.
-            if case .missing = self {
-                return "(frames.id NOT IN (SELECT frame_id FROM field_values WHERE field_id = \(id)))"
-            }
-            let valueColumn = QueryField(name: field.rawValue, kind: field.kind, storage: .column("field_values.value"))
-            let inner = try replacingField(with: valueColumn).sql(into: &values, storedValues: nil)
-            return "(frames.id IN (SELECT frame_id FROM field_values WHERE field_id = \(id) AND \(inner)))"
-        }
         switch self {
         case .missing(let field):
             if field == .labeled { return "NOT \(field.column)" }

@@ -14,8 +14,28 @@ struct FieldCommand: ParsableCommand {
           hrtem field add defocus --type number --unit nm --describe 'objective defocus'
           hrtem field add specimen_batch --type text
           hrtem field list
+          hrtem field index material,camera,defocus
         """,
-        subcommands: [Add.self, List.self])
+        subcommands: [Add.self, List.self, Index.self])
+
+    struct Index: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "index",
+            abstract: "Add a composite index for queries that test these fields together (equality-tested fields first).")
+        @OptionGroup var data: DataOptions
+        @Argument(help: "Comma-separated fields, e.g. material,camera,defocus.") var fields: String
+
+        func run() throws {
+            let store = try CatalogStore(folder: data.folder)
+            let names = fields.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            let index = try store.dbQueue.write { db in
+                do { return try FieldRegistry.load(from: db).addIndex(over: names, in: db) } catch let error as FieldError {
+                    throw ValidationError(error.description)
+                }
+            }
+            print("index \(index) ready")
+        }
+    }
 
     struct Add: ParsableCommand {
         static let configuration = CommandConfiguration(commandName: "add", abstract: "Register a field.")

@@ -90,14 +90,23 @@ final class MetadataFieldsTests: XCTestCase {
         XCTAssertEqual(history.map(\.new), ["-10", "true", "-11", "-13"])
         XCTAssertEqual(history.last?.source, ValueSource(.set, "s"))
 
-        // The registered field's test seeks the (field, value) index.
-        let near = try store.parseQuery("defocus ~ -25 +- 6")
-        let plan = try store.dbQueue.read { db -> String in
-            let compiled = try near.compile(in: db)
-            return try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT count(*) FROM frames WHERE \(compiled.sql)",
-                                    arguments: compiled.arguments).map { $0["detail"] as String }.joined(separator: "\n")
+        // A registered field's test seeks its own index; a composite index covers a mixed query.
+        func plan(_ text: String) throws -> String {
+            let query = try store.parseQuery(text)
+            return try store.dbQueue.read { db -> String in
+                let compiled = try query.compile(in: db)
+                return try Row.fetchAll(db, sql: "EXPLAIN QUERY PLAN SELECT count(*) FROM frames WHERE \(compiled.sql)",
+                                        arguments: compiled.arguments).map { $0["detail"] as String }.joined(separator: "\n")
+            }
         }
-        XCTAssertTrue(plan.contains("field_values_field_value"), plan)
+        let single = try plan("defocus ~ -25 +- 6")
+        XCTAssertTrue(single.contains("USING COVERING INDEX frames_field_8 (field_8=?)"), single)
+        let index = try store.dbQueue.write { db in try FieldRegistry.load(from: db).addIndex(over: ["material", "defocus"], in: db) }
+        XCTAssertEqual(index, "frames_by_material_defocus")
+        let mixed = try plan(#"material = "Au" and defocus ~ -25 +- 6"#)
+        XCTAssertTrue(mixed.contains("COVERING INDEX frames_by_material_defocus (material=? AND field_8=?)"), mixed)
+        XCTAssertEqual(try store.count(matching: #"material = "Au" and defocus ~ -25 +- 6"#), 2)
+        XCTAssertThrowsError(try store.dbQueue.write { db in try FieldRegistry.load(from: db).addIndex(over: ["material", "colour"], in: db) })
 
         // Unknown fields are reported with every known field, registered ones included.
         XCTAssertThrowsError(try store.parseQuery("defocuss < 0")) { error in
