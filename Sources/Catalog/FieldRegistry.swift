@@ -232,7 +232,7 @@ public enum FrameValues {
 
     /// The current value of `field` for a frame.
     public static func value(of field: QueryField, frameId: Int64, in db: Database) throws -> QueryValue? {
-        let stored = try DatabaseValue.fetchOne(db, sql: "SELECT \(field.column) FROM frames WHERE frames.id = ?",
+        let stored = try DatabaseValue.fetchOne(db.cachedStatement(sql: "SELECT \(field.column) FROM frames WHERE frames.id = ?"),
                                                 arguments: [frameId]) ?? .null
         return QueryValue(stored, kind: field.kind)
     }
@@ -240,7 +240,7 @@ public enum FrameValues {
     /// The recorded source of a frame's value of `field`, nil when none was recorded (values
     /// written before sources were kept).
     public static func source(of field: QueryField, frameId: Int64, in db: Database) throws -> ValueSource? {
-        guard let row = try Row.fetchOne(db, sql: "SELECT kind, detail FROM value_sources WHERE frame_id = ? AND field = ?",
+        guard let row = try Row.fetchOne(db.cachedStatement(sql: "SELECT kind, detail FROM value_sources WHERE frame_id = ? AND field = ?"),
                                          arguments: [frameId, field.rawValue]),
               let kind = ValueSource.Kind(rawValue: row["kind"]) else { return nil }
         return ValueSource(kind, row["detail"])
@@ -263,39 +263,43 @@ public enum FrameValues {
         case .column:
             guard let column = writableColumn(field) else { throw FieldError("\(field.rawValue) cannot be set") }
             if old != value {
-                try db.execute(sql: "UPDATE frames SET \(column) = ? WHERE id = ?", arguments: [stored, frameId])
+                try db.cachedStatement(sql: "UPDATE frames SET \(column) = ? WHERE id = ?").execute(arguments: [stored, frameId])
             }
         case .labeled:
             throw FieldError("labeled cannot be set: it is true when the frame has a label")
         case .registered(let id):
             if old != value {
-                try db.execute(sql: "UPDATE frames SET field_\(id) = ? WHERE id = ?", arguments: [stored, frameId])
+                try db.cachedStatement(sql: "UPDATE frames SET field_\(id) = ? WHERE id = ?").execute(arguments: [stored, frameId])
             }
         }
         if value == nil {
-            try db.execute(sql: "DELETE FROM value_sources WHERE frame_id = ? AND field = ?", arguments: [frameId, field.rawValue])
+            try db.cachedStatement(sql: "DELETE FROM value_sources WHERE frame_id = ? AND field = ?")
+                .execute(arguments: [frameId, field.rawValue])
         } else {
             try recordSource(source, of: field, frameId: frameId, in: db)
         }
         guard old != value else { return nil }
-        try db.execute(sql: """
+        try db.cachedStatement(sql: """
             INSERT INTO value_history (frame_id, field, old_value, new_value, kind, detail) VALUES (?, ?, ?, ?, ?, ?)
-            """, arguments: [frameId, field.rawValue, old?.plain, value?.plain, source.kind.rawValue, source.detail])
+            """).execute(arguments: [frameId, field.rawValue, old?.plain, value?.plain, source.kind.rawValue, source.detail])
         return Change(frameId: frameId, field: field.rawValue, old: old?.plain, new: value?.plain)
     }
 
     /// Records the source of a value already written to a `frames` column (by the study's
     /// importer or ingest), when the frame has the value and no better-ranked source.
-    static func noteSource(_ source: ValueSource, of field: QueryField, frameId: Int64, in db: Database) throws {
-        if let current = try self.source(of: field, frameId: frameId, in: db), current.kind.rank > source.kind.rank { return }
+    /// `isNewFrame`: the frame was just inserted, so no source can outrank this one.
+    static func noteSource(_ source: ValueSource, of field: QueryField, frameId: Int64, isNewFrame: Bool = false,
+                           in db: Database) throws {
+        if !isNewFrame, let current = try self.source(of: field, frameId: frameId, in: db),
+           current.kind.rank > source.kind.rank { return }
         try recordSource(source, of: field, frameId: frameId, in: db)
     }
 
-    private static func recordSource(_ source: ValueSource, of field: QueryField, frameId: Int64, in db: Database) throws {
-        try db.execute(sql: """
+    static func recordSource(_ source: ValueSource, of field: QueryField, frameId: Int64, in db: Database) throws {
+        try db.cachedStatement(sql: """
             INSERT INTO value_sources (frame_id, field, kind, detail) VALUES (?, ?, ?, ?)
             ON CONFLICT (frame_id, field) DO UPDATE SET kind = excluded.kind, detail = excluded.detail
-            """, arguments: [frameId, field.rawValue, source.kind.rawValue, source.detail])
+            """).execute(arguments: [frameId, field.rawValue, source.kind.rawValue, source.detail])
     }
 
     /// Throws unless `value` is of the field's kind.

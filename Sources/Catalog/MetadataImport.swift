@@ -182,12 +182,12 @@ public enum MetadataImporter {
             guard var existing = try FrameRecord.fetchOne(lookup, arguments: [incoming.session, incoming.fileName]) else {
                 var record = incoming
                 try record.insert(db)
-                if let id = record.id { try noteSources(source, of: record, frameId: id, in: db) }
+                if let id = record.id { try noteSources(source, of: record, frameId: id, isNewFrame: true, in: db) }
                 report.inserted += 1
                 continue
             }
             // Values typed with `hrtem set` outrank a table: the import leaves them alone.
-            let pinned = Set(try String.fetchAll(db, sql: "SELECT field FROM value_sources WHERE frame_id = ? AND kind = ?",
+            let pinned = Set(try String.fetchAll(db.cachedStatement(sql: "SELECT field FROM value_sources WHERE frame_id = ? AND kind = ?"),
                                                  arguments: [existing.id, ValueSource.Kind.set.rawValue]))
             let differences = metadataDifferences(from: existing, to: incoming).filter { !pinned.contains($0.name) }
             let placeChanged = existing.metadataSource != incoming.metadataSource
@@ -203,9 +203,9 @@ public enum MetadataImporter {
             if let id = existing.id {
                 try noteSources(source, of: existing, frameId: id, in: db)
                 for change in differences {
-                    try db.execute(sql: """
+                    try db.cachedStatement(sql: """
                         INSERT INTO value_history (frame_id, field, old_value, new_value, kind, detail) VALUES (?, ?, ?, ?, ?, ?)
-                        """, arguments: [id, change.name, change.old, change.new, source.kind.rawValue, source.detail])
+                        """).execute(arguments: [id, change.name, change.old, change.new, source.kind.rawValue, source.detail])
                 }
             }
             if differences.isEmpty {
@@ -219,19 +219,20 @@ public enum MetadataImporter {
     }
 
     /// Records the table as the source of every metadata value the frame has.
-    static func noteSources(_ source: ValueSource, of frame: FrameRecord, frameId: Int64, in db: Database) throws {
+    static func noteSources(_ source: ValueSource, of frame: FrameRecord, frameId: Int64, isNewFrame: Bool = false,
+                            in db: Database) throws {
         let known: [(QueryField, Bool)] = [
             (.material, frame.material != nil), (.size, frame.particleSizeNm != nil), (.shape, frame.shape != nil),
             (.support, frame.support != nil), (.instrument, frame.instrument != nil), (.dose, frame.dose != nil),
             (.pixelScale, frame.pixelScaleNm != nil), (.date, frame.date != nil),
         ]
         for (field, present) in known where present {
-            try FrameValues.noteSource(source, of: field, frameId: frameId, in: db)
+            try FrameValues.noteSource(source, of: field, frameId: frameId, isNewFrame: isNewFrame, in: db)
         }
         let fromName = ValueSource(.name, "the study's convention")
         for (field, present) in [(QueryField.magnification, frame.magnificationKx != nil), (.doseRate, frame.doseRate != nil),
                                  (.exposure, frame.exposureSeconds != nil)] where present {
-            try FrameValues.noteSource(fromName, of: field, frameId: frameId, in: db)
+            try FrameValues.noteSource(fromName, of: field, frameId: frameId, isNewFrame: isNewFrame, in: db)
         }
     }
 
