@@ -508,6 +508,16 @@ public struct Ingester: Sendable {
             if field.isBuiltIn, FrameValues.writableColumn(field) == nil { continue }
             try FrameValues.write(value, to: field, frameId: frameId, source: ValueSource(.tag, path), in: db)
         }
+        // Velox, TIA, MRC and EMD readers give the detector and the voltage among their facts,
+        // not as DM tags.
+        let fromFacts: [(String, QueryValue?, String)] = [
+            ("camera", facts.detector.flatMap { $0.isEmpty ? nil : .text($0) }, "detector"),
+            ("voltage", facts.voltage.map { .number($0 / 1000) }, "accelerating voltage"),
+        ]
+        for case let (name, value?, what) in fromFacts where !written.contains(name) {
+            guard let field = registry.field(named: name), (try? FrameValues.check(value, for: field)) != nil else { continue }
+            try FrameValues.write(value, to: field, frameId: frameId, source: ValueSource(.tag, what), in: db)
+        }
     }
 
     func uniqueUningestedRow(fileName: String, in db: Database) throws -> FrameRecord? {

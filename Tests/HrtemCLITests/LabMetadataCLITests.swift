@@ -198,6 +198,8 @@ final class LabMetadataCLITests: XCTestCase {
         // Pixel sizes from the calibrations where the x axis is a length (nm, pm), not eV.
         XCTAssertEqual(try count("pixel_scale is not missing"), "4")
         XCTAssertEqual(try count("pixel_scale = 0.002"), "2")
+        // Fields from DM tags: the spectrum's camera (Acquisition.Device.Name) and voltage.
+        XCTAssertEqual(try count(#"camera = "EF-CCD" and voltage = 300 and file = "08_carbon.dm3""#), "1")
         let gaps = try run(["summary", "--missing"])
         let rows = gaps.standardOutput.split(separator: "\n").map { $0.split(separator: " ").map(String.init) }
         XCTAssertTrue(rows.contains(["dose", "number", "e/A^2", "0", "5"]), gaps.standardOutput)
@@ -208,5 +210,9 @@ final class LabMetadataCLITests: XCTestCase {
         XCTAssertFalse(formats.standardOutput.contains("no metadata"), formats.standardOutput)
         // What is refused is refused for what the file holds (the complex FFT), never for metadata.
         XCTAssertTrue(formats.standardOutput.contains("complex"), formats.standardOutput)
+        // Fields from what the SER/EMI and Velox readers know: the camera and the voltage.
+        XCTAssertEqual(try count(#"camera = "BM-Ceta""#), "3")
+        XCTAssertEqual(try count(#"voltage = 200 and camera = "BM-Ceta""#), "2")   // the two TIA series
+        XCTAssertEqual(try count(#"voltage = 300 and camera = "BM-Ceta""#), "1")  // the Velox stack
     }
 }
