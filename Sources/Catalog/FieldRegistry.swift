@@ -35,11 +35,12 @@ public struct FieldRegistry: Sendable {
     }
 
     /// A name a field may have: a letter, then letters, digits and `_` (so queries can write
-    /// it bare), not a query keyword.
+    /// it bare), not a query keyword nor a name tables use for a frame's identity.
     public static func isValidName(_ name: String) -> Bool {
         guard let first = name.unicodeScalars.first, first.properties.isAlphabetic || first == "_" else { return false }
         return name.unicodeScalars.allSatisfy { $0.properties.isAlphabetic || ("0"..."9").contains($0) || $0 == "_" }
-            && !["and", "or", "not", "in", "between", "true", "false", "is", "missing", "id", "path"].contains(name.lowercased())
+            && !["and", "or", "not", "in", "between", "true", "false", "is", "missing", "id", "path", "folder", "file_name"]
+                .contains(name.lowercased())
     }
 
     /// Registers a field inside the caller's transaction and returns it.
