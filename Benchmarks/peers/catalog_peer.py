@@ -36,7 +36,9 @@ def queries(db, spec_path, repeats):
         out["numpy"] = None
         return out
     cols = {}
-    for name in ("material", "particle_size_nm", "support", "dose", "pixel_scale_nm", "magnification_kx"):
+    names = {"material", "particle_size_nm", "support", "dose", "pixel_scale_nm", "magnification_kx"}
+    names |= {p["column"] for q in spec["queries"] for p in q["numpy"]}   # registered fields' columns
+    for name in sorted(names):
         values = [r[0] for r in con.execute("SELECT %s FROM frames ORDER BY id" % name)]
         cols[name] = np.array(values, dtype=object if isinstance(values[0], str) else float)
     for q in spec["queries"]:

@@ -1,7 +1,7 @@
 import Foundation
 import Micrograph
 
-/// A CSV file (RFC 4180): comma-separated fields, optional double quotes around a field, `""`
+/// A CSV file (RFC 4180): comma-separated fields (or another separator: `;`, tab), optional double quotes around a field, `""`
 /// for a quote inside one, quoted fields may span lines; LF or CRLF line ends; a UTF-8 byte
 /// order mark is ignored; blank lines are skipped.
 public struct CSVTable: Sendable {
@@ -16,7 +16,7 @@ public struct CSVTable: Sendable {
     /// - Throws: `FormatError` (file, line, column = the 1-based field number; the message gives
     ///   the character position) for text that is not UTF-8,
     ///   a stray quote inside an unquoted field, text after a closing quote, or an unclosed quote.
-    public init(data: Data, file: String) throws {
+    public init(data: Data, file: String, separator: Unicode.Scalar = ",") throws {
         guard var text = String(data: data, encoding: .utf8) else {
             throw FormatError(file: file, "not UTF-8 text")
         }
@@ -62,12 +62,14 @@ public struct CSVTable: Sendable {
                 }
                 continue
             }
-            switch scalar {
-            case ",":
+            if scalar == separator {
                 fields.append(field)
                 field = ""
                 afterClosingQuote = false
                 fieldStarted = true
+                continue
+            }
+            switch scalar {
             case "\r":
                 let next = iterator.next()
                 if next != "\n" { pending = next }
@@ -104,5 +106,20 @@ public struct CSVTable: Sendable {
         }
         if !field.isEmpty || !fields.isEmpty || fieldStarted { endRecord() }
         self.records = records
+    }
+
+    /// The separator a table's first line uses: whichever of `;`, tab and `,` occurs most
+    /// there outside quotes (`,` on a tie or when none does).
+    public static func detectSeparator(_ data: Data) -> Unicode.Scalar {
+        var counts: [Unicode.Scalar: Int] = [",": 0, ";": 0, "\t": 0]
+        var quoted = false
+        for byte in data.prefix(64 * 1024) {
+            let scalar = Unicode.Scalar(byte)
+            if scalar == "\"" { quoted.toggle() }
+            if !quoted && (scalar == "\n" || scalar == "\r") { break }
+            if !quoted, counts[scalar] != nil { counts[scalar]! += 1 }
+        }
+        let best = [Unicode.Scalar(","), ";", "\t"].max { counts[$0]! < counts[$1]! }!
+        return counts[best]! > counts[","]! ? best : ","
     }
 }

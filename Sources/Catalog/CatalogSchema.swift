@@ -171,6 +171,66 @@ public enum CatalogSchema {
             CREATE INDEX frames_magnification ON frames(magnification_kx);
             """)
         }
+        // Fields as data: the study's fields stay the `frames` columns above; every other field a
+        // lab records is registered in `fields`, and `FieldRegistry.add` gives it a typed
+        // `frames` column of its own (`field_<id>`: REAL numbers, TEXT dates and text, INTEGER
+        // 0/1 booleans) with a single-column index, so a test on it is a seek, and so composite
+        // indexes (`hrtem field index`) can cover queries that mix it with the study's fields,
+        // as v3's do for those. `value_sources` says where each value of a frame came from and
+        // `value_history` keeps every change. The fields the DM tags fill are registered here,
+        // with their columns, so every catalog has them.
+        migrator.registerMigration("v4-metadata-fields") { db in
+            try db.execute(sql: """
+            CREATE TABLE fields (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                name TEXT NOT NULL UNIQUE,
+                type TEXT NOT NULL CHECK (type IN ('number', 'text', 'date', 'boolean')),
+                unit TEXT,
+                description TEXT,
+                created_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%SZ', 'now'))
+            );
+            CREATE TABLE value_sources (
+                frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+                field TEXT NOT NULL,
+                kind TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                PRIMARY KEY (frame_id, field)
+            ) WITHOUT ROWID;
+            CREATE TABLE value_history (
+                id INTEGER PRIMARY KEY AUTOINCREMENT,
+                frame_id INTEGER NOT NULL REFERENCES frames(id) ON DELETE CASCADE,
+                field TEXT NOT NULL,
+                old_value TEXT,
+                new_value TEXT,
+                kind TEXT NOT NULL,
+                detail TEXT NOT NULL,
+                changed_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))
+            );
+            CREATE INDEX value_history_frame ON value_history(frame_id, id);
+            INSERT INTO fields (id, name, type, unit, description) VALUES
+                (1, 'voltage', 'number', 'kV', 'accelerating voltage'),
+                (2, 'camera', 'text', NULL, 'camera or detector name'),
+                (3, 'binning', 'number', NULL, 'camera binning'),
+                (4, 'operator', 'text', NULL, 'operator (session info)'),
+                (5, 'specimen', 'text', NULL, 'specimen (session info)'),
+                (6, 'tilt', 'number', 'deg', 'stage alpha tilt'),
+                (7, 'acquisition_time', 'text', NULL, 'acquisition time of day');
+            ALTER TABLE frames ADD COLUMN field_1 REAL;
+            ALTER TABLE frames ADD COLUMN field_2 TEXT;
+            ALTER TABLE frames ADD COLUMN field_3 REAL;
+            ALTER TABLE frames ADD COLUMN field_4 TEXT;
+            ALTER TABLE frames ADD COLUMN field_5 TEXT;
+            ALTER TABLE frames ADD COLUMN field_6 REAL;
+            ALTER TABLE frames ADD COLUMN field_7 TEXT;
+            CREATE INDEX frames_field_1 ON frames(field_1);
+            CREATE INDEX frames_field_2 ON frames(field_2);
+            CREATE INDEX frames_field_3 ON frames(field_3);
+            CREATE INDEX frames_field_4 ON frames(field_4);
+            CREATE INDEX frames_field_5 ON frames(field_5);
+            CREATE INDEX frames_field_6 ON frames(field_6);
+            CREATE INDEX frames_field_7 ON frames(field_7);
+            """)
+        }
         return migrator
     }
 }

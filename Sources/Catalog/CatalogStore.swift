@@ -59,7 +59,7 @@ public final class CatalogStore: Sendable {
     /// The frames a query selects, in catalog order (metadata-table row order, then id).
     /// - Throws: `QueryError` for a malformed query (with its column), `DatabaseError`.
     public func frames(matching query: String) throws -> [FrameRecord] {
-        try frames(matching: FrameQuery.parse(query))
+        try frames(matching: parseQuery(query))
     }
 
     public func frames(matching query: FrameQuery) throws -> [FrameRecord] {
@@ -68,7 +68,7 @@ public final class CatalogStore: Sendable {
 
     /// How many frames a query selects.
     public func count(matching query: String) throws -> Int {
-        try count(matching: FrameQuery.parse(query))
+        try count(matching: parseQuery(query))
     }
 
     public func count(matching query: FrameQuery) throws -> Int {
@@ -82,7 +82,7 @@ public final class CatalogStore: Sendable {
     /// The ids of the frames a query selects, in catalog order (cheaper than records when the
     /// caller only needs identities).
     public func frameIds(matching query: String) throws -> [Int64] {
-        try frameIds(matching: FrameQuery.parse(query))
+        try frameIds(matching: parseQuery(query))
     }
 
     public func frameIds(matching query: FrameQuery) throws -> [Int64] {

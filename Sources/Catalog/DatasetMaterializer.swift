@@ -35,7 +35,7 @@ public enum DatasetMaterializer {
     ///   would get them, before any work is done.
     public static func resolve(_ recipe: DatasetRecipe, store: CatalogStore, dataFolder: DataFolder) throws
         -> (ResolvedRecipe, [DatasetInput]) {
-        let query = try recipe.validate()
+        let query = try recipe.validate(fields: store.fieldRegistry())
         let frames = try store.frames(matching: query)
         guard !frames.isEmpty else { throw DatasetError(dataset: recipe.name, "the query selects no frame: \(recipe.query)") }
         var inputs = [DatasetInput]()

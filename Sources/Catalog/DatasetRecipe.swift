@@ -79,17 +79,18 @@ public struct DatasetRecipe: Codable, Equatable, Sendable {
                            rescaling: rescale)
     }
 
-    /// Checks every parameter and parses the query, returning it parsed (so a build parses it
+    /// Checks every parameter and parses the query against `fields` (a catalog's registry
+    /// when the query may name registered fields), returning it parsed (so a build parses it
     /// once).
     /// - Throws: `DatasetError` naming the parameter and what is wrong.
     @discardableResult
-    public func validate() throws -> FrameQuery {
+    public func validate(fields: FieldRegistry = .builtIn) throws -> FrameQuery {
         func fail(_ message: String) -> DatasetError { DatasetError(dataset: name, message) }
         guard !name.isEmpty, name.allSatisfy({ $0.isLetter || $0.isNumber || "_-.".contains($0) }), !name.hasPrefix(".") else {
             throw fail("the name may hold only letters, digits, '_', '-' and '.' (and not start with '.')")
         }
         let parsed: FrameQuery
-        do { parsed = try FrameQuery.parse(query) } catch { throw fail("query: \(error)") }
+        do { parsed = try FrameQuery.parse(query, fields: fields) } catch { throw fail("query: \(error)") }
         guard patch > 0, patch % 16 == 0 else { throw fail("patch \(patch) must be a positive multiple of 16 (the U-Net needs it)") }
         guard stride > 0 else { throw fail("stride must be positive") }
         guard minParticlePixels >= 0 else { throw fail("min-particle-pixels must be >= 0") }
@@ -142,7 +143,7 @@ public enum RecipeStore {
     /// Stores (or replaces, keeping its id) a recipe. One transaction.
     @discardableResult
     public static func save(_ recipe: DatasetRecipe, in store: CatalogStore) throws -> Int64 {
-        try recipe.validate()
+        try recipe.validate(fields: store.fieldRegistry())
         let definition = try recipe.canonicalText()
         return try store.dbQueue.write { db in try save(definition: definition, name: recipe.name, in: db) }
     }

@@ -13,7 +13,8 @@ import GRDB
 ///             | FIELD ["not"] "in" "(" VALUE ("," VALUE)* ")"
 ///             | FIELD ["not"] "between" VALUE "and" VALUE
 ///             | FIELD "~" NUMBER ("+-" | "±") NUMBER
-///             | "labeled"
+///             | FIELD "is" ["not"] "missing"
+///             | "labeled" | BOOLEAN-FIELD
 /// VALUE      := NUMBER | "quoted \"string\"" | 'quoted' | bare-word | DATE | true | false
 /// ```
 /// Semantics (the study's selection rules): `x ~ V +- M` is `|x - V| < M` (M > 0); `=` on a
@@ -21,7 +22,9 @@ import GRDB
 /// Text fields take `=`, `!=`, `in`; dates (`2021-08-26` or the study's `08/26/21`) also take
 /// ordering and `between`; `labeled` is true when the frame has a label. A frame whose field
 /// is unknown (NULL) fails every comparison, and `not` / `!=` select exactly the frames the
-/// positive form does not (so they include unknowns).
+/// positive form does not (so they include unknowns); `is missing` selects the unknowns.
+/// FIELD is a built-in field or, with `parse(_:fields:)`, any field a catalog registered;
+/// a registered field is a `frames` column (`field_<id>`) with its own index.
 ///
 /// Values never enter the SQL text: `compile()` binds them as arguments.
 public struct FrameQuery: Equatable, Sendable, CustomStringConvertible {
@@ -31,9 +34,12 @@ public struct FrameQuery: Equatable, Sendable, CustomStringConvertible {
     /// The study's default margin for `=` on numbers.
     public static let defaultMargin = 1e-5
 
-    /// - Throws: `QueryError` with the 1-based column where the query went wrong.
-    public static func parse(_ text: String) throws -> FrameQuery {
-        var parser = try QueryParser(text)
+    /// Parses a query over the built-in fields and, when given, a catalog's registered ones
+    /// (`CatalogStore.fieldRegistry()`).
+    /// - Throws: `QueryError` with the 1-based column where the query went wrong; an unknown
+    ///   field's error lists the fields `fields` knows.
+    public static func parse(_ text: String, fields: FieldRegistry = .builtIn) throws -> FrameQuery {
+        var parser = try QueryParser(text, fields: fields)
         return FrameQuery(text: text, expression: try parser.parseQuery())
     }
 
@@ -110,6 +116,13 @@ public enum StoredValues {
         .magnification: "frames_magnification",
     ]
 
+    /// The single-column index of a field: `indexes` for built-in fields, `frames_field_<id>`
+    /// for a registered number field.
+    static func index(of field: QueryField) -> String? {
+        if case .registered(let id) = field.storage { return field.kind == .number ? "frames_field_\(id)" : nil }
+        return indexes[field]
+    }
+
     /// The distinct values of `field` in `interval`, ascending; nil when the field has no value
     /// index, when the interval has no upper bound, or when there are more than `limit`.
     ///
@@ -117,7 +130,7 @@ public enum StoredValues {
     /// `dose > 400` also selects a dose stored as text, which a list of numbers would miss.
     /// Below an upper bound only numbers (REAL, or INTEGER stored in the REAL column) qualify.
     public static func distinct(of field: QueryField, in interval: NumericInterval, db: Database) throws -> [Double]? {
-        guard let index = indexes[field], let upper = interval.upper else { return nil }
+        guard let index = index(of: field), let upper = interval.upper else { return nil }
         let column = field.column
         var found: [Double] = []
         var lower = interval.lower
@@ -141,40 +154,91 @@ public enum StoredValues {
     }
 }
 
-/// The fields a query can test, their SQL columns and value kinds.
-public enum QueryField: String, CaseIterable, Sendable {
-    case material, size, shape, support, instrument, dose
-    case doseRate = "dose_rate", exposure
-    case pixelScale = "pixel_scale", magnification, session, date, file, labeled
+/// A field a query can test: one of the study's built-in fields (a `frames` column, or
+/// `labeled`), or a field a user registered (`hrtem field add`), whose values live in a typed,
+/// indexed `frames` column of its own (`field_<id>`). Built-in fields are the static members (`.material`, `.dose`, ...);
+/// `FieldRegistry` holds them together with the catalog's registered ones.
+public struct QueryField: Hashable, Sendable, CustomStringConvertible {
+    /// The value type of a field: `number` (REAL), `text`, `date` (ISO `yyyy-mm-dd` text) or
+    /// `boolean` (stored 0/1; written `bool` on the command line).
+    public enum Kind: String, Sendable, CaseIterable { case text, number, date, boolean }
 
-    public enum Kind: String, Sendable { case text, number, date, boolean }
-
-    public var kind: Kind {
-        switch self {
-        case .material, .shape, .support, .instrument, .session, .file: .text
-        case .size, .dose, .doseRate, .exposure, .pixelScale, .magnification: .number
-        case .date: .date
-        case .labeled: .boolean
-        }
+    /// Where a field's values are stored.
+    public enum Storage: Hashable, Sendable {
+        /// A `frames` column (built-in fields).
+        case column(String)
+        /// Whether the frame has a label (an EXISTS over `labels`).
+        case labeled
+        /// A registered field: the `frames.field_<id>` column of this `fields.id`.
+        case registered(id: Int64)
     }
 
-    /// The `frames` column (`labeled` has none: it is an EXISTS over `labels`).
+    /// The field's name as queries write it (lower case).
+    public let rawValue: String
+    public let kind: Kind
+    public let storage: Storage
+    /// The unit values are stored in (e.g. `nm`), nil when the field has none.
+    public let unit: String?
+    /// What the field means, for `hrtem field list`.
+    public let summary: String?
+
+    public init(name: String, kind: Kind, storage: Storage, unit: String? = nil, summary: String? = nil) {
+        self.rawValue = name.lowercased()
+        self.kind = kind
+        self.storage = storage
+        self.unit = unit
+        self.summary = summary
+    }
+
+    /// One of the built-in fields by name (case-insensitive), nil for any other name.
+    public init?(rawValue: String) {
+        guard let field = Self.allCases.first(where: { $0.rawValue == rawValue.lowercased() }) else { return nil }
+        self = field
+    }
+
+    public static func == (a: QueryField, b: QueryField) -> Bool { a.rawValue == b.rawValue && a.storage == b.storage }
+    public func hash(into hasher: inout Hasher) { hasher.combine(rawValue) }
+
+    public var description: String { rawValue }
+
+    public var isBuiltIn: Bool {
+        if case .registered = storage { return false }
+        return true
+    }
+
+    private static func builtIn(_ name: String, _ kind: Kind, _ column: String, _ unit: String?, _ summary: String) -> QueryField {
+        QueryField(name: name, kind: kind, storage: .column(column), unit: unit, summary: summary)
+    }
+
+    public static let material = builtIn("material", .text, "frames.material", nil, "nanoparticle material (Au, Ag, CdSe)")
+    public static let size = builtIn("size", .number, "frames.particle_size_nm", "nm", "nanoparticle size")
+    public static let shape = builtIn("shape", .text, "frames.shape", nil, "nanoparticle shape")
+    public static let support = builtIn("support", .text, "frames.support", nil, "support film")
+    public static let instrument = builtIn("instrument", .text, "frames.instrument", nil, "microscope")
+    public static let dose = builtIn("dose", .number, "frames.dose", "e/A^2", "total electron dose")
+    public static let doseRate = builtIn("dose_rate", .number, "frames.dose_rate", "e/A^2/s", "dose rate")
+    public static let exposure = builtIn("exposure", .number, "frames.exposure_s", "s", "exposure time")
+    public static let pixelScale = builtIn("pixel_scale", .number, "frames.pixel_scale_nm", "nm/px", "pixel size")
+    public static let magnification = builtIn("magnification", .number, "frames.magnification_kx", "kx", "indicated magnification")
+    public static let session = builtIn("session", .text, "frames.session", nil, "session folder")
+    public static let date = builtIn("date", .date, "frames.date", nil, "acquisition date")
+    public static let file = builtIn("file", .text, "frames.file_name", nil, "file name")
+    public static let labeled = QueryField(name: "labeled", kind: .boolean, storage: .labeled, unit: nil,
+                                           summary: "the frame has a label")
+
+    /// The built-in fields, in the order listings show them.
+    public static let allCases: [QueryField] = [
+        .material, .size, .shape, .support, .instrument, .dose, .doseRate, .exposure, .pixelScale, .magnification,
+        .session, .date, .file, .labeled,
+    ]
+
+    /// An SQL expression for the field's value of the `frames` row in scope (NULL when unknown).
+    /// A registered field's is its own column, `frames.field_<id>`.
     public var column: String {
-        switch self {
-        case .material: "frames.material"
-        case .size: "frames.particle_size_nm"
-        case .shape: "frames.shape"
-        case .support: "frames.support"
-        case .instrument: "frames.instrument"
-        case .dose: "frames.dose"
-        case .doseRate: "frames.dose_rate"
-        case .exposure: "frames.exposure_s"
-        case .pixelScale: "frames.pixel_scale_nm"
-        case .magnification: "frames.magnification_kx"
-        case .session: "frames.session"
-        case .date: "frames.date"
-        case .file: "frames.file_name"
+        switch storage {
+        case .column(let column): column
         case .labeled: "EXISTS (SELECT 1 FROM labels WHERE labels.frame_id = frames.id)"
+        case .registered(let id): "frames.field_\(id)"
         }
     }
 
@@ -219,12 +283,17 @@ public indirect enum QueryExpression: Equatable, Sendable {
     case between(QueryField, QueryValue, QueryValue)
     /// `|field - value| < margin`.
     case near(QueryField, value: Double, margin: Double)
+    /// `field is missing`: the frame has no value for the field.
+    case missing(QueryField)
 
     /// Looks up the distinct values a field holds in an interval (nil: keep the range).
     typealias StoredValueLookup = (QueryField, NumericInterval) throws -> [Double]?
 
     func sql(into values: inout [DatabaseValue], storedValues: StoredValueLookup?) throws -> String {
         switch self {
+        case .missing(let field):
+            if field == .labeled { return "NOT \(field.column)" }
+            return "(\(field.column) IS NULL)"
         case .and(let left, let right):
             return "(\(try left.sql(into: &values, storedValues: storedValues)) AND \(try right.sql(into: &values, storedValues: storedValues)))"
         case .or(let left, let right):
@@ -485,8 +554,11 @@ struct QueryParser {
     let tokens: [QueryToken]
     var position = 0
 
-    init(_ query: String) throws {
+    let fields: FieldRegistry
+
+    init(_ query: String, fields: FieldRegistry) throws {
         self.query = query
+        self.fields = fields
         var lexer = QueryLexer(query)
         tokens = try lexer.tokens()
     }
@@ -563,19 +635,28 @@ struct QueryParser {
         return try parsePredicate()
     }
 
-    private static let keywords: Set<String> = ["and", "or", "not", "in", "between", "true", "false"]
+    private static let keywords: Set<String> = ["and", "or", "not", "in", "between", "true", "false", "is"]
 
     private mutating func parsePredicate() throws -> QueryExpression {
         let fieldToken = current
         guard case .word(let name) = fieldToken.kind, !Self.keywords.contains(name.lowercased()) else {
             throw error("expected a field name, found \(describe(fieldToken))", at: fieldToken,
-                        validFields: QueryField.names)
+                        validFields: fields.names)
         }
-        guard let field = QueryField(rawValue: name.lowercased()) else {
-            throw error("unknown field '\(name)'", at: fieldToken, validFields: QueryField.names)
+        guard let field = fields.field(named: name) else {
+            throw error("unknown field '\(name)'", at: fieldToken, validFields: fields.names)
         }
         position += 1
         let operatorToken = current
+
+        if accept(keyword: "is") {
+            let negated = accept(keyword: "not")
+            guard accept(keyword: "missing") else {
+                throw error("expected 'missing' after '\(name) is\(negated ? " not" : "")', found \(describe(current))",
+                            at: current)
+            }
+            return negated ? .not(.missing(field)) : .missing(field)
+        }
 
         if accept(keyword: "not") {
             if isKeyword(current, "in") || isKeyword(current, "between") {
@@ -611,18 +692,19 @@ struct QueryParser {
             }
             return .compare(field, op, try parseValue(for: field))
         }
-        if field == .labeled {
-            // A bare `labeled` reads as `labeled = true`.
-            return .compare(.labeled, .equal, .boolean(true))
+        if field.kind == .boolean {
+            // A bare `labeled` (or any yes/no field) reads as `labeled = true`.
+            return .compare(field, .equal, .boolean(true))
         }
-        throw error("expected an operator after '\(name)' (= != < <= > >= ~ in between), found \(describe(current))",
+        throw error("expected an operator after '\(name)' (= != < <= > >= ~ in between, is missing), found \(describe(current))",
                     at: current)
     }
 
     private mutating func parseSetTest(_ field: QueryField, fieldToken: QueryToken) throws -> QueryExpression {
         if accept(keyword: "in") {
             guard field.kind != .boolean else {
-                throw error("'in' does not apply to labeled; use labeled = true or false", at: tokens[position - 1])
+                throw error("'in' does not apply to \(field.rawValue); use \(field.rawValue) = true or false",
+                            at: tokens[position - 1])
             }
             try expect(symbol: "(", "'(' after 'in'")
             if current.kind == .symbol(")") { throw error("empty list: 'in' needs at least one value", at: current) }

@@ -66,6 +66,11 @@ public struct Ingester: Sendable {
     /// Where masks rasterized from COCO annotation files are kept (content-addressed PNG);
     /// `hrtem ingest` passes the data folder's store.
     public var maskStore: URL?
+    /// Tags that fill fields, besides `TagMapping.builtIn` (a user's mapping wins over the
+    /// built-in one for the same field).
+    public var tagMappings: [TagMapping] = []
+    /// The lab's file-name convention; nil is the study's (`StudyFileName`).
+    public var namePattern: NamePattern?
 
     public static let defaultLabelTemplate = "{dir}/Labels/{stem}_label.png"
 
@@ -401,7 +406,9 @@ public struct Ingester: Sendable {
             source = "table"
         } else {
             frame = FrameRecord(session: file.session, fileName: file.fileName)
-            if let name = try? StudyFileName(parsing: file.fileName) {
+            if let namePattern, namePattern.match(file.fileName) != nil {
+                source = "file name"
+            } else if namePattern == nil, let name = try? StudyFileName(parsing: file.fileName) {
                 frame.material = name.material
                 frame.magnificationKx = name.magnificationKx
                 frame.doseRate = name.doseRate
@@ -414,11 +421,13 @@ public struct Ingester: Sendable {
                         || header.microscope.exposureSeconds != nil {
                 source = "file tags"
             } else {
-                report.unplaced.append(.init(path: file.url.path,
-                                             reason: "no metadata: not in the imported table, not a study file name, and the file has no microscope tags or calibration"))
-                return
+                // Nothing refuses a readable frame: it is cataloged with what is known (format,
+                // shape, hash, tags) and `summary --missing` shows what it lacks.
+                source = "file"
             }
         }
+        let filledFromTags = (frame.pixelScaleNm == nil, frame.magnificationKx == nil, frame.exposureSeconds == nil,
+                              frame.dose == nil, frame.date == nil)
         // Facts the file itself knows fill what the table and the name leave open.
         if frame.pixelScaleNm == nil { frame.pixelScaleNm = header.microscope.pixelSizeNM }
         if frame.magnificationKx == nil, let magnification = header.microscope.indicatedMagnification {
@@ -439,7 +448,11 @@ public struct Ingester: Sendable {
         frame.pixelType = header.pixelType.rawValue
         frame.ingestedAt = ISO8601DateFormatter().string(from: Date())
         frame.facts = Ingester.factsJSON(header, modified: file.modified, metadataFrom: source)
-        try CatalogStore.upsertFrame(frame, in: db)
+        let stored = try CatalogStore.upsertFrame(frame, in: db)
+        if let frameId = stored.id {
+            try recordFieldValues(frameId: frameId, fileName: file.fileName, header: header,
+                                  studyName: source == "file name" && namePattern == nil, filledFromTags: filledFromTags, in: db)
+        }
         report.bytesHashed += file.size
         report.metadataSources[source, default: 0] += 1
         if existing == nil && frame.metadataSource == nil {
@@ -450,6 +463,60 @@ public struct Ingester: Sendable {
             report.framesChanged.append(key)
         } else {
             report.framesUnchanged += 1
+        }
+    }
+
+    /// Records where the frame's values came from and writes the fields its name (through
+    /// `namePattern`) and its tags (`TagMapping.builtIn` and `tagMappings`) give, each with its
+    /// source; `FrameValues.write` keeps values a higher-ranked source set.
+    func recordFieldValues(frameId: Int64, fileName: String, header: MicrographHeader, studyName: Bool,
+                           filledFromTags: (Bool, Bool, Bool, Bool, Bool), in db: Database) throws {
+        let registry = try FieldRegistry.load(from: db)
+        if studyName {
+            let convention = ValueSource(.name, "the study's convention")
+            for field in [QueryField.material, .magnification, .doseRate, .exposure, .dose, .date, .support]
+            where try FrameValues.value(of: field, frameId: frameId, in: db) != nil {
+                try FrameValues.noteSource(convention, of: field, frameId: frameId, in: db)
+            }
+        }
+        let facts = header.microscope
+        let tagFilled: [(Bool, QueryField, String?)] = [
+            (filledFromTags.0, .pixelScale, facts.pixelSizeNM.map { _ in "calibration of the x axis" }),
+            (filledFromTags.1, .magnification, facts.indicatedMagnification.map { _ in "Microscope Info.Indicated Magnification" }),
+            (filledFromTags.2, .exposure, facts.exposureSeconds.map { _ in "exposure time" }),
+            (filledFromTags.3, .dose, facts.doseElectronsPerA2.map { _ in "dose" }),
+            (filledFromTags.4, .date, facts.acquisitionDate.map { _ in "acquisition date" }),
+        ]
+        for (wasMissing, field, tag) in tagFilled where wasMissing {
+            if let tag, try FrameValues.value(of: field, frameId: frameId, in: db) != nil {
+                try FrameValues.noteSource(ValueSource(.tag, tag), of: field, frameId: frameId, in: db)
+            }
+        }
+        if let namePattern, let values = namePattern.match(fileName) {
+            for (name, text) in values.sorted(by: { $0.key < $1.key }) {
+                guard let field = registry.field(named: name), field.isBuiltIn ? FrameValues.writableColumn(field) != nil : true,
+                      let value = QueryValue(parsing: text, as: field.kind) else { continue }
+                try FrameValues.write(value, to: field, frameId: frameId, source: ValueSource(.name, namePattern.text), in: db)
+            }
+        }
+        // The user's mappings first: the first tag found for a field is the one written.
+        var written = Set<String>()
+        for mapping in tagMappings + TagMapping.builtIn where !written.contains(mapping.field) {
+            guard let field = registry.field(named: mapping.field), let (path, text) = mapping.value(in: header),
+                  let value = QueryValue(parsing: text, as: field.kind) else { continue }
+            written.insert(mapping.field)
+            if field.isBuiltIn, FrameValues.writableColumn(field) == nil { continue }
+            try FrameValues.write(value, to: field, frameId: frameId, source: ValueSource(.tag, path), in: db)
+        }
+        // Velox, TIA, MRC and EMD readers give the detector and the voltage among their facts,
+        // not as DM tags.
+        let fromFacts: [(String, QueryValue?, String)] = [
+            ("camera", facts.detector.flatMap { $0.isEmpty ? nil : .text($0) }, "detector"),
+            ("voltage", facts.voltage.map { .number($0 / 1000) }, "accelerating voltage"),
+        ]
+        for case let (name, value?, what) in fromFacts where !written.contains(name) {
+            guard let field = registry.field(named: name), (try? FrameValues.check(value, for: field)) != nil else { continue }
+            try FrameValues.write(value, to: field, frameId: frameId, source: ValueSource(.tag, what), in: db)
         }
     }
 

@@ -178,21 +178,36 @@ public enum MetadataImporter {
                 knownSessions.insert(incoming.session)
                 report.sessionsCreated += 1
             }
+            let source = ValueSource(.table, "\(source) line \(row.line)")
             guard var existing = try FrameRecord.fetchOne(lookup, arguments: [incoming.session, incoming.fileName]) else {
                 var record = incoming
                 try record.insert(db)
+                if let id = record.id { try noteSources(source, of: record, frameId: id, isNewFrame: true, in: db) }
                 report.inserted += 1
                 continue
             }
-            let differences = metadataDifferences(from: existing, to: incoming)
+            // Values typed with `hrtem set` outrank a table: the import leaves them alone.
+            let pinned = Set(try String.fetchAll(db.cachedStatement(sql: "SELECT field FROM value_sources WHERE frame_id = ? AND kind = ?"),
+                                                 arguments: [existing.id, ValueSource.Kind.set.rawValue]))
+            let differences = metadataDifferences(from: existing, to: incoming).filter { !pinned.contains($0.name) }
             let placeChanged = existing.metadataSource != incoming.metadataSource
                 || existing.metadataRow != incoming.metadataRow
             if differences.isEmpty && !placeChanged {
                 report.unchanged += 1
                 continue
             }
+            let before = existing
             existing.copyMetadata(from: incoming)
+            existing.restore(pinned, from: before)
             try existing.update(db)
+            if let id = existing.id {
+                try noteSources(source, of: existing, frameId: id, in: db)
+                for change in differences {
+                    try db.cachedStatement(sql: """
+                        INSERT INTO value_history (frame_id, field, old_value, new_value, kind, detail) VALUES (?, ?, ?, ?, ?, ?)
+                        """).execute(arguments: [id, change.name, change.old, change.new, source.kind.rawValue, source.detail])
+                }
+            }
             if differences.isEmpty {
                 report.unchanged += 1
             } else {
@@ -201,6 +216,24 @@ public enum MetadataImporter {
             }
         }
         return report
+    }
+
+    /// Records the table as the source of every metadata value the frame has.
+    static func noteSources(_ source: ValueSource, of frame: FrameRecord, frameId: Int64, isNewFrame: Bool = false,
+                            in db: Database) throws {
+        let known: [(QueryField, Bool)] = [
+            (.material, frame.material != nil), (.size, frame.particleSizeNm != nil), (.shape, frame.shape != nil),
+            (.support, frame.support != nil), (.instrument, frame.instrument != nil), (.dose, frame.dose != nil),
+            (.pixelScale, frame.pixelScaleNm != nil), (.date, frame.date != nil),
+        ]
+        for (field, present) in known where present {
+            try FrameValues.noteSource(source, of: field, frameId: frameId, isNewFrame: isNewFrame, in: db)
+        }
+        let fromName = ValueSource(.name, "the study's convention")
+        for (field, present) in [(QueryField.magnification, frame.magnificationKx != nil), (.doseRate, frame.doseRate != nil),
+                                 (.exposure, frame.exposureSeconds != nil)] where present {
+            try FrameValues.noteSource(fromName, of: field, frameId: frameId, isNewFrame: isNewFrame, in: db)
+        }
     }
 
     static var headerText: String { header.joined(separator: ",") }
@@ -235,6 +268,26 @@ public enum MetadataImporter {
 }
 
 extension FrameRecord {
+    /// Puts back the named metadata fields (query-field names) from `old`.
+    mutating func restore(_ fields: Set<String>, from old: FrameRecord) {
+        for name in fields {
+            switch name {
+            case "material": material = old.material
+            case "size": particleSizeNm = old.particleSizeNm
+            case "shape": shape = old.shape
+            case "support": support = old.support
+            case "instrument": instrument = old.instrument
+            case "dose": dose = old.dose
+            case "dose_rate": doseRate = old.doseRate
+            case "exposure": exposureSeconds = old.exposureSeconds
+            case "pixel_scale": pixelScaleNm = old.pixelScaleNm
+            case "magnification": magnificationKx = old.magnificationKx
+            case "date": date = old.date
+            default: break
+            }
+        }
+    }
+
     /// Takes the metadata-table fields of `other`, leaving identity and file fields alone.
     mutating func copyMetadata(from other: FrameRecord) {
         metadataSource = other.metadataSource

@@ -83,7 +83,11 @@ struct DatasetCreateCommand: ParsableCommand {
     }
 
     func validate() throws {
-        do { try recipe.validate() } catch let error as DatasetError { throw ValidationError(error.description) }
+        // The query may name fields the catalog registered; without a catalog yet, the built-in ones.
+        let catalog = data.folder.catalogFile
+        let fields = FileManager.default.fileExists(atPath: catalog.path)
+            ? try CatalogStore(folder: data.folder).fieldRegistry() : .builtIn
+        do { try recipe.validate(fields: fields) } catch let error as DatasetError { throw ValidationError(error.description) }
     }
 
     func run() throws {

@@ -13,6 +13,13 @@ struct IngestCommand: ParsableCommand {
         (SHA-256) in parallel. Each frame joins its row of the imported metadata table, else the
         study's file-name convention, else its own DM tags. Re-running is idempotent; changed
         files are noticed and re-read. Files that cannot be placed are listed, with the reason.
+        No readable frame is refused for missing metadata: it is cataloged with its format,
+        shape, hash, calibration and tags (`hrtem summary --missing` lists the gaps).
+
+        Fields come from the table, else the file name (--name-pattern, default the study's
+        convention), else the tags: voltage, camera, binning, operator and specimen (Session
+        Info), stage tilt and acquisition time besides pixel size, magnification, exposure and
+        date; --tag 'path=field' adds a tag ('ImageTags.' paths are under the frame's image).
 
         Frames may be DM3/DM4, TIFF, MRC, TIA SER (metadata from the EMI beside it) or Velox and
         Berkeley EMD, recognized by content. --labels names each frame's label through a
@@ -27,6 +34,8 @@ struct IngestCommand: ParsableCommand {
           hrtem ingest --jobs 8 synthetic-data
           hrtem ingest lab-data --labels '{dir}/masks/{stem}.tif' --particle-classes 2,3
           hrtem ingest lab-data --labels '{dir}/annotations/instances.json' --particle-classes 1
+          hrtem ingest lab-data --name-pattern '{date:yyyyMMdd}_{material}_{defocus}nm_{index}'
+          hrtem ingest lab-data --tag 'ImageTags.Microscope Info.Stage Position.Stage Beta=tilt_beta'
         """)
 
     @OptionGroup var data: DataOptions
@@ -49,7 +58,17 @@ struct IngestCommand: ParsableCommand {
     @Option(help: "Mask values that are particle, comma-separated (default: any non-zero value).")
     var particleClasses: String?
 
+    @Option(help: "The lab's file-name convention, e.g. '{date:yyyyMMdd}_{material}_{magnification}kx_{index}' (default: the study's).")
+    var namePattern: String?
+
+    @Option(help: "A tag that fills a field, 'tag path=field' (repeatable).")
+    var tag: [String] = []
+
     func validate() throws {
+        do {
+            if let namePattern { _ = try NamePattern(namePattern) }
+            for mapping in tag { _ = try TagMapping(parsing: mapping) }
+        } catch { throw ValidationError("\(error)") }
         guard jobs >= 1 else { throw ValidationError("--jobs must be at least 1") }
         guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
         if let labels, !labels.contains("{stem}") && !labels.contains("{name}") && !labels.lowercased().hasSuffix(".json") {
@@ -70,8 +89,17 @@ struct IngestCommand: ParsableCommand {
     func run() throws {
         let store = try CatalogStore(folder: data.folder)
         let start = Date()
-        let report = try Ingester(jobs: jobs, batchSize: batch, rehash: rehash, labelTemplate: labels, particleClasses: classes(),
-                                  maskStore: data.folder.storeFolder.appendingPathComponent("masks"))
+        var ingester = try Ingester(jobs: jobs, batchSize: batch, rehash: rehash, labelTemplate: labels, particleClasses: classes(),
+                                maskStore: data.folder.storeFolder.appendingPathComponent("masks"))
+        ingester.namePattern = try namePattern.map(NamePattern.init)
+        ingester.tagMappings = try tag.map(TagMapping.init(parsing:))
+        let registry = try store.fieldRegistry()
+        let named = (ingester.namePattern?.fieldNames ?? []) + ingester.tagMappings.map(\.field)
+        for name in named where registry.field(named: name) == nil {
+            throw ValidationError("unknown field '\(name)' in --name-pattern or --tag; add it with `hrtem field add \(name) --type ...` "
+                                  + "(known: \(registry.names.joined(separator: ", ")))")
+        }
+        let report = try ingester
             .ingest(folder: URL(fileURLWithPath: folder), into: store) { line in
                 FileHandle.standardError.write(Data("\(line)\n".utf8))
             }
@@ -118,5 +146,9 @@ struct ShowCommand: ParsableCommand {
             return
         }
         print(FrameDetails.render(record, labels: try store.labels(frameId: record.id!)), terminator: "")
+        let entries = try store.dbQueue.read { db in
+            try FrameValues.entries(frameId: record.id!, registry: FieldRegistry.load(from: db), in: db)
+        }
+        print(FrameDetails.renderValues(entries), terminator: "")
     }
 }

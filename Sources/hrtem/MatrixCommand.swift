@@ -17,6 +17,7 @@ struct MatrixCommand: ParsableCommand {
           hrtem matrix --datasets au-884e,au-423e,au-80e --folds 5 --jobs 2
           hrtem matrix --datasets A,B --epochs 20 --emit-slurm slurm-run && bash slurm-run/submit.sh
           hrtem matrix --models imported --datasets Au2p2,Au5 (score existing fold models; nothing is trained)
+          hrtem matrix --where 'material = "Au"' --split-by defocus~5 --folds 3   (one dataset per defocus group)
           hrtem matrix run-unit --plan slurm-run/plan.json --unit 0
           hrtem matrix collect --plan slurm-run/plan.json --out report
           hrtem matrix status --plan slurm-run/plan.json
@@ -32,7 +33,8 @@ struct MatrixCommand: ParsableCommand {
 
         @OptionGroup var data: DataOptions
         @Option(help: "Datasets, comma-separated: recipe names, NAME@VERSION, or version folders.")
-        var datasets: String
+        var datasets: String?
+        @OptionGroup var split: MatrixSplitOptions
         @Option(help: ArgumentHelp(
             "Score existing fold models instead of training: model ids or patterns (UNet_2p2nm*), all, imported, trained, trained-on:DATASET; comma-separated.",
             discussion: "Rows are the models' training datasets, columns --datasets. A row whose data is one of --datasets (the same version, a version imported by `dataset import-h5` from the models' <Name>_Images.h5, or one --match names) gets the diagonal rule. Only --dihedral and --threads of the training options apply."))
@@ -52,6 +54,7 @@ struct MatrixCommand: ParsableCommand {
             try losses.check()
             _ = try foldRules.rules()
             try execution.check()
+            try split.check(datasets: datasets)
             if models == nil && !matches.isEmpty { throw ValidationError("--match applies to --models only") }
             for match in matches where match.split(separator: "=", omittingEmptySubsequences: false).count != 2 || match.hasPrefix("=") || match.hasSuffix("=") {
                 throw ValidationError("--match \(match): expected TRAINED_ON=DATASET")
@@ -61,17 +64,25 @@ struct MatrixCommand: ParsableCommand {
         func run() throws {
             let folder = data.folder
             let variants = try losses.variants(training, foldModels) ?? [foldModels.variant("default", training)]
+            var names = try datasets.map { try MatrixCLI.splitList($0, what: "--datasets") } ?? []
+            var name = execution.name ?? "matrix"
+            if split.isSplit {
+                let made = try split.datasets(folds: foldModels.folds, data: folder)
+                names = made.names
+                name = execution.name ?? "matrix split by \(made.split.field.rawValue): "
+                    + made.split.groups.map(\.label).joined(separator: "; ")
+            }
             if let rules = try foldRules.rules() {
-                try foldRules.run(rules: rules, datasets: self.datasets, training: training, foldModels: foldModels,
+                try foldRules.run(rules: rules, datasets: names.joined(separator: ","), training: training, foldModels: foldModels,
                                   variants: variants, execution: execution, data: folder)
                 return
             }
-            let datasets = try MatrixCLI.splitList(datasets, what: "--datasets").map { try DatasetResolution.resolve($0, in: folder) }
+            let datasets = try names.map { try DatasetResolution.resolve($0, in: folder) }
             if let models {
                 try evaluateExisting(models, on: datasets, in: folder)
                 return
             }
-            let plan = try MatrixPlan(name: execution.name ?? "matrix", trainOn: datasets, testOn: datasets, folds: foldModels.folds,
+            let plan = try MatrixPlan(name: name, trainOn: datasets, testOn: datasets, folds: foldModels.folds,
                                       variants: variants,
                                       executor: execution.executor, dihedral: training.dihedral,
                                       commandLine: MatrixCLI.reproducibleCommandLine())
