@@ -52,13 +52,16 @@ downstream: deps
 
 # The concurrent code under ThreadSanitizer, in its own scratch folder: parallel matrix units,
 # the downloader with several jobs, parallel ingest hashing, dataset builds with --jobs, and
-# training with several compute threads. Any report fails the run (halt_on_error).
+# training with several compute threads, the server's request handling and background picture
+# work, and ensembles. Any report fails the run (halt_on_error).
 TSAN_FLAGS := $(BUILD_FLAGS) --sanitize=thread --scratch-path .build-tsan
 TSAN_TESTS := ExperimentsTests.MatrixRunnerTests \
   MirrorsTests.DownloaderTests/testManyFilesInParallel MirrorsTests.DownloaderTests/testTheSameURLTwice \
   HrtemCLITests.FetchCommandTests/testImportFromStudyThenFetch \
   HrtemCLITests.IngestCommandTests/testIngestJoins CatalogTests.DatasetBuildTests/testBuildWritesAConsistent \
-  SegmentationTests.TrainingTests/testShortTraining HrtemCLITests.MatrixEndToEndTests
+  SegmentationTests.TrainingTests/testShortTraining HrtemCLITests.MatrixEndToEndTests \
+  HrtemCLITests.ServeCommandTests/testPagesShowTheCatalogAFrameAndItsPictures \
+  HrtemCLITests.ServeCommandTests/testAllowWritesCreatesARecipeFromThePage HrtemCLITests.SegmentEnsembleTests
 tsan: deps
 	$(SWIFT) build $(TSAN_FLAGS) --build-tests
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test $(TSAN_FLAGS) --skip-build --disable-swift-testing \

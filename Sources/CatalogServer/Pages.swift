@@ -141,8 +141,14 @@ struct Pages: Sendable {
         var values: [(text: String, clause: String, frames: Int)]
     }
 
-    /// The fields shown as facets: every query field but those whose values are (nearly) unique.
-    static var facetFields: [QueryField] { QueryField.allCases.filter { $0 != .file && $0 != .date } }
+    /// The fields shown as facets: the built-in fields but those whose values are (nearly)
+    /// unique, and the catalog's registered text and yes/no fields (numbers and dates of a lab's
+    /// own are queried, not counted value by value).
+    static func facetFields(_ registry: FieldRegistry) -> [QueryField] {
+        registry.fields.filter { field in
+            QueryField.allCases.contains(field) ? field != .file && field != .date : field.kind == .text || field.kind == .boolean
+        }
+    }
 
     func catalogPage(_ request: Request) throws -> Response {
         let form = formValues(request.uri.query)
@@ -158,7 +164,7 @@ struct Pages: Sendable {
         var errorHTML = ""
         if !text.isEmpty {
             do {
-                query = try FrameQuery.parse(text)
+                query = try FrameQuery.parse(text, fields: try store.fieldRegistry())
             } catch let error as QueryError {
                 errorHTML = queryErrorHTML(error)
             }
@@ -172,7 +178,7 @@ struct Pages: Sendable {
         """
         guard errorHTML.isEmpty else {
             // The valid fields, unless the error itself listed them (an unknown field).
-            let hint = errorHTML.contains("valid fields:") ? "" : "<p class=\"hint\">Fields: \(QueryField.names.joined(separator: ", ")).</p>"
+            let hint = errorHTML.contains("valid fields:") ? "" : "<p class=\"hint\">Fields: \(try store.fieldRegistry().names.joined(separator: ", ")).</p>"
             return html(pageHTML(title: "Catalog", active: "Catalog", body: body + hint),
                         status: .badRequest)
         }
@@ -246,7 +252,7 @@ struct Pages: Sendable {
         if let cached = facetCache.withLock({ $0[key] }) {
             facets = cached
         } else {
-            facets = try Self.facetFields.map { field in
+            facets = try Self.facetFields(try store.fieldRegistry()).map { field in
                 let summary = try CatalogSummary.compute(in: store, by: [field], where: query)
                 let values = summary.groups.sorted { $0.frames > $1.frames }.prefix(12).map { group -> (String, String, Int) in
                     let value = group.values[0]

@@ -140,18 +140,11 @@ struct EnsembleModels {
             guard TrainedModel.isFinished(in: folder) else {
                 throw ValidationError("\(folder.path) is not a model folder (no \(ModelCard.weightsFileName) and \(ModelCard.fileName))")
             }
-            let model = try TrainedModel.load(from: folder)
-            model.network.compute = ComputeSettings(threads: threads)
-            trained.append(model)
+            // Each model's preprocessing and patch come from its dataset version (the study's when that is gone).
+            let segmenter = try FrameSegmenter(modelFolder: folder, threads: threads)
+            trained.append(segmenter.model)
             try checkEnsembleArchitectures(trained.map(\.network.architecture), names: trained.map(\.folder.path))
-            // A model whose version folder is gone is applied with the study's preprocessing.
-            let versionFolder = URL(fileURLWithPath: model.card.datasetFolder)
-            if VersionFolder.exists(at: versionFolder) {
-                let version = try DatasetVersion.open(at: versionFolder)
-                recipes.append((version.info.recipe.framePreprocessing, version.info.recipe.patch))
-            } else {
-                recipes.append((.study, 512))
-            }
+            recipes.append((segmenter.preprocessing, segmenter.patch))
         }
         for (index, recipe) in recipes.enumerated() where recipe.0 != recipes[0].0 {
             throw ValidationError("\(folders[index].path) was trained on frames preprocessed differently from \(folders[0].path) "

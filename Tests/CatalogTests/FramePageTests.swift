@@ -18,7 +18,7 @@ final class FramePageTests: XCTestCase {
         let store = try makeStore()
         let cache = FrameSelectionCache()
         for text in [nil, "material = \"Au\"", "material = \"Au\" and size in (1, 2)"] {
-            let query = try text.map(FrameQuery.parse)
+            let query = try text.map { try FrameQuery.parse($0) }
             let expected = try query.map { try store.frames(matching: $0) } ?? store.allFrames()
             var seen: [FrameRecord] = []
             var offset = 0
