@@ -28,7 +28,11 @@ while let argument = arguments.next() {
     }
 }
 
-let networks = (0..<modelCount).map { ResidualUNet(architecture: .study, seed: UInt64(1 + $0), compute: ComputeSettings(threads: threads)) }
+// As `hrtem segment` does: min(threads, models) forward passes at once, the threads shared among them.
+let concurrentPasses = max(1, min(threads, modelCount))
+let networks = (0..<modelCount).map {
+    ResidualUNet(architecture: .study, seed: UInt64(1 + $0), compute: ComputeSettings(threads: max(1, threads / concurrentPasses)))
+}
 var random = SplitMix64(seed: 11)
 let frame = Raster(width: size, height: size, pixels: (0..<(size * size)).map { _ in Float(random.nextGaussian()) })
 print("bench-ensemble: \(size) x \(size) frame, \(modelCount) study U-Nets, tiles \(tile) (batch \(batch)), \(threads) threads, best of \(repeats)")
@@ -38,7 +42,8 @@ var best = (wall: Double.infinity, processor: 0.0)
 var score = 0.0
 for _ in 0..<repeats {
     let start = DispatchTime.now().uptimeNanoseconds, processorStart = processorSeconds()
-    let prediction = try ensemblePrediction(networks: networks, image: frame, tile: tile, batch: batch)
+    let prediction = try ensemblePrediction(networks: networks, image: frame, tile: tile, batch: batch,
+                                            concurrentPasses: concurrentPasses)
     let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
     if wall < best.wall { best = (wall, processorSeconds() - processorStart) }
     score = prediction.meanDeviation

@@ -266,7 +266,8 @@ struct Pages: Sendable {
             }
         }
         var out = ""
-        for facet in facets where !facet.values.isEmpty {
+        // A field no frame has a value of (a tag field of frames without tags) says nothing.
+        for facet in facets where facet.values.contains(where: { !$0.clause.isEmpty }) {
             out += "<details open><summary>\(facet.field.rawValue)</summary><ul>"
             for value in facet.values {
                 let combined = value.clause.isEmpty ? text : (text.isEmpty ? value.clause : "(\(text)) and \(value.clause)")

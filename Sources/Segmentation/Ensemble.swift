@@ -6,14 +6,21 @@ import Micrograph
 /// tiles padded with zeros (the standardized frame's mean). `consume` gets each batch's logits
 /// `[count, classes, tile, tile]` and the (tile row, tile column) of each image in it.
 /// - Precondition: `tile` is a multiple of the network's `sizeMultiple`.
+/// `include` picks batches by their index (0, 1, ... in raster order); the others are skipped.
 func forEachTiledPrediction(network: ResidualUNet, image: Raster<Float>, tile: Int, batch: Int,
+                            include: (Int) -> Bool = { _ in true },
                             _ consume: (Tensor, ArraySlice<(Int, Int)>) -> Void) {
     precondition(tile % network.architecture.sizeMultiple == 0, "tile \(tile) is not a multiple of \(network.architecture.sizeMultiple)")
     let rows = (image.height + tile - 1) / tile, columns = (image.width + tile - 1) / tile
     let tiles = (0..<(rows * columns)).map { ($0 / columns, $0 % columns) }
-    var start = 0
+    var start = 0, batchIndex = -1
     while start < tiles.count {
         let group = tiles[start..<min(tiles.count, start + max(1, batch))]
+        batchIndex += 1
+        guard include(batchIndex) else {
+            start += group.count
+            continue
+        }
         let input = Tensor([group.count, 1, tile, tile])
         for (index, (r, c)) in group.enumerated() {
             let target = input.plane(index, 0)
@@ -57,37 +64,62 @@ public struct EnsemblePrediction: Sendable {
 }
 
 /// Runs every network on the frame (tiled, as `segmentFrame`) and combines their particle
-/// probabilities. Memory: the frame plus three frame-sized Float planes and a byte plane,
-/// whatever the number of models, and one batch of tiles' activations; the models run one after
-/// another, each on its own compute threads.
+/// probabilities. `concurrentPasses` workers run at once, each on the networks' compute threads
+/// (give each network threads / `concurrentPasses`): separate forward passes in parallel scale
+/// better than one pass's convolutions, and the per-pixel sums run in parallel with them. The
+/// (model, batch of tiles) pairs are dealt to the workers in turn, a fixed assignment, so the
+/// work is balanced for any number of models and the same arguments give the same bytes (the
+/// result depends on `concurrentPasses` only through the order of float additions). Memory: the
+/// frame plus, per worker, two frame-sized Float planes, a byte plane and one batch of tiles'
+/// activations, and a Float plane for the entropy.
 /// - Throws: `EnsembleError` when there is no network or the architectures differ (fold models
 ///   of one dataset share theirs; the names say which model differs).
 public func ensemblePrediction(networks: [ResidualUNet], names: [String]? = nil, image: Raster<Float>,
-                               tile: Int, batch: Int = 4) throws -> EnsemblePrediction {
+                               tile: Int, batch: Int = 4, concurrentPasses: Int = 1) throws -> EnsemblePrediction {
     try checkEnsembleArchitectures(networks.map(\.architecture), names: names)
     let first = networks[0]
     guard tile > 0, tile % first.architecture.sizeMultiple == 0 else {
         throw EnsembleError("tile \(tile) is not a positive multiple of \(first.architecture.sizeMultiple)")
     }
     let count = image.count, width = image.width
-    var sum = [Float](repeating: 0, count: count), sumSquares = [Float](repeating: 0, count: count)
-    var votes = [UInt8](repeating: 0, count: count)
-    for network in networks {
-        forEachTiledPrediction(network: network, image: image, tile: tile, batch: batch) { logits, group in
-            for (index, (r, c)) in group.enumerated() {
-                let background = logits.plane(index, 0), particle = logits.plane(index, 1)
-                let rowsHere = min(tile, image.height - r * tile), columnsHere = min(tile, image.width - c * tile)
-                for y in 0..<rowsHere {
-                    let base = (r * tile + y) * width + c * tile
-                    for x in 0..<columnsHere {
-                        let difference = particle[y * tile + x] - background[y * tile + x]
-                        let p = 1 / (1 + exp(-difference))
-                        sum[base + x] += p
-                        sumSquares[base + x] += p * p
-                        if difference > 0 { votes[base + x] &+= 1 }
+    // Workers other than the first run replicas of the networks (a network's buffers serve one
+    // pass at a time); each sums its (model, batch) pairs into planes of its own, which are then
+    // added in worker order.
+    let workers = max(1, min(concurrentPasses, networks.count * batchCount(image: image, tile: tile, batch: batch)))
+    let replicas = try (0..<workers).map { worker in try worker == 0 ? networks : networks.map { try $0.replica() } }
+    let batches = batchCount(image: image, tile: tile, batch: batch)
+    let planes = Locked([Int: (sum: [Float], squares: [Float], votes: [UInt8])]())
+    concurrentPerform(iterations: workers) { worker in
+        var sum = [Float](repeating: 0, count: count), squares = [Float](repeating: 0, count: count)
+        var votes = [UInt8](repeating: 0, count: count)
+        for (model, network) in replicas[worker].enumerated() {
+            forEachTiledPrediction(network: network, image: image, tile: tile, batch: batch,
+                                   include: { (model * batches + $0) % workers == worker }) { logits, group in
+                for (index, (r, c)) in group.enumerated() {
+                    let background = logits.plane(index, 0), particle = logits.plane(index, 1)
+                    let rowsHere = min(tile, image.height - r * tile), columnsHere = min(tile, image.width - c * tile)
+                    for y in 0..<rowsHere {
+                        let base = (r * tile + y) * width + c * tile
+                        for x in 0..<columnsHere {
+                            let difference = particle[y * tile + x] - background[y * tile + x]
+                            let p = 1 / (1 + exp(-difference))
+                            sum[base + x] += p
+                            squares[base + x] += p * p
+                            if difference > 0 { votes[base + x] &+= 1 }
+                        }
                     }
                 }
             }
+        }
+        planes.withLock { $0[worker] = (sum, squares, votes) }
+    }
+    var (sum, sumSquares, votes) = planes.withLock { $0.removeValue(forKey: 0)! }
+    for worker in 1..<workers {
+        let other = planes.withLock { $0.removeValue(forKey: worker)! }
+        for i in 0..<count {
+            sum[i] += other.sum[i]
+            sumSquares[i] += other.squares[i]
+            votes[i] &+= other.votes[i]
         }
     }
     // The sums become the mean and the deviation in place, and the votes the mask: a 4096 x 4096
@@ -117,6 +149,21 @@ public func ensemblePrediction(networks: [ResidualUNet], names: [String]? = nil,
                               meanDeviation: totalDeviation / Double(max(1, count)),
                               meanEntropy: totalEntropy / Double(max(1, count)),
                               disagreement: Double(disagreeing) / Double(max(1, count)))
+}
+
+/// How many batches of `batch` tiles cover the frame.
+func batchCount(image: Raster<Float>, tile: Int, batch: Int) -> Int {
+    let tiles = ((image.height + tile - 1) / tile) * ((image.width + tile - 1) / tile)
+    return (tiles + max(1, batch) - 1) / max(1, batch)
+}
+
+extension ResidualUNet {
+    /// A network with the same architecture, compute settings and state, to run beside this one.
+    func replica() throws -> ResidualUNet {
+        let copy = ResidualUNet(architecture: architecture, compute: compute)
+        try copy.loadState(stateTensors(), file: "replica")
+        return copy
+    }
 }
 
 /// Checks that models can form an ensemble: at least one, all of one 2-class architecture.

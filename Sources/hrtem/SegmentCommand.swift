@@ -129,6 +129,8 @@ struct EnsembleModels {
     var trained: [TrainedModel]
     var preprocessing: FramePreprocessing
     var patch: Int
+    /// Forward passes run at once (`ensemblePrediction`), each on threads / this many compute threads.
+    var concurrentPasses = 1
     var sizeMultiple: Int { trained[0].network.architecture.sizeMultiple }
 
     /// Loads the models; refuses models of different architectures or preprocessing recipes.
@@ -141,7 +143,7 @@ struct EnsembleModels {
                 throw ValidationError("\(folder.path) is not a model folder (no \(ModelCard.weightsFileName) and \(ModelCard.fileName))")
             }
             // Each model's preprocessing and patch come from its dataset version (the study's when that is gone).
-            let segmenter = try FrameSegmenter(modelFolder: folder, threads: threads)
+            let segmenter = try FrameSegmenter(modelFolder: folder, threads: max(1, threads / min(threads, folders.count)))
             trained.append(segmenter.model)
             try checkEnsembleArchitectures(trained.map(\.network.architecture), names: trained.map(\.folder.path))
             recipes.append((segmenter.preprocessing, segmenter.patch))
@@ -151,7 +153,8 @@ struct EnsembleModels {
                                   + "(dataset \(trained[index].card.datasetVersion) vs \(trained[0].card.datasetVersion)): "
                                   + "an ensemble needs one preprocessing")
         }
-        return EnsembleModels(trained: trained, preprocessing: recipes[0].0, patch: recipes.map(\.1).min()!)
+        return EnsembleModels(trained: trained, preprocessing: recipes[0].0, patch: recipes.map(\.1).min()!,
+                              concurrentPasses: min(threads, folders.count))
     }
 
     /// Every finished model trained on the dataset version: those registered in the catalog and
@@ -238,7 +241,8 @@ enum SegmentOutputs {
                                   + "particle sizes would be in px; drop --nm or catalogue the frame with its pixel scale")
         }
         let prediction = try ensemblePrediction(networks: ensemble.trained.map(\.network),
-                                                names: ensemble.trained.map(\.folder.path), image: image, tile: tile)
+                                                names: ensemble.trained.map(\.folder.path), image: image, tile: tile,
+                                                concurrentPasses: ensemble.concurrentPasses)
         let stem = ParticleInput.stem(of: URL(fileURLWithPath: frame).lastPathComponent)
         let file = { (suffix: String) in folder.appendingPathComponent("\(stem)_\(suffix)") }
         let shape = [image.height, image.width]
