@@ -61,7 +61,8 @@ TSAN_TESTS := ExperimentsTests.MatrixRunnerTests \
   HrtemCLITests.IngestCommandTests/testIngestJoins CatalogTests.DatasetBuildTests/testBuildWritesAConsistent \
   SegmentationTests.TrainingTests/testShortTraining HrtemCLITests.MatrixEndToEndTests \
   HrtemCLITests.ServeCommandTests/testPagesShowTheCatalogAFrameAndItsPictures \
-  HrtemCLITests.ServeCommandTests/testAllowWritesCreatesARecipeFromThePage HrtemCLITests.SegmentEnsembleTests
+  HrtemCLITests.ServeCommandTests/testAllowWritesCreatesARecipeFromThePage HrtemCLITests.SegmentEnsembleTests \
+  SegmentationTests.EnsembleTests
 tsan: deps
 	$(SWIFT) build $(TSAN_FLAGS) --build-tests
 	TSAN_OPTIONS=halt_on_error=1 $(SWIFT) test $(TSAN_FLAGS) --skip-build --disable-swift-testing \
