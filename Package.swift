@@ -109,7 +109,7 @@ let package = Package(
         .testTarget(name: "ExperimentsTests",
                     dependencies: ["Experiments", "Catalog", "Segmentation", "Preprocessing", "TorchArchive", "Micrograph", "TestSupport"]),
         .testTarget(name: "CatalogServerTests",
-                    dependencies: ["CatalogServer", "Catalog", "Micrograph", "TestSupport",
+                    dependencies: ["CatalogServer", "Catalog", "Experiments", "Micrograph", "TestSupport",
                                    .product(name: "Hummingbird", package: "hummingbird")]),
         .testTarget(name: "HrtemCLITests",
                     dependencies: ["TestSupport", "Micrograph", "Preprocessing", "Catalog", "Segmentation", "TorchArchive"]),

@@ -1,21 +1,5 @@
+import Experiments
 import Foundation
-
-/// Text made safe for HTML element content and double-quoted attribute values.
-func escapeHTML(_ text: String) -> String {
-    var out = ""
-    out.reserveCapacity(text.utf8.count)
-    for character in text {
-        switch character {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&#39;"
-        default: out.append(character)
-        }
-    }
-    return out
-}
 
 /// A query-string component: everything but unreserved characters percent-encoded.
 func encodeQueryComponent(_ text: String) -> String {
@@ -34,7 +18,7 @@ func pageHTML(title: String, active: String, body: String) -> String {
     <!DOCTYPE html>
     <html lang="en"><head><meta charset="utf-8">
     <meta name="viewport" content="width=device-width, initial-scale=1">
-    <title>\(escapeHTML(title)) - hrtem</title>
+    <title>\(escapeMarkup(title)) - hrtem</title>
     <link rel="stylesheet" href="/assets/style.css">
     <script src="/assets/app.js" defer></script>
     </head><body>

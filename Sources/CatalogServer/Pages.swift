@@ -1,4 +1,5 @@
 import Catalog
+import Experiments
 import Foundation
 import GRDB
 import HTTPTypes
@@ -171,7 +172,7 @@ struct Pages: Sendable {
         }
         var body = """
         <form class="query" action="/" method="get">
-        <input type="text" id="query" name="q" value="\(escapeHTML(text))" placeholder="material = &quot;Au&quot; and dose ~ 423 +- 20" autocomplete="off" spellcheck="false">
+        <input type="text" id="query" name="q" value="\(escapeMarkup(text))" placeholder="material = &quot;Au&quot; and dose ~ 423 +- 20" autocomplete="off" spellcheck="false">
         <button type="submit" id="run-query">Query</button>
         </form>
         \(errorHTML)
@@ -209,9 +210,9 @@ struct Pages: Sendable {
     /// The CLI's message with the query and a caret under the column, in the page.
     func queryErrorHTML(_ error: QueryError) -> String {
         let caret = String(repeating: " ", count: max(0, error.column - 1)) + "^"
-        var text = "<div class=\"error\" id=\"query-error\" data-column=\"\(error.column)\"><p>query error at column \(error.column): \(escapeHTML(error.message))</p>"
-        text += "<pre>\(escapeHTML(error.query))\n\(caret)</pre>"
-        if let fields = error.validFields { text += "<p>valid fields: \(escapeHTML(fields.joined(separator: ", ")))</p>" }
+        var text = "<div class=\"error\" id=\"query-error\" data-column=\"\(error.column)\"><p>query error at column \(error.column): \(escapeMarkup(error.message))</p>"
+        text += "<pre>\(escapeMarkup(error.query))\n\(caret)</pre>"
+        if let fields = error.validFields { text += "<p>valid fields: \(escapeMarkup(fields.joined(separator: ", ")))</p>" }
         return text + "</div>"
     }
 
@@ -238,9 +239,9 @@ struct Pages: Sendable {
                      frame.pixelScaleNm.map { FrameListing.number($0) + " nm/px" }].compactMap { $0 }
         if facts.isEmpty { facts = ["(no metadata)"] }
         return """
-        <a class="card" href="/frames/\(id)" data-frame="\(id)">\(picture)<span class="file">\(escapeHTML(frame.fileName))</span>\
-        <span class="facts">\(facts.map { $0.contains("&") ? $0 : escapeHTML($0) }.joined(separator: " &middot; "))</span>\
-        <span class="session">\(escapeHTML(frame.session))</span></a>
+        <a class="card" href="/frames/\(id)" data-frame="\(id)">\(picture)<span class="file">\(escapeMarkup(frame.fileName))</span>\
+        <span class="facts">\(facts.map { $0.contains("&") ? $0 : escapeMarkup($0) }.joined(separator: " &middot; "))</span>\
+        <span class="session">\(escapeMarkup(frame.session))</span></a>
         """
     }
 
@@ -271,7 +272,7 @@ struct Pages: Sendable {
             out += "<details open><summary>\(facet.field.rawValue)</summary><ul>"
             for value in facet.values {
                 let combined = value.clause.isEmpty ? text : (text.isEmpty ? value.clause : "(\(text)) and \(value.clause)")
-                out += "<li><a href=\"/?q=\(encodeQueryComponent(combined))\">\(escapeHTML(value.text))</a> <span class=\"count\">\(value.frames)</span></li>"
+                out += "<li><a href=\"/?q=\(encodeQueryComponent(combined))\">\(escapeMarkup(value.text))</a> <span class=\"count\">\(value.frames)</span></li>"
             }
             out += "</ul></details>"
         }
@@ -298,7 +299,7 @@ struct Pages: Sendable {
         let labels = try store.labels(frameId: id)
         let label = labels.first { $0.sha256 != nil }
         worker.requestPyramid(of: frame, label: label)
-        var body = "<h1>\(escapeHTML(frame.fileName))</h1><p class=\"session\">\(escapeHTML(frame.session))</p>"
+        var body = "<h1>\(escapeMarkup(frame.fileName))</h1><p class=\"session\">\(escapeMarkup(frame.session))</p>"
         if frame.sha256 != nil {
             body += """
             <div class="controls">
@@ -324,7 +325,7 @@ struct Pages: Sendable {
     func predictionControls() throws -> String {
         let models = try store.models().filter { $0.checkpointPath != nil }
         guard !models.isEmpty else { return "" }
-        let options = models.map { "<option value=\"\(escapeHTML($0.id))\">\(escapeHTML($0.id))</option>" }.joined()
+        let options = models.map { "<option value=\"\(escapeMarkup($0.id))\">\(escapeMarkup($0.id))</option>" }.joined()
         return """
         <div class="controls prediction"><select id="model-select">\(options)</select>
         <button id="predict" type="button">predict</button> <span id="prediction-state"></span></div>
@@ -338,16 +339,16 @@ struct Pages: Sendable {
         for line in text.split(separator: "\n", omittingEmptySubsequences: true) {
             if line.hasPrefix("tags (") {
                 inTags = true
-                tags = "<h2>DM tags \(escapeHTML(String(line.dropFirst(5).dropLast())))</h2><table id=\"tags\">"
+                tags = "<h2>DM tags \(escapeMarkup(String(line.dropFirst(5).dropLast())))</h2><table id=\"tags\">"
                 continue
             }
             if inTags {
                 let parts = line.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1).map { $0.trimmingCharacters(in: .whitespaces) }
-                tags += "<tr><th>\(escapeHTML(parts[0]))</th><td>\(escapeHTML(parts.count > 1 ? parts[1] : ""))</td></tr>"
+                tags += "<tr><th>\(escapeMarkup(parts[0]))</th><td>\(escapeMarkup(parts.count > 1 ? parts[1] : ""))</td></tr>"
             } else {
                 let name = String(line.prefix(22)).trimmingCharacters(in: .whitespaces)
                 let value = String(line.dropFirst(22))
-                fields += "<tr><th>\(escapeHTML(name))</th><td>\(escapeHTML(value))</td></tr>"
+                fields += "<tr><th>\(escapeMarkup(name))</th><td>\(escapeMarkup(value))</td></tr>"
             }
         }
         return fields + "</table>" + (tags.isEmpty ? "<h2>DM tags</h2><p>(none)</p>" : tags + "</table>")
@@ -365,7 +366,7 @@ struct Pages: Sendable {
             return hashes.contains(sha256)
         }
         guard !using.isEmpty else { return "<p id=\"datasets-using\">(none)</p>" }
-        return "<ul id=\"datasets-using\">" + using.map { "<li><a href=\"/datasets#v-\($0.versionId.prefix(12))\">\(escapeHTML($0.name))@\($0.versionId.prefix(12))</a></li>" }.joined() + "</ul>"
+        return "<ul id=\"datasets-using\">" + using.map { "<li><a href=\"/datasets#v-\($0.versionId.prefix(12))\">\(escapeMarkup($0.name))@\($0.versionId.prefix(12))</a></li>" }.joined() + "</ul>"
     }
 
     func openVersion(_ version: RegisteredDatasetVersion) throws -> DatasetVersion {
@@ -427,17 +428,17 @@ struct Pages: Sendable {
         }
         if recipes.isEmpty { body += "<p>No recipes yet: <code>hrtem dataset create NAME --where QUERY</code>.</p>" }
         for recipe in recipes {
-            body += "<section class=\"recipe\" id=\"r-\(escapeHTML(recipe.name))\"><h2>\(escapeHTML(recipe.name))</h2>"
-            if let description = recipe.description { body += "<p>\(escapeHTML(description))</p>" }
-            body += "<p>query <a href=\"/?q=\(encodeQueryComponent(recipe.query))\"><code>\(escapeHTML(recipe.query))</code></a>; patches \(recipe.patch) px, stride \(recipe.stride), \(recipe.folds) folds, rescale \(recipe.rescale.rawValue), flat-field \(recipe.flatField ? "on" : "off"), seed \(recipe.seed)</p>"
+            body += "<section class=\"recipe\" id=\"r-\(escapeMarkup(recipe.name))\"><h2>\(escapeMarkup(recipe.name))</h2>"
+            if let description = recipe.description { body += "<p>\(escapeMarkup(description))</p>" }
+            body += "<p>query <a href=\"/?q=\(encodeQueryComponent(recipe.query))\"><code>\(escapeMarkup(recipe.query))</code></a>; patches \(recipe.patch) px, stride \(recipe.stride), \(recipe.folds) folds, rescale \(recipe.rescale.rawValue), flat-field \(recipe.flatField ? "on" : "off"), seed \(recipe.seed)</p>"
             if settings.allowWrites {
-                body += "<form method=\"post\" action=\"/builds\"><input type=\"hidden\" name=\"name\" value=\"\(escapeHTML(recipe.name))\"><button type=\"submit\">build a version</button></form>"
+                body += "<form method=\"post\" action=\"/builds\"><input type=\"hidden\" name=\"name\" value=\"\(escapeMarkup(recipe.name))\"><button type=\"submit\">build a version</button></form>"
             }
             if let status = builds.withLock({ $0[recipe.name] }) {
-                body += "<p class=\"build-status\">\(escapeHTML(status))</p>"
+                body += "<p class=\"build-status\">\(escapeMarkup(status))</p>"
             }
             let own = versions.filter { $0.name == recipe.name }
-            if own.isEmpty { body += "<p>No version built: <code>hrtem dataset build \(escapeHTML(recipe.name))</code>.</p>" }
+            if own.isEmpty { body += "<p>No version built: <code>hrtem dataset build \(escapeMarkup(recipe.name))</code>.</p>" }
             for version in own { body += versionHTML(version) }
             body += "</section>"
         }
@@ -446,8 +447,8 @@ struct Pages: Sendable {
 
     func versionHTML(_ version: RegisteredDatasetVersion) -> String {
         let short = String(version.versionId.prefix(12))
-        var out = "<div class=\"version\" id=\"v-\(short)\"><h3>\(escapeHTML(version.name))@\(short)</h3>"
-        out += "<p>\(version.frameCount) frames, \(version.patchCount) patches, built \(escapeHTML(version.createdAt))</p>"
+        var out = "<div class=\"version\" id=\"v-\(short)\"><h3>\(escapeMarkup(version.name))@\(short)</h3>"
+        out += "<p>\(version.frameCount) frames, \(version.patchCount) patches, built \(escapeMarkup(version.createdAt))</p>"
         if let opened = try? openVersion(version), let plan = try? opened.folds() {
             out += "<table class=\"folds\"><tr><th>fold</th><th>train</th><th>validation</th><th>test</th></tr>"
             for fold in plan.folds { out += "<tr><td>\(fold.fold)</td><td>\(fold.train.count)</td><td>\(fold.validation.count)</td><td>\(fold.test.count)</td></tr>" }
@@ -561,8 +562,8 @@ struct Pages: Sendable {
         var body = "<h1>Models</h1>"
         if models.isEmpty { body += "<p>No models yet: <code>hrtem train DATASET</code> or <code>hrtem model import</code>.</p>" }
         for model in models {
-            body += "<section class=\"model\" id=\"m-\(escapeHTML(model.id))\"><h2>\(escapeHTML(model.id))</h2>"
-            body += "<p>dataset \(escapeHTML(model.datasetVersion.map { String($0.prefix(12)) } ?? "?")), fold \(model.fold.map(String.init) ?? "?"), seed \(model.seed.map(String.init) ?? "?")</p>"
+            body += "<section class=\"model\" id=\"m-\(escapeMarkup(model.id))\"><h2>\(escapeMarkup(model.id))</h2>"
+            body += "<p>dataset \(escapeMarkup(model.datasetVersion.map { String($0.prefix(12)) } ?? "?")), fold \(model.fold.map(String.init) ?? "?"), seed \(model.seed.map(String.init) ?? "?")</p>"
             if let cardText = model.card, let card = try? JSONDecoder().decode(ModelCard.self, from: Data(cardText.utf8)) {
                 body += "<table class=\"card\">"
                 let rows: [(String, String)] = [
@@ -572,7 +573,7 @@ struct Pages: Sendable {
                     ("batch", "\(card.configuration.batchSize)"), ("learning rate", FrameListing.number(card.configuration.learningRate)),
                     ("training time", String(format: "%.1f s", card.trainingSeconds)), ("hrtem", card.hrtemVersion),
                 ]
-                for (name, value) in rows { body += "<tr><th>\(name)</th><td>\(escapeHTML(value))</td></tr>" }
+                for (name, value) in rows { body += "<tr><th>\(name)</th><td>\(escapeMarkup(value))</td></tr>" }
                 body += "</table>"
             }
             if let modelFolder = modelFolder(model),
@@ -668,9 +669,9 @@ struct Pages: Sendable {
                 String(format: "%.3f &plusmn; %.3f", mean, max(variance, 0).squareRoot()) + " <span class=\"count\">(\(count))</span>"
         }
         body += "<p>Hard Dice, mean &plusmn; spread over models and folds; rows: trained on, columns: tested on.</p><table id=\"matrix\" class=\"matrix\"><tr><th></th>"
-        body += tested.map { "<th>\(escapeHTML($0))</th>" }.joined() + "</tr>"
+        body += tested.map { "<th>\(escapeMarkup($0))</th>" }.joined() + "</tr>"
         for train in trained {
-            body += "<tr><th>\(escapeHTML(train))</th>" + tested.map { "<td>\(cells[train + "\u{0}" + $0] ?? "")</td>" }.joined() + "</tr>"
+            body += "<tr><th>\(escapeMarkup(train))</th>" + tested.map { "<td>\(cells[train + "\u{0}" + $0] ?? "")</td>" }.joined() + "</tr>"
         }
         return html(pageHTML(title: "Experiments", active: "Experiments", body: body + "</table>"))
     }

@@ -1,5 +1,6 @@
 import Catalog
 @testable import CatalogServer
+import Experiments
 import Hummingbird
 import Micrograph
 import TestSupport
@@ -80,7 +81,7 @@ final class CatalogServerTests: XCTestCase {
     }
 
     func testEscapingLeavesNoMarkup() {
-        XCTAssertEqual(escapeHTML("<script>\"a\" & 'b'</script>"), "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;")
+        XCTAssertEqual(escapeMarkup("<script>\"a\" & 'b'</script>"), "&lt;script&gt;&quot;a&quot; &amp; &#39;b&#39;&lt;/script&gt;")
         XCTAssertEqual(encodeQueryComponent("a b+c&d=\"e\""), "a%20b%2Bc%26d%3D%22e%22")
     }
 }
