@@ -55,6 +55,11 @@ struct EvaluateCommand: ParsableCommand {
             print(String(decoding: try CanonicalJSON.file(evaluation.metrics), as: UTF8.self), terminator: "")
         } else {
             print("\(version.label), \(scope == .wholeDataset ? "all patches" : "fold \(scope.fold!) test"): " + ModelResults.line(evaluation.metrics))
+            if let particles = evaluation.particles {
+                print("particles (IoU >= 0.5, no symmetries): \(particles.detected) detected, \(particles.missed) missed, "
+                      + "\(particles.spurious) spurious, particle F1 \(String(format: "%.4f", particles.f1))"
+                      + (particles.meanDiameterDifference.map { String(format: ", diameter bias %+.3f %@", $0, particles.unit) } ?? ""))
+            }
             if registered != nil { print("recorded in the catalog for model \(modelID)") }
         }
     }

@@ -38,6 +38,15 @@ final class TrainCommandTests: XCTestCase {
         let metrics = try JSONSerialization.jsonObject(with: Data(evaluated.standardOutput.utf8)) as! [String: Any]
         XCTAssertEqual(metrics["patches"] as? Int, 20 * 8)
         XCTAssertNotNil(metrics["hardDice"] as? Double)
+        // In words, the particle scores too: every true particle is detected or missed.
+        let described = try runHrtem(["evaluate", modelFolder.path, version.path, "--all"])
+        XCTAssertEqual(described.status, 0, described.standardError)
+        let particleLine = try XCTUnwrap(described.standardOutput.split(separator: "\n").first { $0.hasPrefix("particles (IoU >= 0.5") },
+                                         described.standardOutput)
+        XCTAssertTrue(particleLine.contains("particle F1 "), String(particleLine))
+        let counts = particleLine.split(separator: " ").compactMap { Int($0) }
+        XCTAssertEqual(counts.count, 3, String(particleLine))
+        XCTAssertEqual(counts[0] + counts[1], 20, "each of the 20 patches holds one disc: \(particleLine)")
 
         // Segment a whole raw frame (the project's synthetic DM3 fixture) with the model.
         let fixtures = packageRoot.appendingPathComponent("Fixtures/synthetic")
