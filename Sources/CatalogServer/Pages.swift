@@ -564,7 +564,7 @@ struct Pages: Sendable {
         for model in models {
             body += "<section class=\"model\" id=\"m-\(escapeMarkup(model.id))\"><h2>\(escapeMarkup(model.id))</h2>"
             body += "<p>dataset \(escapeMarkup(model.datasetVersion.map { String($0.prefix(12)) } ?? "?")), fold \(model.fold.map(String.init) ?? "?"), seed \(model.seed.map(String.init) ?? "?")</p>"
-            if let cardText = model.card, let card = try? JSONDecoder().decode(ModelCard.self, from: Data(cardText.utf8)) {
+            if let card = model.storedCard {
                 body += "<table class=\"card\">"
                 let rows: [(String, String)] = [
                     ("parameters", "\(card.parameters)"), ("epochs", "\(card.epochs)"), ("best epoch", "\(card.bestEpoch)"),

@@ -14,6 +14,18 @@ import Segmentation
 /// folder given by path) is registered with its id and folder so the foreign keys hold.
 /// Each record is one transaction. `hrtem train`, `hrtem evaluate` and the matrix all record
 /// through here.
+extension ModelRecord {
+    /// The `ModelCard` the row's card column holds; nil for a row written by an earlier release
+    /// (its card is then its folder's `model.json`).
+    public var storedCard: ModelCard? { card.flatMap { try? JSONDecoder().decode(ModelCard.self, from: Data($0.utf8)) } }
+
+    /// What the publisher says of an imported model (the row's settings column); nil for a model
+    /// trained here, whose settings are its `TrainingSettings`.
+    public var importedProvenance: ModelProvenance? {
+        settings.flatMap { try? JSONDecoder().decode(ModelProvenance.self, from: Data($0.utf8)) }
+    }
+}
+
 public struct CatalogResultStore: ResultStore {
     public let catalog: CatalogStore
 
@@ -26,9 +38,13 @@ public struct CatalogResultStore: ResultStore {
     /// - Throws: `FormatError` when neither holds a readable card.
     public func model(for unit: TrainUnit) throws -> ModelRef? {
         guard let row = try catalog.dbQueue.read({ try ModelRecord.fetchOne($0, key: unit.id) }) else { return nil }
-        if let text = row.card, let card = try? JSONDecoder().decode(ModelCard.self, from: Data(text.utf8)) {
-            return ModelRef(id: row.id, folder: row.checkpointPath ?? "", card: card)
-        }
+        return try modelRef(row)
+    }
+
+    /// A model row as a `ModelRef`: its card from the row, else from its folder's `model.json`.
+    /// - Throws: `FormatError` when neither holds a readable card.
+    public func modelRef(_ row: ModelRecord) throws -> ModelRef {
+        if let card = row.storedCard { return ModelRef(id: row.id, folder: row.checkpointPath ?? "", card: card) }
         guard let folder = row.checkpointPath else {
             throw FormatError(file: catalog.fileURL?.path ?? "catalog", "model \(row.id) has neither a card nor a folder")
         }

@@ -114,21 +114,17 @@ public struct ModelSelection: Sendable {
     /// - Throws: `FormatError` for a model row whose card cannot be read.
     public static func candidates(in catalog: CatalogStore) throws -> [Candidate] {
         var candidates: [Candidate] = []
+        let store = CatalogResultStore(catalog: catalog)
         for record in try catalog.models() {
             guard let folder = record.checkpointPath, TrainedModel.isFinished(in: URL(fileURLWithPath: folder)) else { continue }
-            let card: ModelCard
-            if let text = record.card, let decoded = try? JSONDecoder().decode(ModelCard.self, from: Data(text.utf8)) {
-                card = decoded
-            } else {
-                card = try ModelCard.read(from: URL(fileURLWithPath: folder))
-            }
-            let provenance = record.settings.flatMap { try? JSONDecoder().decode(ModelProvenance.self, from: Data($0.utf8)) }
+            let model = try store.modelRef(record), card = model.card
+            let provenance = record.importedProvenance
             var name = card.datasetVersion
             if let provenance { name = provenance.dataset ?? provenance.sourceFile }
             else if !card.datasetFolder.isEmpty, let version = try? DatasetVersion.open(at: URL(fileURLWithPath: card.datasetFolder)) {
                 name = version.info.name
             }
-            candidates.append(Candidate(model: ModelRef(id: record.id, folder: folder, card: card), trainedOn: card.datasetVersion,
+            candidates.append(Candidate(model: model, trainedOn: card.datasetVersion,
                                         trainedOnName: name, imported: provenance != nil, provenance: provenance))
         }
         return candidates

@@ -85,9 +85,9 @@ public func ensemblePrediction(networks: [ResidualUNet], names: [String]? = nil,
     // Workers other than the first run replicas of the networks (a network's buffers serve one
     // pass at a time); each sums its (model, batch) pairs into planes of its own, which are then
     // added in worker order.
-    let workers = max(1, min(concurrentPasses, networks.count * batchCount(image: image, tile: tile, batch: batch)))
-    let replicas = try (0..<workers).map { worker in try worker == 0 ? networks : networks.map { try $0.replica() } }
     let batches = batchCount(image: image, tile: tile, batch: batch)
+    let workers = max(1, min(concurrentPasses, networks.count * batches))
+    let replicas = try (0..<workers).map { worker in try worker == 0 ? networks : networks.map { try $0.replica() } }
     let planes = Locked([Int: (sum: [Float], squares: [Float], votes: [UInt8])]())
     concurrentPerform(iterations: workers) { worker in
         var sum = [Float](repeating: 0, count: count), squares = [Float](repeating: 0, count: count)

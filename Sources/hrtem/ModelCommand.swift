@@ -87,7 +87,7 @@ struct ModelListCommand: ParsableCommand {
             return
         }
         let rows = models.map { model -> [String] in
-            let provenance = model.settings.flatMap { try? JSONDecoder().decode(ModelProvenance.self, from: Data($0.utf8)) }
+            let provenance = model.importedProvenance
             let trainedOn = model.datasetVersion ?? provenance?.dataset.map { "study:" + $0 } ?? provenance?.sourceFile ?? ""
             return [model.id, trainedOn, provenance?.material ?? "", provenance?.sizeNM.map { formatNumber($0) } ?? "",
                     provenance?.pixelScaleNM.map { formatNumber($0) } ?? "", provenance?.dose.map { formatNumber($0) } ?? "",
@@ -101,8 +101,7 @@ struct ModelListCommand: ParsableCommand {
 
 /// "trained", or "trained, COLLAPSED" when the card the catalog holds says the model collapsed.
 private func trainedOrigin(_ model: ModelRecord) -> String {
-    let card = model.card.flatMap { try? JSONDecoder().decode(ModelCard.self, from: Data($0.utf8)) }
-    return card?.collapse == nil ? "trained" : "trained, COLLAPSED"
+    model.storedCard?.collapse == nil ? "trained" : "trained, COLLAPSED"
 }
 
 private func formatNumber(_ value: Double) -> String {
